@@ -1,0 +1,407 @@
+//! EC2 and Auto Scaling calls, as intents: "fetch what this selector may match", "list this
+//! policy's snapshots", "create a snapshot with these tags", "delete this snapshot".
+//!
+//! Describe calls are filtered server-side (a superset of the selection; the pure core decides),
+//! paginated, and batched at EC2's 200 values per filter, so the number of calls grows with pages,
+//! not with volumes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types::{
+    Filter, InstanceSpecification, ResourceType, Snapshot, Tag, TagSpecification,
+};
+use jiff::Timestamp;
+
+use super::aws_error;
+use crate::core::retention::{Snap, SnapState};
+use crate::core::select::{Instance, Inventory, Select, Volume};
+use crate::core::tags::{TAG_POLICY, TAG_TARGET, TAG_VOLUME};
+use crate::error::AwsError;
+
+/// EC2 accepts at most 200 values in one filter.
+const FILTER_BATCH: usize = 200;
+/// Auto Scaling accepts at most 100 group names per DescribeAutoScalingGroups.
+const ASG_BATCH: usize = 50;
+const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
+
+fn filter(name: &str, values: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.to_vec()))
+        .build()
+}
+
+fn tag_filters(want: &BTreeMap<String, String>) -> Vec<Filter> {
+    want.iter()
+        .map(|(k, v)| {
+            if v == "*" {
+                filter("tag-key", std::slice::from_ref(k))
+            } else {
+                filter(&format!("tag:{k}"), std::slice::from_ref(v))
+            }
+        })
+        .collect()
+}
+
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Describes instances matching `filters` (ANDed), page by page, into `inv`.
+async fn describe_instances(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<Filter>,
+    inv: &mut Inventory,
+) -> Result<(), AwsError> {
+    let mut pages = ec2
+        .describe_instances()
+        .set_filters(Some(filters))
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("describing EC2 instances", e))?;
+        for r in page.reservations() {
+            for i in r.instances() {
+                let Some(id) = i.instance_id() else { continue };
+                inv.instances.insert(
+                    id.to_string(),
+                    Instance {
+                        id: id.to_string(),
+                        state: i
+                            .state()
+                            .and_then(|s| s.name())
+                            .map(|n| n.as_str().to_string())
+                            .unwrap_or_default(),
+                        tags: tag_map(i.tags()),
+                        root_device: i.root_device_name().map(String::from),
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn describe_volumes(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<Filter>,
+    inv: &mut Inventory,
+) -> Result<(), AwsError> {
+    let mut pages = ec2
+        .describe_volumes()
+        .set_filters(Some(filters))
+        .max_results(500)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error("describing EBS volumes", e))?;
+        for v in page.volumes() {
+            let Some(id) = v.volume_id() else { continue };
+            let attachment = v.attachments().iter().find_map(|a| {
+                Some((
+                    a.instance_id()?.to_string(),
+                    a.device().unwrap_or_default().to_string(),
+                ))
+            });
+            inv.volumes.insert(
+                id.to_string(),
+                Volume {
+                    id: id.to_string(),
+                    state: v
+                        .state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    size_gb: v.size().map(i64::from).unwrap_or_default(),
+                    tags: tag_map(v.tags()),
+                    attachment,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn describe_asgs(
+    asg: &aws_sdk_autoscaling::Client,
+    names: &[String],
+    inv: &mut Inventory,
+) -> Result<(), AwsError> {
+    for batch in names.chunks(ASG_BATCH) {
+        let mut pages = asg
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(Some(batch.to_vec()))
+            .max_records(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("describing Auto Scaling groups", e))?;
+            for g in page.auto_scaling_groups() {
+                let Some(name) = g.auto_scaling_group_name() else {
+                    continue;
+                };
+                let members = g
+                    .instances()
+                    .iter()
+                    .filter_map(|i| i.instance_id().map(String::from))
+                    .collect();
+                inv.asg_members.insert(name.to_string(), members);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fetches a superset of what `sel` may select, with as few Describe calls as the sources allow.
+pub async fn fetch_inventory(
+    ec2: &aws_sdk_ec2::Client,
+    asg: &aws_sdk_autoscaling::Client,
+    sel: &Select,
+) -> Result<Inventory, AwsError> {
+    let mut inv = Inventory::default();
+    let live = || filter("instance-state-name", &LIVE_STATES.map(String::from));
+    if sel.all() {
+        // Everything: one paginated call each, no per-source calls needed.
+        describe_instances(ec2, vec![], &mut inv).await?;
+        if !sel.asg_names().is_empty() {
+            describe_asgs(asg, sel.asg_names(), &mut inv).await?;
+        }
+        describe_volumes(ec2, vec![], &mut inv).await?;
+        return Ok(inv);
+    }
+    if !sel.asg_names().is_empty() {
+        describe_asgs(asg, sel.asg_names(), &mut inv).await?;
+    }
+    let mut ids: BTreeSet<String> = sel.instance_ids().iter().cloned().collect();
+    ids.extend(inv.asg_members.values().flatten().cloned());
+    let ids: Vec<String> = ids.into_iter().collect();
+    for batch in ids.chunks(FILTER_BATCH) {
+        describe_instances(ec2, vec![live(), filter("instance-id", batch)], &mut inv).await?;
+    }
+    for batch in sel.instance_names().chunks(FILTER_BATCH) {
+        describe_instances(ec2, vec![live(), filter("tag:Name", batch)], &mut inv).await?;
+    }
+    if let Some(want) = sel.instance_tags() {
+        let mut filters = vec![live()];
+        filters.extend(tag_filters(want));
+        describe_instances(ec2, filters, &mut inv).await?;
+    }
+    let instance_ids: Vec<String> = inv.instances.keys().cloned().collect();
+    for batch in instance_ids.chunks(FILTER_BATCH) {
+        describe_volumes(ec2, vec![filter("attachment.instance-id", batch)], &mut inv).await?;
+    }
+    for batch in sel.volume_ids().chunks(FILTER_BATCH) {
+        describe_volumes(ec2, vec![filter("volume-id", batch)], &mut inv).await?;
+    }
+    if let Some(want) = sel.volume_tags() {
+        describe_volumes(ec2, tag_filters(want), &mut inv).await?;
+    }
+    // Volumes selected by volume sources may sit on instances we have not seen: their state,
+    // root device and tags matter.
+    let unknown: BTreeSet<String> = inv
+        .volumes
+        .values()
+        .filter_map(|v| v.attachment.as_ref().map(|(i, _)| i.clone()))
+        .filter(|i| !inv.instances.contains_key(i))
+        .collect();
+    let unknown: Vec<String> = unknown.into_iter().collect();
+    for batch in unknown.chunks(FILTER_BATCH) {
+        describe_instances(ec2, vec![filter("instance-id", batch)], &mut inv).await?;
+    }
+    Ok(inv)
+}
+
+/// A snapshot ebssnap manages (tagged `ebssnap:policy`), as listed from EC2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedSnapshot {
+    pub id: String,
+    pub volume_id: Option<String>,
+    pub state: String,
+    pub start_time: Timestamp,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ManagedSnapshot {
+    fn from_sdk(s: &Snapshot) -> Option<Self> {
+        let start = s.start_time()?;
+        Some(ManagedSnapshot {
+            id: s.snapshot_id()?.to_string(),
+            volume_id: s.volume_id().map(String::from),
+            state: s
+                .state()
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_default(),
+            start_time: Timestamp::new(start.secs(), start.subsec_nanos() as i32).ok()?,
+            tags: tag_map(s.tags()),
+        })
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    /// The (target, volume) pair key: the `ebssnap:volume` tag, else EC2's `VolumeId`
+    /// (crash-consistent sets carry the shared ebssnap tags only).
+    pub fn volume(&self) -> String {
+        self.tag(TAG_VOLUME)
+            .map(String::from)
+            .or_else(|| self.volume_id.clone())
+            .unwrap_or_default()
+    }
+
+    /// The planner's view. Listed with `OwnerIds=self`, so owned.
+    pub fn to_snap(&self) -> Snap {
+        Snap {
+            id: self.id.clone(),
+            owned: true,
+            policy: self.tag(TAG_POLICY).map(String::from),
+            target: self.tag(TAG_TARGET).map(String::from),
+            volume: self.volume(),
+            state: SnapState::from_ec2(&self.state),
+            start_time: self.start_time,
+        }
+    }
+}
+
+/// Lists this account's snapshots of a policy (and target), in one paginated call.
+pub async fn list_managed_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+    target: Option<&str>,
+) -> Result<Vec<ManagedSnapshot>, AwsError> {
+    let mut filters = vec![filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()])];
+    if let Some(t) = target {
+        filters.push(filter(&format!("tag:{TAG_TARGET}"), &[t.to_string()]));
+    }
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .set_filters(Some(filters))
+        .max_results(1000)
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| aws_error(format!("listing EBS snapshots of policy {policy}"), e))?;
+        out.extend(
+            page.snapshots()
+                .iter()
+                .filter_map(ManagedSnapshot::from_sdk),
+        );
+    }
+    Ok(out)
+}
+
+/// Which of `ids` still exist (for orphan detection in a sweep).
+pub async fn existing_volumes(
+    ec2: &aws_sdk_ec2::Client,
+    ids: &[String],
+) -> Result<BTreeSet<String>, AwsError> {
+    let mut inv = Inventory::default();
+    for batch in ids.chunks(FILTER_BATCH) {
+        describe_volumes(ec2, vec![filter("volume-id", batch)], &mut inv).await?;
+    }
+    Ok(inv.volumes.into_keys().collect())
+}
+
+fn tag_spec(tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(ResourceType::Snapshot)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .build()
+}
+
+/// Creates one snapshot with its whole tag set applied at creation.
+pub async fn create_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    volume_id: &str,
+    description: &str,
+    tags: &[(String, String)],
+) -> Result<String, AwsError> {
+    let out = ec2
+        .create_snapshot()
+        .volume_id(volume_id)
+        .description(description)
+        .tag_specifications(tag_spec(tags))
+        .send()
+        .await
+        .map_err(|e| aws_error(format!("creating EBS snapshot of {volume_id}"), e))?;
+    out.snapshot_id.ok_or_else(|| AwsError {
+        action: format!("creating EBS snapshot of {volume_id}"),
+        code: "MissingSnapshotId".into(),
+        message: "CreateSnapshot answered without a snapshot id".into(),
+        retryable: false,
+    })
+}
+
+/// Creates a crash-consistent set of an instance's volumes: EC2 copies each volume's tags
+/// (`CopyTagsFromSource=volume`); `tags` are the shared ebssnap tags. Returns (snapshot, volume).
+pub async fn create_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+    exclude_boot: bool,
+    exclude_data_volumes: &[String],
+    description: &str,
+    tags: &[(String, String)],
+) -> Result<Vec<(String, String)>, AwsError> {
+    let spec = InstanceSpecification::builder()
+        .instance_id(instance_id)
+        .exclude_boot_volume(exclude_boot)
+        .set_exclude_data_volume_ids(
+            (!exclude_data_volumes.is_empty()).then(|| exclude_data_volumes.to_vec()),
+        )
+        .build();
+    let out = ec2
+        .create_snapshots()
+        .instance_specification(spec)
+        .description(description)
+        .copy_tags_from_source(aws_sdk_ec2::types::CopyTagsFromSource::Volume)
+        .tag_specifications(tag_spec(tags))
+        .send()
+        .await
+        .map_err(|e| aws_error(format!("creating EBS snapshot set of {instance_id}"), e))?;
+    Ok(out
+        .snapshots()
+        .iter()
+        .filter_map(|s| Some((s.snapshot_id()?.to_string(), s.volume_id()?.to_string())))
+        .collect())
+}
+
+/// How a delete ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    /// Already gone: counts as success.
+    Gone,
+    /// Referenced by an AMI (`InvalidSnapshot.InUse`): skipped and reported.
+    InUse(String),
+}
+
+pub async fn delete_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    snapshot_id: &str,
+) -> Result<Deleted, AwsError> {
+    match ec2.delete_snapshot().snapshot_id(snapshot_id).send().await {
+        Ok(_) => Ok(Deleted::Deleted),
+        Err(e) => {
+            let e = aws_error(format!("deleting EBS snapshot {snapshot_id}"), e);
+            match e.code.as_str() {
+                "InvalidSnapshot.NotFound" => Ok(Deleted::Gone),
+                "InvalidSnapshot.InUse" => Ok(Deleted::InUse(e.message)),
+                _ => Err(e),
+            }
+        }
+    }
+}

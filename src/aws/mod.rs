@@ -1,0 +1,225 @@
+//! Every AWS call of the runner goes through this module.
+//!
+//! Clients are built once (the Lambda builds them outside the handler) with one HTTPS stack,
+//! standard retries (throttling and 5xx), explicit timeouts, and an interceptor that counts
+//! every attempt per operation for the run report.
+
+pub mod ec2;
+pub mod scheduler;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::AwsError;
+
+/// Where and as whom to connect. Everything else comes from the standard AWS chain.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// One endpoint for every service (emulators, VPC endpoints); `AWS_ENDPOINT_URL` also works.
+    pub endpoint_url: Option<String>,
+    /// Maximum attempts per call, including the first (default 5).
+    pub max_attempts: Option<u32>,
+}
+
+/// Counts API attempts per operation (`CreateSnapshot`: 12). Retries count: they cost calls too.
+#[derive(Debug, Clone, Default)]
+pub struct ApiCalls(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl ApiCalls {
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Calls made since `before` (a previous [`ApiCalls::snapshot`]).
+    pub fn since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.snapshot()
+            .into_iter()
+            .map(|(k, v)| {
+                let d = v - before.get(&k).copied().unwrap_or(0);
+                (k, d)
+            })
+            .filter(|(_, v)| *v > 0)
+            .collect()
+    }
+
+    fn add(&self, op: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(op.to_string()).or_insert(0) += 1;
+        }
+    }
+}
+
+impl Intercept for ApiCalls {
+    fn name(&self) -> &'static str {
+        "ebssnap::ApiCalls"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(meta) = cfg.load::<Metadata>() {
+            self.add(meta.name());
+        }
+        Ok(())
+    }
+}
+
+/// The AWS clients of one process, shared by every run.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub ec2: aws_sdk_ec2::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
+    pub scheduler: aws_sdk_scheduler::Client,
+    pub calls: ApiCalls,
+    pub region: Option<String>,
+}
+
+impl Clients {
+    /// Builds the clients from the standard chain plus `opts`.
+    pub async fn connect(opts: &ConnectOptions) -> Clients {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(opts.max_attempts.unwrap_or(5))
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(10)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .read_timeout(Duration::from_secs(30))
+                    .operation_attempt_timeout(Duration::from_secs(40))
+                    .operation_timeout(Duration::from_secs(180))
+                    .build(),
+            );
+        if let Some(r) = &opts.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(p) = &opts.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(u) = &opts.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let sdk = loader.load().await;
+        Clients::from_sdk_config(&sdk)
+    }
+
+    /// Builds the clients from a loaded SDK config (tests pass mocks this way).
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Clients {
+        let calls = ApiCalls::default();
+        Clients {
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(
+                aws_sdk_autoscaling::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            scheduler: aws_sdk_scheduler::Client::from_conf(
+                aws_sdk_scheduler::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            region: sdk.region().map(|r| r.to_string()),
+            calls,
+        }
+    }
+}
+
+/// Turns an SDK error into an [`AwsError`] carrying the AWS code and the action.
+pub fn aws_error<E, R>(action: impl Into<String>, err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let action = action.into();
+    match &err {
+        SdkError::ServiceError(se) => {
+            let e = se.err();
+            let code = e.code().unwrap_or("Unknown").to_string();
+            let message = e.message().unwrap_or("(no message)").to_string();
+            let retryable = is_retryable_code(&code);
+            AwsError {
+                action,
+                code,
+                message,
+                retryable,
+            }
+        }
+        SdkError::TimeoutError(_) => AwsError {
+            action,
+            code: "Timeout".into(),
+            message: "the request timed out".into(),
+            retryable: true,
+        },
+        SdkError::DispatchFailure(d) => AwsError {
+            action,
+            code: "DispatchFailure".into(),
+            message: format!(
+                "could not reach the AWS endpoint: {:?}",
+                d.as_connector_error()
+            ),
+            retryable: true,
+        },
+        SdkError::ResponseError(_) => AwsError {
+            action,
+            code: "ResponseError".into(),
+            message: format!(
+                "unreadable response: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
+            retryable: true,
+        },
+        _ => AwsError {
+            action,
+            code: "ClientError".into(),
+            message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+            retryable: false,
+        },
+    }
+}
+
+/// Error codes worth a later retry (after the SDK's own retries gave up).
+pub fn is_retryable_code(code: &str) -> bool {
+    matches!(
+        code,
+        "RequestLimitExceeded"
+            | "SnapshotCreationPerVolumeRateExceeded"
+            | "Throttling"
+            | "ThrottlingException"
+            | "InternalError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "Unavailable"
+            | "InternalServerException"
+            | "ConcurrentSnapshotLimitExceeded"
+    )
+}

@@ -1,0 +1,443 @@
+//! The `ebssnap` command line (DESIGN §8). A thin shell: parse arguments, build clients, call
+//! the engine, print the report, map the outcome to a documented exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::aws::{Clients, ConnectOptions, ec2};
+use crate::core::doc::{self, PolicyDocument, TargetDocument};
+use crate::core::retention::{self, Scope};
+use crate::core::select;
+use crate::engine::{self, RunOptions};
+use crate::error::{Error, exit};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ebssnap",
+    version,
+    about = "Scheduled EBS snapshots: the ebssnap runner"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// AWS region (default: the standard AWS chain)
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Named AWS profile
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// One endpoint for every AWS service (emulators, VPC endpoints)
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Clock for age decisions (RFC 3339); never backdates anything in AWS
+    #[arg(long, value_parser = parse_now)]
+    pub now: Option<Timestamp>,
+    /// Only read (Describe/Get); print what would be created and deleted
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as one JSON object
+    #[arg(long)]
+    pub json: bool,
+    /// Snapshot creations and deletions in flight at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "which", required = true, multiple = true)]
+pub struct Which {
+    /// Policy name (reads the documents from EventBridge Scheduler)
+    #[arg(long, group = "which", requires = "target")]
+    pub policy: Option<String>,
+    /// Target name
+    #[arg(long, requires = "policy")]
+    pub target: Option<String>,
+    /// Target document from a file instead of Scheduler ("-" for stdin)
+    #[arg(long, group = "which", conflicts_with = "policy")]
+    pub input: Option<PathBuf>,
+    /// Policy document from a file (with --input); default: read it from Scheduler
+    #[arg(long, requires = "input")]
+    pub policy_input: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot a target's volumes and prune its expired snapshots
+    Run {
+        #[command(flatten)]
+        which: Which,
+        #[command(flatten)]
+        common: Common,
+        /// Run key when the document has no scheduled time (default: manual-<UTC time>)
+        #[arg(long)]
+        run_key: Option<String>,
+    },
+    /// Prune every snapshot of a policy (removed targets and orphans included)
+    Sweep {
+        #[arg(long)]
+        policy: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show the volumes a target's selector matches now
+    Volumes {
+        #[command(flatten)]
+        which: Which,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a policy's managed snapshots and when each expires
+    Snapshots {
+        #[arg(long)]
+        policy: String,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_parser = parse_now)]
+        now: Option<Timestamp>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_now(s: &str) -> Result<Timestamp, String> {
+    s.parse::<Timestamp>()
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-26T05:00:00Z: {e}"))
+}
+
+/// Runs the CLI and returns the process exit code.
+pub async fn main(cli: Cli) -> i32 {
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ebssnap: error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn read_file(path: &PathBuf) -> Result<String, Error> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Error::Input(format!("reading stdin: {e}")))?;
+        return Ok(s);
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))
+}
+
+async fn connect(g: &Global) -> Clients {
+    Clients::connect(&ConnectOptions {
+        region: g.region.clone(),
+        profile: g.profile.clone(),
+        endpoint_url: g.endpoint_url.clone(),
+        max_attempts: None,
+    })
+    .await
+}
+
+/// The documents of a run, from files or from Scheduler.
+async fn documents(
+    clients: &Clients,
+    which: &Which,
+) -> Result<(PolicyDocument, TargetDocument), Error> {
+    if let Some(path) = &which.input {
+        let target = doc::parse_target(&read_file(path)?)
+            .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
+        let policy = match &which.policy_input {
+            Some(p) => doc::parse_policy(&read_file(p)?)
+                .map_err(|e| Error::Input(format!("{}: {e}", p.display())))?,
+            None => engine::load_policy(clients, &target.policy).await?,
+        };
+        return Ok((policy, target));
+    }
+    let (Some(p), Some(t)) = (&which.policy, &which.target) else {
+        return Err(Error::Input(
+            "give --policy and --target, or --input".into(),
+        ));
+    };
+    let policy = engine::load_policy(clients, p).await?;
+    let target = engine::load_target(clients, p, t).await?;
+    Ok((policy, target))
+}
+
+fn options(common: &Common, run_key: Option<String>) -> RunOptions {
+    let progress: Option<engine::Progress> = if std::io::stderr().is_terminal() && !common.json {
+        Some(Arc::new(|what: &str, done: usize, total: usize| {
+            if total >= 20 && (done % 10 == 0 || done == total) {
+                eprint!("\r{what}: {done}/{total}");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        }))
+    } else {
+        None
+    };
+    RunOptions {
+        now: common.now.unwrap_or_else(Timestamp::now),
+        dry_run: common.dry_run,
+        run_key,
+        concurrency: usize::from(common.concurrency),
+        progress,
+        ..RunOptions::default()
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}
+
+async fn dispatch(cli: Cli) -> Result<i32, Error> {
+    match &cli.command {
+        Command::Run {
+            which,
+            common,
+            run_key,
+        } => {
+            let clients = connect(&cli.global).await;
+            let (policy, target) = documents(&clients, which).await?;
+            let report = engine::run_target(
+                &clients,
+                &policy,
+                &target,
+                &options(common, run_key.clone()),
+            )
+            .await?;
+            if common.json {
+                print_json(&report)
+            } else {
+                print!("{}", report.human())
+            }
+            Ok(if report.failed() {
+                exit::VOLUME_FAILED
+            } else {
+                exit::OK
+            })
+        }
+        Command::Sweep { policy, common } => {
+            let clients = connect(&cli.global).await;
+            let doc = engine::load_policy(&clients, policy).await?;
+            let report = engine::sweep(&clients, &doc, &options(common, None)).await?;
+            if common.json {
+                print_json(&report)
+            } else {
+                print!("{}", report.human())
+            }
+            Ok(if report.failed() {
+                exit::VOLUME_FAILED
+            } else {
+                exit::OK
+            })
+        }
+        Command::Volumes { which, json } => {
+            let clients = connect(&cli.global).await;
+            let (_, target) = documents(&clients, which).await?;
+            volumes(&clients, &target, *json).await
+        }
+        Command::Snapshots {
+            policy,
+            target,
+            now,
+            json,
+        } => {
+            let clients = connect(&cli.global).await;
+            snapshots(
+                &clients,
+                policy,
+                target.as_deref(),
+                now.unwrap_or_else(Timestamp::now),
+                *json,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct VolumeRow {
+    volume_id: String,
+    instance_id: Option<String>,
+    device: Option<String>,
+    size_gb: i64,
+    root: bool,
+    tags: std::collections::BTreeMap<String, String>,
+}
+
+async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Result<i32, Error> {
+    let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
+    let rows: Vec<VolumeRow> = select::select(&target.select, &target.exclude(), &inv)
+        .into_iter()
+        .map(|s| VolumeRow {
+            tags: inv
+                .volumes
+                .get(&s.volume_id)
+                .map(|v| v.tags.clone())
+                .unwrap_or_default(),
+            volume_id: s.volume_id,
+            instance_id: s.instance_id,
+            device: s.device,
+            size_gb: s.size_gb,
+            root: s.root,
+        })
+        .collect();
+    if json {
+        print_json(&rows);
+    } else {
+        println!(
+            "{:<24} {:<21} {:<12} {:>6}  {}",
+            "VOLUME", "INSTANCE", "DEVICE", "GiB", "ROOT"
+        );
+        for r in &rows {
+            println!(
+                "{:<24} {:<21} {:<12} {:>6}  {}",
+                r.volume_id,
+                r.instance_id.as_deref().unwrap_or("-"),
+                r.device.as_deref().unwrap_or("-"),
+                r.size_gb,
+                if r.root { "yes" } else { "" }
+            );
+        }
+        println!(
+            "{} volume(s) selected by {}/{}",
+            rows.len(),
+            target.policy,
+            target.target
+        );
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Serialize)]
+struct SnapshotRow {
+    snapshot_id: String,
+    target: Option<String>,
+    volume_id: String,
+    state: String,
+    start_time: Timestamp,
+    /// keep reason or the reason it is due for deletion
+    status: retention::Reason,
+    /// when it becomes eligible for deletion by age (null: kept by the minimum or due now)
+    expires_at: Option<Timestamp>,
+}
+
+async fn snapshots(
+    clients: &Clients,
+    policy: &str,
+    target: Option<&str>,
+    now: Timestamp,
+    json: bool,
+) -> Result<i32, Error> {
+    let pdoc = engine::load_policy(clients, policy).await?;
+    let prules = pdoc.rules();
+    let mut rules = std::collections::BTreeMap::new();
+    let names = match target {
+        Some(t) => vec![t.to_string()],
+        None => crate::aws::scheduler::list_targets(&clients.scheduler, policy)
+            .await?
+            .unwrap_or_default(),
+    };
+    for n in names {
+        if let Ok(t) = engine::load_target(clients, policy, &n).await {
+            rules.insert(n, t.rules(&prules));
+        }
+    }
+    let listed = ec2::list_managed_snapshots(&clients.ec2, policy, target).await?;
+    let snaps: Vec<retention::Snap> = listed.iter().map(|s| s.to_snap()).collect();
+    let plan = retention::plan(
+        &Scope::Policy { policy },
+        &snaps,
+        |t| rules.get(t).copied().unwrap_or(prules),
+        |_| false,
+        now,
+    );
+    let by_id: std::collections::BTreeMap<&str, &ec2::ManagedSnapshot> =
+        listed.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut rows: Vec<SnapshotRow> = plan
+        .keep
+        .iter()
+        .chain(plan.delete.iter())
+        .filter_map(|d| {
+            let s = by_id.get(d.snapshot_id.as_str())?;
+            Some(SnapshotRow {
+                snapshot_id: d.snapshot_id.clone(),
+                target: s.tag(crate::core::tags::TAG_TARGET).map(String::from),
+                volume_id: d.volume_id.clone(),
+                state: s.state.clone(),
+                start_time: s.start_time,
+                status: d.reason,
+                expires_at: d.expires_at,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.target, &a.volume_id, b.start_time).cmp(&(&b.target, &b.volume_id, a.start_time))
+    });
+    if json {
+        print_json(&rows);
+    } else {
+        println!(
+            "{:<24} {:<12} {:<24} {:<10} {:<21} {:<14} EXPIRES",
+            "SNAPSHOT", "TARGET", "VOLUME", "STATE", "STARTED", "STATUS"
+        );
+        for r in &rows {
+            println!(
+                "{:<24} {:<12} {:<24} {:<10} {:<21} {:<14} {}",
+                r.snapshot_id,
+                r.target.as_deref().unwrap_or("-"),
+                r.volume_id,
+                r.state,
+                r.start_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                format!("{:?}", r.status),
+                r.expires_at
+                    .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+        println!("{} managed snapshot(s) of policy {policy}", rows.len());
+    }
+    Ok(exit::OK)
+}
+
+/// Logs go to stderr (stdout carries reports). `EBSSNAP_LOG` (or `RUST_LOG`) overrides the level.
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("EBSSNAP_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(format!("ebssnap={default_level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,556 @@
+//! Schedule input documents (DESIGN §3): the only input of the runner.
+//!
+//! The provider writes these into each schedule's `Input`; the runner reads them back. They are
+//! versioned (`"ebssnap": 1`) and strict: an unknown field is an error (a typo must not silently
+//! turn into a default), a newer version is a non-retryable error, and `null` means "the default"
+//! so the provider can omit what the user did not set.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::select::{Exclude, Select};
+
+/// The document format this runner reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+/// EventBridge Scheduler's limit on a target's `Input`, in characters.
+pub const MAX_INPUT_CHARS: usize = 8192;
+/// Default number of completed snapshots always kept per volume.
+pub const DEFAULT_MIN_SNAPSHOTS: u32 = 1;
+/// Longest retention we accept (100 years): guards against unit mistakes.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// Why a document was refused. Every variant is a bad-input error (exit code 2, non-retryable).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DocError {
+    #[error("the document is not valid JSON: {0}")]
+    Json(String),
+    #[error("the document has no \"ebssnap\" format version; is this an ebssnap schedule input?")]
+    MissingVersion,
+    #[error(
+        "the document has format version {found}, newer than this runner understands ({FORMAT_VERSION}); upgrade the runner"
+    )]
+    NewerVersion { found: u64 },
+    #[error("the document has kind {found:?}, expected {expected:?}")]
+    WrongKind {
+        found: String,
+        expected: &'static str,
+    },
+    #[error("the {kind} document is invalid: {message}")]
+    Invalid { kind: &'static str, message: String },
+}
+
+/// Scheduler context attributes. Scheduler substitutes the `<aws.scheduler.*>` placeholders for
+/// Lambda targets; a CLI run sees them verbatim and they then count as absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Invocation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_arn: Option<String>,
+}
+
+impl Invocation {
+    /// The placeholders the provider writes; Scheduler replaces them at delivery.
+    pub fn placeholders() -> Self {
+        Invocation {
+            scheduled_time: Some("<aws.scheduler.scheduled-time>".into()),
+            execution_id: Some("<aws.scheduler.execution-id>".into()),
+            attempt: Some("<aws.scheduler.attempt-number>".into()),
+            schedule_arn: Some("<aws.scheduler.schedule-arn>".into()),
+        }
+    }
+
+    /// The scheduled time when Scheduler substituted it; `None` for a placeholder or absent value.
+    pub fn scheduled_time(&self) -> Option<&str> {
+        substituted(&self.scheduled_time)
+    }
+
+    pub fn execution_id(&self) -> Option<&str> {
+        substituted(&self.execution_id)
+    }
+
+    pub fn attempt(&self) -> Option<&str> {
+        substituted(&self.attempt)
+    }
+
+    pub fn schedule_arn(&self) -> Option<&str> {
+        substituted(&self.schedule_arn)
+    }
+}
+
+fn substituted(v: &Option<String>) -> Option<&str> {
+    match v.as_deref() {
+        Some(s) if !s.is_empty() && !(s.starts_with("<aws.scheduler.") && s.ends_with('>')) => {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+/// Retention settings. In a policy `days` is required; in a target every field overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionDoc {
+    #[serde(default)]
+    pub days: Option<u32>,
+    #[serde(default)]
+    pub min_snapshots: Option<u32>,
+    #[serde(default)]
+    pub max_snapshots: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagsDoc {
+    #[serde(default)]
+    pub copy_volume_tags: Option<bool>,
+    #[serde(default)]
+    pub copy_instance_tags: Option<bool>,
+    #[serde(default)]
+    pub extra: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrphansDoc {
+    #[serde(default)]
+    pub delete_after_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyDoc {
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+/// The policy document, stored in the `_policy` schedule of the policy's group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    pub ebssnap: u64,
+    pub kind: String,
+    pub policy: String,
+    pub retention: RetentionDoc,
+    #[serde(default)]
+    pub tags: Option<TagsDoc>,
+    #[serde(default)]
+    pub orphans: Option<OrphansDoc>,
+    #[serde(default)]
+    pub crash_consistent: Option<bool>,
+    #[serde(default)]
+    pub notify: Option<NotifyDoc>,
+    #[serde(default)]
+    pub invocation: Option<Invocation>,
+}
+
+/// The target document, stored in the target's schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetDocument {
+    pub ebssnap: u64,
+    pub kind: String,
+    pub policy: String,
+    pub target: String,
+    pub select: Select,
+    #[serde(default)]
+    pub exclude: Option<Exclude>,
+    #[serde(default)]
+    pub retention: Option<RetentionDoc>,
+    #[serde(default)]
+    pub invocation: Option<Invocation>,
+}
+
+/// Either document, as a Lambda event may carry (sweep for a policy, run for a target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Document {
+    Policy(PolicyDocument),
+    Target(TargetDocument),
+}
+
+/// Effective retention rules for one (target, volume) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Rules {
+    pub days: u32,
+    pub min_snapshots: u32,
+    pub max_snapshots: Option<u32>,
+    /// Orphans only: release the kept minimum once the newest snapshot is older than this.
+    pub orphan_delete_after_days: Option<u32>,
+}
+
+/// Tag handling, resolved from the policy document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagSettings {
+    pub copy_volume_tags: bool,
+    pub copy_instance_tags: bool,
+    pub extra: BTreeMap<String, String>,
+}
+
+impl PolicyDocument {
+    pub fn rules(&self) -> Rules {
+        Rules {
+            days: self.retention.days.unwrap_or(0),
+            min_snapshots: self
+                .retention
+                .min_snapshots
+                .unwrap_or(DEFAULT_MIN_SNAPSHOTS),
+            max_snapshots: self.retention.max_snapshots,
+            orphan_delete_after_days: self.orphans.as_ref().and_then(|o| o.delete_after_days),
+        }
+    }
+
+    pub fn tag_settings(&self) -> TagSettings {
+        let t = self.tags.clone().unwrap_or_default();
+        TagSettings {
+            copy_volume_tags: t.copy_volume_tags.unwrap_or(true),
+            copy_instance_tags: t.copy_instance_tags.unwrap_or(false),
+            extra: t.extra.unwrap_or_default(),
+        }
+    }
+
+    pub fn crash_consistent(&self) -> bool {
+        self.crash_consistent.unwrap_or(false)
+    }
+
+    pub fn webhook_url(&self) -> Option<&str> {
+        self.notify.as_ref().and_then(|n| n.webhook_url.as_deref())
+    }
+
+    /// Checks what serde cannot: required values, ranges, names, reserved tag keys.
+    pub fn validate(&self) -> Result<(), DocError> {
+        let bad = |message: String| DocError::Invalid {
+            kind: "policy",
+            message,
+        };
+        validate_policy_name(&self.policy).map_err(bad)?;
+        match self.retention.days {
+            None => return Err(bad("retention.days is required".into())),
+            Some(d) => check_days("retention.days", d).map_err(bad)?,
+        }
+        check_counts(&self.retention).map_err(bad)?;
+        if let Some(d) = self.orphans.as_ref().and_then(|o| o.delete_after_days) {
+            check_days("orphans.delete_after_days", d).map_err(bad)?;
+        }
+        for key in self.tag_settings().extra.keys() {
+            check_extra_tag_key(key).map_err(bad)?;
+        }
+        if self.tag_settings().extra.len() > super::tags::MAX_TAGS - super::tags::EBSSNAP_TAG_COUNT
+        {
+            return Err(bad(format!(
+                "tags.extra has {} tags; at most {} fit next to the 4 ebssnap tags",
+                self.tag_settings().extra.len(),
+                super::tags::MAX_TAGS - super::tags::EBSSNAP_TAG_COUNT
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl TargetDocument {
+    /// The target's rules: its overrides on top of the policy's.
+    pub fn rules(&self, policy: &Rules) -> Rules {
+        let r = self.retention.clone().unwrap_or_default();
+        Rules {
+            days: r.days.unwrap_or(policy.days),
+            min_snapshots: r.min_snapshots.unwrap_or(policy.min_snapshots),
+            max_snapshots: r.max_snapshots.or(policy.max_snapshots),
+            orphan_delete_after_days: policy.orphan_delete_after_days,
+        }
+    }
+
+    pub fn exclude(&self) -> Exclude {
+        self.exclude.clone().unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> Result<(), DocError> {
+        let bad = |message: String| DocError::Invalid {
+            kind: "target",
+            message,
+        };
+        validate_policy_name(&self.policy).map_err(bad)?;
+        validate_target_name(&self.target).map_err(bad)?;
+        self.select.validate().map_err(bad)?;
+        if let Some(r) = &self.retention {
+            if let Some(d) = r.days {
+                check_days("retention.days", d).map_err(bad)?;
+            }
+            check_counts(r).map_err(bad)?;
+        }
+        Ok(())
+    }
+}
+
+fn check_days(field: &str, d: u32) -> Result<(), String> {
+    if d == 0 || d > MAX_RETENTION_DAYS {
+        return Err(format!(
+            "{field} must be between 1 and {MAX_RETENTION_DAYS}, got {d}"
+        ));
+    }
+    Ok(())
+}
+
+fn check_counts(r: &RetentionDoc) -> Result<(), String> {
+    if let Some(max) = r.max_snapshots {
+        if max == 0 {
+            return Err("retention.max_snapshots must be at least 1".into());
+        }
+        if let Some(min) = r.min_snapshots {
+            if min > max {
+                return Err(format!(
+                    "retention.min_snapshots ({min}) must not exceed retention.max_snapshots ({max})"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_extra_tag_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.chars().count() > 128 {
+        return Err(format!(
+            "tags.extra key {key:?} must be 1 to 128 characters"
+        ));
+    }
+    let lower = key.to_ascii_lowercase();
+    if lower.starts_with("aws:") || lower.starts_with("ebssnap:") {
+        return Err(format!(
+            "tags.extra key {key:?} uses a reserved prefix (aws: and ebssnap: are not allowed)"
+        ));
+    }
+    Ok(())
+}
+
+fn valid_name_chars(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Policy names: 1–56 characters of `[0-9A-Za-z_.-]` (the schedule group adds `ebssnap-`).
+pub fn validate_policy_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 56 || !valid_name_chars(name) {
+        return Err(format!(
+            "policy name {name:?} must be 1 to 56 characters of letters, digits, '_', '.' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Target names: 1–64 characters of `[0-9A-Za-z_.-]`, not starting with `_` (reserved).
+pub fn validate_target_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 || !valid_name_chars(name) {
+        return Err(format!(
+            "target name {name:?} must be 1 to 64 characters of letters, digits, '_', '.' and '-'"
+        ));
+    }
+    if name.starts_with('_') {
+        return Err(format!(
+            "target name {name:?} must not start with '_' (reserved for ebssnap's own schedules)"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the version and kind before the strict parse, so a newer document gets the
+/// "upgrade the runner" error rather than a confusing unknown-field error.
+fn header(v: &serde_json::Value) -> Result<String, DocError> {
+    let version = match v.get("ebssnap") {
+        Some(serde_json::Value::Number(n)) => n.as_u64().ok_or(DocError::MissingVersion)?,
+        _ => return Err(DocError::MissingVersion),
+    };
+    if version > FORMAT_VERSION {
+        return Err(DocError::NewerVersion { found: version });
+    }
+    if version != FORMAT_VERSION {
+        return Err(DocError::MissingVersion);
+    }
+    match v.get("kind").and_then(|k| k.as_str()) {
+        Some(k) => Ok(k.to_string()),
+        None => Err(DocError::Invalid {
+            kind: "schedule input",
+            message: "missing field `kind` (\"policy\" or \"target\")".into(),
+        }),
+    }
+}
+
+fn strict<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+    kind: &'static str,
+) -> Result<T, DocError> {
+    serde_json::from_value(v).map_err(|e| DocError::Invalid {
+        kind,
+        message: e.to_string(),
+    })
+}
+
+fn to_value(text: &str) -> Result<serde_json::Value, DocError> {
+    serde_json::from_str(text).map_err(|e| DocError::Json(e.to_string()))
+}
+
+/// Parses either document (a Lambda event or a schedule's input).
+pub fn parse_document(text: &str) -> Result<Document, DocError> {
+    parse_value(to_value(text)?)
+}
+
+pub fn parse_value(v: serde_json::Value) -> Result<Document, DocError> {
+    match header(&v)?.as_str() {
+        "policy" => {
+            let d: PolicyDocument = strict(v, "policy")?;
+            d.validate()?;
+            Ok(Document::Policy(d))
+        }
+        "target" => {
+            let d: TargetDocument = strict(v, "target")?;
+            d.validate()?;
+            Ok(Document::Target(d))
+        }
+        other => Err(DocError::WrongKind {
+            found: other.to_string(),
+            expected: "policy or target",
+        }),
+    }
+}
+
+pub fn parse_policy(text: &str) -> Result<PolicyDocument, DocError> {
+    match parse_document(text)? {
+        Document::Policy(p) => Ok(p),
+        Document::Target(_) => Err(DocError::WrongKind {
+            found: "target".into(),
+            expected: "policy",
+        }),
+    }
+}
+
+pub fn parse_target(text: &str) -> Result<TargetDocument, DocError> {
+    match parse_document(text)? {
+        Document::Target(t) => Ok(t),
+        Document::Policy(_) => Err(DocError::WrongKind {
+            found: "policy".into(),
+            expected: "target",
+        }),
+    }
+}
+
+/// Serializes a document the way the provider writes it (compact), checking the input limit.
+pub fn to_input<T: Serialize>(doc: &T) -> Result<String, String> {
+    let text = serde_json::to_string(doc).map_err(|e| e.to_string())?;
+    let chars = text.chars().count();
+    if chars > MAX_INPUT_CHARS {
+        return Err(format!(
+            "the schedule input document is {chars} characters; EventBridge Scheduler accepts at most {MAX_INPUT_CHARS}"
+        ));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy_json() -> &'static str {
+        r#"{"ebssnap": 1, "kind": "policy", "policy": "std", "retention": {"days": 14}}"#
+    }
+
+    #[test]
+    fn omitted_and_null_fields_take_defaults() {
+        let p = parse_policy(policy_json()).unwrap();
+        assert_eq!(p.rules().min_snapshots, 1);
+        assert!(p.tag_settings().copy_volume_tags);
+        assert!(!p.tag_settings().copy_instance_tags);
+        let with_nulls = r#"{"ebssnap": 1, "kind": "policy", "policy": "std",
+            "retention": {"days": 14, "min_snapshots": null}, "tags": null, "crash_consistent": null}"#;
+        assert_eq!(parse_policy(with_nulls).unwrap().rules(), p.rules());
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_its_name() {
+        let text = r#"{"ebssnap": 1, "kind": "policy", "policy": "std", "retention": {"days": 14, "dayz": 3}}"#;
+        let err = parse_policy(text).unwrap_err().to_string();
+        assert!(err.contains("dayz"), "{err}");
+    }
+
+    #[test]
+    fn newer_version_asks_for_an_upgrade() {
+        let text = r#"{"ebssnap": 2, "kind": "policy", "policy": "std", "retention": {"days": 14}, "new": 1}"#;
+        assert_eq!(
+            parse_policy(text).unwrap_err(),
+            DocError::NewerVersion { found: 2 }
+        );
+        assert!(
+            DocError::NewerVersion { found: 2 }
+                .to_string()
+                .contains("upgrade the runner")
+        );
+    }
+
+    #[test]
+    fn placeholders_count_as_absent() {
+        let inv = Invocation::placeholders();
+        assert_eq!(inv.scheduled_time(), None);
+        let real = Invocation {
+            scheduled_time: Some("2026-11-26T05:00:00Z".into()),
+            ..inv
+        };
+        assert_eq!(real.scheduled_time(), Some("2026-11-26T05:00:00Z"));
+    }
+
+    #[test]
+    fn target_overrides_merge_over_policy_rules() {
+        let p = parse_policy(policy_json()).unwrap();
+        let t = parse_target(
+            r#"{"ebssnap":1,"kind":"target","policy":"std","target":"web",
+                "select":{"volume_ids":["vol-1"]},"retention":{"days":30,"min_snapshots":null}}"#,
+        )
+        .unwrap();
+        let r = t.rules(&p.rules());
+        assert_eq!((r.days, r.min_snapshots, r.max_snapshots), (30, 1, None));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_target_name("_policy").is_err());
+        assert!(validate_target_name(&"a".repeat(65)).is_err());
+        assert!(validate_policy_name(&"a".repeat(57)).is_err());
+        assert!(validate_policy_name("std.prod-1_a").is_ok());
+        assert!(validate_policy_name("a b").is_err());
+    }
+
+    #[test]
+    fn min_above_max_and_missing_days_are_refused() {
+        let t = r#"{"ebssnap":1,"kind":"policy","policy":"p","retention":{"days":3,"min_snapshots":5,"max_snapshots":2}}"#;
+        assert!(
+            parse_policy(t)
+                .unwrap_err()
+                .to_string()
+                .contains("must not exceed")
+        );
+        let t = r#"{"ebssnap":1,"kind":"policy","policy":"p","retention":{}}"#;
+        assert!(
+            parse_policy(t)
+                .unwrap_err()
+                .to_string()
+                .contains("retention.days is required")
+        );
+    }
+
+    #[test]
+    fn wrong_kind_and_missing_version() {
+        assert!(matches!(
+            parse_target(policy_json()).unwrap_err(),
+            DocError::WrongKind { .. }
+        ));
+        assert_eq!(
+            parse_document(r#"{"kind":"policy"}"#).unwrap_err(),
+            DocError::MissingVersion
+        );
+        assert!(matches!(
+            parse_document("{nope").unwrap_err(),
+            DocError::Json(_)
+        ));
+    }
+}

@@ -1,0 +1,7 @@
+//! The pure core: documents, selection, tag merging and retention. Nothing here knows about AWS
+//! or Terraform; the runner and the provider are thin shells over it.
+
+pub mod doc;
+pub mod retention;
+pub mod select;
+pub mod tags;

@@ -1,0 +1,474 @@
+//! Volume selection (DESIGN §4), as a pure function over an inventory.
+//!
+//! The AWS layer fetches a *superset* of candidates with filtered Describe calls; this module
+//! decides exactly which volumes are selected. Keeping the decision here means the rules are
+//! unit-tested without AWS, and a server-side filter that matches too much can never widen a
+//! selection.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use wildmatch::WildMatch;
+
+/// Which volumes a target selects: the union of every source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Select {
+    #[serde(default)]
+    pub all_volumes: Option<bool>,
+    #[serde(default)]
+    pub asg_names: Option<Vec<String>>,
+    #[serde(default)]
+    pub instance_names: Option<Vec<String>>,
+    #[serde(default)]
+    pub instance_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub instance_tags: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub volume_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub volume_tags: Option<BTreeMap<String, String>>,
+}
+
+/// Volumes removed from the selection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exclude {
+    #[serde(default)]
+    pub volume_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub volume_tags: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub root_volumes: Option<bool>,
+}
+
+fn list(v: &Option<Vec<String>>) -> &[String] {
+    v.as_deref().unwrap_or(&[])
+}
+
+fn map(v: &Option<BTreeMap<String, String>>) -> Option<&BTreeMap<String, String>> {
+    v.as_ref().filter(|m| !m.is_empty())
+}
+
+impl Select {
+    pub fn all(&self) -> bool {
+        self.all_volumes.unwrap_or(false)
+    }
+    pub fn asg_names(&self) -> &[String] {
+        list(&self.asg_names)
+    }
+    pub fn instance_names(&self) -> &[String] {
+        list(&self.instance_names)
+    }
+    pub fn instance_ids(&self) -> &[String] {
+        list(&self.instance_ids)
+    }
+    pub fn instance_tags(&self) -> Option<&BTreeMap<String, String>> {
+        map(&self.instance_tags)
+    }
+    pub fn volume_ids(&self) -> &[String] {
+        list(&self.volume_ids)
+    }
+    pub fn volume_tags(&self) -> Option<&BTreeMap<String, String>> {
+        map(&self.volume_tags)
+    }
+
+    /// True when some source selects instances (and so their attached volumes).
+    pub fn has_instance_sources(&self) -> bool {
+        !self.asg_names().is_empty()
+            || !self.instance_names().is_empty()
+            || !self.instance_ids().is_empty()
+            || self.instance_tags().is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.all()
+            && !self.has_instance_sources()
+            && self.volume_ids().is_empty()
+            && self.volume_tags().is_none()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.is_empty() {
+            return Err(
+                "the selector is empty: set at least one of all_volumes, asg_names, \
+                 instance_names, instance_ids, instance_tags, volume_ids, volume_tags"
+                    .into(),
+            );
+        }
+        for (field, values) in [
+            ("asg_names", self.asg_names()),
+            ("instance_names", self.instance_names()),
+            ("instance_ids", self.instance_ids()),
+            ("volume_ids", self.volume_ids()),
+        ] {
+            if values.iter().any(|v| v.trim().is_empty()) {
+                return Err(format!("select.{field} contains an empty value"));
+            }
+        }
+        for id in self.instance_ids() {
+            if !id.starts_with("i-") {
+                return Err(format!(
+                    "select.instance_ids: {id:?} is not an instance id (i-...)"
+                ));
+            }
+        }
+        for id in self.volume_ids() {
+            if !id.starts_with("vol-") {
+                return Err(format!(
+                    "select.volume_ids: {id:?} is not a volume id (vol-...)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Exclude {
+    pub fn volume_ids(&self) -> &[String] {
+        list(&self.volume_ids)
+    }
+    pub fn volume_tags(&self) -> Option<&BTreeMap<String, String>> {
+        map(&self.volume_tags)
+    }
+    pub fn root_volumes(&self) -> bool {
+        self.root_volumes.unwrap_or(false)
+    }
+}
+
+/// An EC2 instance as selection needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Instance {
+    pub id: String,
+    pub state: String,
+    pub tags: BTreeMap<String, String>,
+    pub root_device: Option<String>,
+}
+
+impl Instance {
+    pub fn name(&self) -> Option<&str> {
+        self.tags.get("Name").map(String::as_str)
+    }
+
+    /// Instances being terminated are ignored; stopped ones are still protected.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.state.as_str(), "terminated" | "shutting-down")
+    }
+}
+
+/// An EBS volume as selection needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Volume {
+    pub id: String,
+    pub state: String,
+    pub size_gb: i64,
+    pub tags: BTreeMap<String, String>,
+    /// The first attachment: (instance id, device).
+    pub attachment: Option<(String, String)>,
+}
+
+/// Everything the AWS layer found; a superset of the selection.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub instances: BTreeMap<String, Instance>,
+    pub volumes: BTreeMap<String, Volume>,
+    /// Current members of each requested Auto Scaling group (missing group: absent).
+    pub asg_members: BTreeMap<String, Vec<String>>,
+}
+
+/// One selected volume, with what the snapshot description and tags need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Selected {
+    pub volume_id: String,
+    pub instance_id: Option<String>,
+    pub device: Option<String>,
+    pub size_gb: i64,
+    pub root: bool,
+}
+
+/// True when `tags` carries every entry of `want` (`"*"` = the key is present).
+pub fn tags_match_all(tags: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
+    want.iter().all(|(k, v)| tag_matches(tags, k, v))
+}
+
+/// True when `tags` carries at least one entry of `want`.
+pub fn tags_match_any(tags: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
+    want.iter().any(|(k, v)| tag_matches(tags, k, v))
+}
+
+fn tag_matches(tags: &BTreeMap<String, String>, key: &str, want: &str) -> bool {
+    match tags.get(key) {
+        Some(have) => want == "*" || have == want,
+        None => false,
+    }
+}
+
+/// A `Name` glob: `*` any run of characters, `?` one character, as EC2 tag filters use them.
+pub fn name_matches(glob: &str, name: &str) -> bool {
+    WildMatch::new(glob).matches(name)
+}
+
+/// Instances selected by the instance sources.
+fn selected_instances<'a>(sel: &Select, inv: &'a Inventory) -> BTreeSet<&'a str> {
+    let members: BTreeSet<&str> = sel
+        .asg_names()
+        .iter()
+        .filter_map(|g| inv.asg_members.get(g))
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    inv.instances
+        .values()
+        .filter(|i| i.is_live())
+        .filter(|i| {
+            members.contains(i.id.as_str())
+                || sel.instance_ids().contains(&i.id)
+                || i.name()
+                    .is_some_and(|n| sel.instance_names().iter().any(|g| name_matches(g, n)))
+                || sel
+                    .instance_tags()
+                    .is_some_and(|want| tags_match_all(&i.tags, want))
+        })
+        .map(|i| i.id.as_str())
+        .collect()
+}
+
+/// Applies DESIGN §4 to an inventory. The result is sorted by volume id.
+pub fn select(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
+    let instances = selected_instances(sel, inv);
+    let mut out = Vec::new();
+    for v in inv.volumes.values() {
+        if matches!(v.state.as_str(), "deleting" | "deleted") {
+            continue;
+        }
+        let attached = v
+            .attachment
+            .as_ref()
+            .and_then(|(i, _)| inv.instances.get(i));
+        // A volume on an instance that is going away is ignored, whatever selected it.
+        if attached.is_some_and(|i| !i.is_live()) {
+            continue;
+        }
+        let by_instance = v
+            .attachment
+            .as_ref()
+            .is_some_and(|(i, _)| instances.contains(i.as_str()));
+        let by_volume = sel.all()
+            || sel.volume_ids().contains(&v.id)
+            || sel
+                .volume_tags()
+                .is_some_and(|want| tags_match_all(&v.tags, want));
+        if !(by_instance || by_volume) {
+            continue;
+        }
+        let root = match (&v.attachment, attached) {
+            (Some((_, dev)), Some(i)) => i.root_device.as_deref() == Some(dev.as_str()),
+            _ => false,
+        };
+        if excl.volume_ids().contains(&v.id)
+            || excl
+                .volume_tags()
+                .is_some_and(|t| tags_match_any(&v.tags, t))
+            || (root && excl.root_volumes())
+        {
+            continue;
+        }
+        out.push(Selected {
+            volume_id: v.id.clone(),
+            instance_id: v.attachment.as_ref().map(|(i, _)| i.clone()),
+            device: v.attachment.as_ref().map(|(_, d)| d.clone()),
+            size_gb: v.size_gb,
+            root,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn inv() -> Inventory {
+        let mut inv = Inventory::default();
+        let mut inst = |id: &str, state: &str, t: &[(&str, &str)]| {
+            inv.instances.insert(
+                id.into(),
+                Instance {
+                    id: id.into(),
+                    state: state.into(),
+                    tags: tags(t),
+                    root_device: Some("/dev/xvda".into()),
+                },
+            );
+        };
+        inst("i-db1", "running", &[("Name", "db-1"), ("Env", "prod")]);
+        inst("i-db2", "stopped", &[("Name", "db-2"), ("Env", "dev")]);
+        inst("i-web1", "running", &[("Name", "web-1")]);
+        inst("i-dead", "terminated", &[("Name", "db-9"), ("Env", "prod")]);
+        let mut vol = |id: &str, att: Option<(&str, &str)>, t: &[(&str, &str)]| {
+            inv.volumes.insert(
+                id.into(),
+                Volume {
+                    id: id.into(),
+                    state: if att.is_some() { "in-use" } else { "available" }.into(),
+                    size_gb: 8,
+                    tags: tags(t),
+                    attachment: att.map(|(i, d)| (i.to_string(), d.to_string())),
+                },
+            );
+        };
+        vol("vol-db1root", Some(("i-db1", "/dev/xvda")), &[]);
+        vol(
+            "vol-db1data",
+            Some(("i-db1", "/dev/sdf")),
+            &[("NoBackup", "yes")],
+        );
+        vol("vol-db2root", Some(("i-db2", "/dev/xvda")), &[]);
+        vol(
+            "vol-web1root",
+            Some(("i-web1", "/dev/xvda")),
+            &[("Tier", "web")],
+        );
+        vol(
+            "vol-dead",
+            Some(("i-dead", "/dev/xvda")),
+            &[("Tier", "web")],
+        );
+        vol("vol-free", None, &[("Tier", "web"), ("Owner", "ops")]);
+        inv.asg_members
+            .insert("web-asg".into(), vec!["i-web1".into(), "i-dead".into()]);
+        inv
+    }
+
+    fn ids(sel: Select, excl: Exclude) -> Vec<String> {
+        select(&sel, &excl, &inv())
+            .into_iter()
+            .map(|s| s.volume_id)
+            .collect()
+    }
+
+    #[test]
+    fn name_globs_select_every_attached_volume_of_live_instances() {
+        let sel = Select {
+            instance_names: Some(vec!["db-*".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(sel, Exclude::default()),
+            ["vol-db1data", "vol-db1root", "vol-db2root"]
+        );
+        let sel = Select {
+            instance_names: Some(vec!["db-?".into()]),
+            ..Default::default()
+        };
+        assert_eq!(ids(sel, Exclude::default()).len(), 3);
+    }
+
+    #[test]
+    fn instance_tags_are_anded_and_star_means_present() {
+        let sel = Select {
+            instance_tags: Some(tags(&[("Env", "prod")])),
+            ..Default::default()
+        };
+        assert_eq!(ids(sel, Exclude::default()), ["vol-db1data", "vol-db1root"]);
+        let sel = Select {
+            instance_tags: Some(tags(&[("Env", "*"), ("Name", "db-2")])),
+            ..Default::default()
+        };
+        assert_eq!(ids(sel, Exclude::default()), ["vol-db2root"]);
+    }
+
+    #[test]
+    fn asg_members_ids_and_union() {
+        let sel = Select {
+            asg_names: Some(vec!["web-asg".into(), "missing".into()]),
+            instance_ids: Some(vec!["i-db2".into()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(sel, Exclude::default()),
+            ["vol-db2root", "vol-web1root"]
+        );
+    }
+
+    #[test]
+    fn volume_sources_and_all() {
+        let sel = Select {
+            volume_tags: Some(tags(&[("Tier", "web")])),
+            ..Default::default()
+        };
+        assert_eq!(ids(sel, Exclude::default()), ["vol-free", "vol-web1root"]);
+        let sel = Select {
+            volume_ids: Some(vec!["vol-free".into()]),
+            ..Default::default()
+        };
+        assert_eq!(ids(sel, Exclude::default()), ["vol-free"]);
+        let sel = Select {
+            all_volumes: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(sel, Exclude::default()).len(),
+            5,
+            "all but the terminated instance's"
+        );
+    }
+
+    #[test]
+    fn exclusions() {
+        let all = || Select {
+            all_volumes: Some(true),
+            ..Default::default()
+        };
+        let ex = Exclude {
+            root_volumes: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(ids(all(), ex), ["vol-db1data", "vol-free"]);
+        let ex = Exclude {
+            volume_tags: Some(tags(&[("NoBackup", "*"), ("Owner", "ops")])),
+            volume_ids: Some(vec!["vol-db2root".into()]),
+            ..Default::default()
+        };
+        assert_eq!(ids(all(), ex), ["vol-db1root", "vol-web1root"]);
+    }
+
+    #[test]
+    fn selected_carries_instance_and_device() {
+        let sel = Select {
+            volume_ids: Some(vec!["vol-db1data".into()]),
+            ..Default::default()
+        };
+        let got = select(&sel, &Exclude::default(), &inv());
+        assert_eq!(got[0].instance_id.as_deref(), Some("i-db1"));
+        assert_eq!(got[0].device.as_deref(), Some("/dev/sdf"));
+        assert!(!got[0].root);
+    }
+
+    #[test]
+    fn empty_selector_is_invalid() {
+        assert!(
+            Select::default()
+                .validate()
+                .unwrap_err()
+                .contains("selector is empty")
+        );
+        let s = Select {
+            instance_tags: Some(BTreeMap::new()),
+            ..Default::default()
+        };
+        assert!(s.validate().is_err());
+        let s = Select {
+            volume_ids: Some(vec!["i-123".into()]),
+            ..Default::default()
+        };
+        assert!(s.validate().is_err());
+    }
+}

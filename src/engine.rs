@@ -1,0 +1,618 @@
+//! A target run and a policy sweep (DESIGN §5): the runner's core library function.
+//!
+//! Both take the AWS clients, the documents and `now`, and return a [`Report`]. Per-volume
+//! failures are recorded and every other volume still processed; only errors that stop the
+//! whole run (bad input, an AWS call the run cannot do without) are `Err`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::aws::ec2::{self, Deleted, ManagedSnapshot};
+use crate::aws::{Clients, scheduler};
+use crate::core::doc::{self, PolicyDocument, Rules, TargetDocument};
+use crate::core::retention::{self, Scope, SnapState};
+use crate::core::select::{self, Inventory, Selected};
+use crate::core::tags::{self, Identity, TAG_RUN};
+use crate::error::{AwsError, Error};
+use crate::report::{Created, DeletedSnapshot, Failure, InUse, Report, Skipped};
+
+/// Progress of a long run, for a terminal.
+pub type Progress = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
+
+/// How a run behaves; the defaults suit the Lambda.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The clock for age decisions (`--now`); never used to backdate anything in AWS.
+    pub now: Timestamp,
+    /// Only Describe/Get calls; report what would be created and deleted.
+    pub dry_run: bool,
+    /// Run key when the document carries no substituted scheduled time.
+    pub run_key: Option<String>,
+    /// Snapshot creations and deletions in flight at once.
+    pub concurrency: usize,
+    /// Stop starting new work after this instant (the Lambda deadline minus a margin).
+    pub stop_at: Option<Instant>,
+    /// Attempts for a volume that hits a per-volume rate limit, and the first backoff.
+    pub create_attempts: u32,
+    pub backoff: Duration,
+    pub progress: Option<Progress>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            now: Timestamp::now(),
+            dry_run: false,
+            run_key: None,
+            concurrency: 8,
+            stop_at: None,
+            create_attempts: 4,
+            backoff: Duration::from_secs(2),
+            progress: None,
+        }
+    }
+}
+
+impl RunOptions {
+    fn out_of_time(&self) -> bool {
+        self.stop_at.is_some_and(|t| Instant::now() >= t)
+    }
+
+    fn tick(&self, what: &str, done: usize, total: usize) {
+        if let Some(p) = &self.progress {
+            p(what, done, total);
+        }
+    }
+}
+
+/// Loads a policy document from its `_policy` schedule; a missing one is bad input.
+pub async fn load_policy(clients: &Clients, policy: &str) -> Result<PolicyDocument, Error> {
+    doc::validate_policy_name(policy).map_err(Error::Input)?;
+    let text = scheduler::get_input(&clients.scheduler, policy, scheduler::POLICY_SCHEDULE)
+        .await?
+        .ok_or_else(|| {
+            Error::Input(format!(
+                "unknown policy {policy:?}: schedule group {} has no {} schedule; \
+                 check the name or apply the ebssnap_policy first",
+                scheduler::group_name(policy),
+                scheduler::POLICY_SCHEDULE
+            ))
+        })?;
+    let p = doc::parse_policy(&text)?;
+    if p.policy != policy {
+        return Err(Error::Input(format!(
+            "schedule {}/{} holds the document of policy {:?}",
+            scheduler::group_name(policy),
+            scheduler::POLICY_SCHEDULE,
+            p.policy
+        )));
+    }
+    Ok(p)
+}
+
+/// Loads a target document from its schedule; a missing one is bad input.
+pub async fn load_target(
+    clients: &Clients,
+    policy: &str,
+    target: &str,
+) -> Result<TargetDocument, Error> {
+    doc::validate_target_name(target).map_err(Error::Input)?;
+    let text = scheduler::get_input(&clients.scheduler, policy, target)
+        .await?
+        .ok_or_else(|| {
+            Error::Input(format!(
+                "unknown target {policy}/{target}: no such schedule in group {}",
+                scheduler::group_name(policy)
+            ))
+        })?;
+    Ok(doc::parse_target(&text)?)
+}
+
+fn run_key(invocation: Option<&doc::Invocation>, opts: &RunOptions) -> String {
+    invocation
+        .and_then(|i| i.scheduled_time())
+        .map(String::from)
+        .or_else(|| opts.run_key.clone())
+        .unwrap_or_else(|| format!("manual-{}", Timestamp::now().strftime("%Y%m%dT%H%M%SZ")))
+}
+
+fn description(policy: &str, target: &str, s: &Selected) -> String {
+    let mut d = format!("ebssnap {policy}/{target} {}", s.volume_id);
+    if let Some(i) = &s.instance_id {
+        d.push_str(&format!(" {i}"));
+    }
+    if let Some(dev) = &s.device {
+        d.push_str(&format!(" {dev}"));
+    }
+    d.chars().take(255).collect()
+}
+
+fn failure(s: &Selected, e: &AwsError) -> Failure {
+    Failure {
+        volume_id: s.volume_id.clone(),
+        instance_id: s.instance_id.clone(),
+        device: s.device.clone(),
+        snapshot_id: None,
+        code: e.code.clone(),
+        message: e.message.clone(),
+        retryable: e.retryable,
+    }
+}
+
+/// One unit of creation work: a single volume, or a whole instance's crash-consistent set.
+enum Job {
+    Volume(Selected),
+    Set {
+        instance_id: String,
+        volumes: Vec<Selected>,
+        exclude_boot: bool,
+    },
+}
+
+enum JobResult {
+    Created(Vec<Created>),
+    Failed(Vec<Failure>),
+    Skipped(Vec<Skipped>),
+}
+
+/// What a target run needs beyond the documents.
+struct Ctx<'a> {
+    clients: &'a Clients,
+    policy: &'a PolicyDocument,
+    target: &'a TargetDocument,
+    run_key: &'a str,
+    opts: &'a RunOptions,
+    inv: &'a Inventory,
+}
+
+impl Ctx<'_> {
+    async fn create_one(&self, s: &Selected) -> Result<(String, Vec<tags::DroppedTag>), AwsError> {
+        let settings = self.policy.tag_settings();
+        let id = Identity {
+            policy: &self.policy.policy,
+            target: &self.target.target,
+            run_key: self.run_key,
+            volume_id: &s.volume_id,
+        };
+        let vol_tags = self.inv.volumes.get(&s.volume_id).map(|v| &v.tags);
+        let inst_tags = s
+            .instance_id
+            .as_ref()
+            .and_then(|i| self.inv.instances.get(i))
+            .map(|i| &i.tags);
+        let set = tags::merge(
+            &id,
+            &settings.extra,
+            vol_tags.filter(|_| settings.copy_volume_tags),
+            inst_tags.filter(|_| settings.copy_instance_tags),
+        );
+        let desc = description(&self.policy.policy, &self.target.target, s);
+        let mut attempt = 1;
+        loop {
+            match ec2::create_snapshot(&self.clients.ec2, &s.volume_id, &desc, &set.tags).await {
+                Ok(id) => return Ok((id, set.dropped)),
+                Err(e) if e.retryable && attempt < self.opts.create_attempts => {
+                    let wait = backoff(self.opts.backoff, attempt);
+                    if self
+                        .opts
+                        .stop_at
+                        .is_some_and(|t| Instant::now() + wait >= t)
+                    {
+                        return Err(e);
+                    }
+                    warn!(volume = %s.volume_id, code = %e.code, attempt, "retrying snapshot");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn run_job(&self, job: Job) -> (JobResult, Vec<tags::DroppedTag>) {
+        if self.opts.out_of_time() {
+            let vols = match job {
+                Job::Volume(s) => vec![s],
+                Job::Set { volumes, .. } => volumes,
+            };
+            let skipped = vols
+                .into_iter()
+                .map(|s| Skipped {
+                    volume_id: s.volume_id,
+                    reason: "deadline: not started before the run's time ran out".into(),
+                })
+                .collect();
+            return (JobResult::Skipped(skipped), vec![]);
+        }
+        match job {
+            Job::Volume(s) => {
+                let span = info_span!("snapshot", volume = %s.volume_id);
+                match self.create_one(&s).instrument(span).await {
+                    Ok((id, dropped)) => {
+                        info!(volume = %s.volume_id, snapshot = %id, "created snapshot");
+                        let c = Created {
+                            snapshot_id: Some(id),
+                            volume_id: s.volume_id,
+                            instance_id: s.instance_id,
+                            device: s.device,
+                        };
+                        (JobResult::Created(vec![c]), dropped)
+                    }
+                    Err(e) => {
+                        warn!(volume = %s.volume_id, code = %e.code, message = %e.message, "snapshot failed");
+                        (JobResult::Failed(vec![failure(&s, &e)]), vec![])
+                    }
+                }
+            }
+            Job::Set {
+                instance_id,
+                volumes,
+                exclude_boot,
+            } => {
+                let mut ident = tags::identity_tags(&Identity {
+                    policy: &self.policy.policy,
+                    target: &self.target.target,
+                    run_key: self.run_key,
+                    volume_id: "",
+                });
+                ident.retain(|(k, _)| k != tags::TAG_VOLUME);
+                ident.extend(self.policy.tag_settings().extra.into_iter());
+                let desc = format!(
+                    "ebssnap {}/{} {instance_id} (crash-consistent set)",
+                    self.policy.policy, self.target.target
+                );
+                match ec2::create_snapshots(
+                    &self.clients.ec2,
+                    &instance_id,
+                    exclude_boot,
+                    &[],
+                    &desc,
+                    &ident,
+                )
+                .await
+                {
+                    Ok(made) => {
+                        let by_vol: BTreeMap<&str, &Selected> =
+                            volumes.iter().map(|s| (s.volume_id.as_str(), s)).collect();
+                        let created = made
+                            .into_iter()
+                            .map(|(snap, vol)| {
+                                let s = by_vol.get(vol.as_str());
+                                Created {
+                                    snapshot_id: Some(snap),
+                                    instance_id: Some(instance_id.clone()),
+                                    device: s.and_then(|s| s.device.clone()),
+                                    volume_id: vol,
+                                }
+                            })
+                            .collect();
+                        (JobResult::Created(created), vec![])
+                    }
+                    Err(e) => (
+                        JobResult::Failed(volumes.iter().map(|s| failure(s, &e)).collect()),
+                        vec![],
+                    ),
+                }
+            }
+        }
+    }
+}
+
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << attempt.min(6));
+    // Cheap jitter (up to a quarter of the wait) without a random-number crate.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    exp + exp.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+/// Splits the volumes to snapshot into jobs: crash-consistent sets for instances whose every
+/// attached volume is selected (when the policy asks for it), single volumes otherwise.
+fn plan_jobs(to_create: Vec<Selected>, inv: &Inventory, crash_consistent: bool) -> Vec<Job> {
+    if !crash_consistent {
+        return to_create.into_iter().map(Job::Volume).collect();
+    }
+    let mut by_instance: BTreeMap<String, Vec<Selected>> = BTreeMap::new();
+    let mut jobs = Vec::new();
+    for s in to_create {
+        match s.instance_id.clone() {
+            Some(i) => by_instance.entry(i).or_default().push(s),
+            None => jobs.push(Job::Volume(s)),
+        }
+    }
+    for (instance_id, volumes) in by_instance {
+        let attached: BTreeSet<&str> = inv
+            .volumes
+            .values()
+            .filter(|v| {
+                v.attachment
+                    .as_ref()
+                    .is_some_and(|(i, _)| *i == instance_id)
+            })
+            .map(|v| v.id.as_str())
+            .collect();
+        let chosen: BTreeSet<&str> = volumes.iter().map(|s| s.volume_id.as_str()).collect();
+        if attached == chosen {
+            jobs.push(Job::Set {
+                instance_id,
+                volumes,
+                exclude_boot: false,
+            });
+        } else {
+            jobs.extend(volumes.into_iter().map(Job::Volume));
+        }
+    }
+    jobs
+}
+
+/// Runs one target: select, snapshot, prune (DESIGN §5).
+pub async fn run_target(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    target: &TargetDocument,
+    opts: &RunOptions,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    let calls_before = clients.calls.snapshot();
+    policy.validate()?;
+    target.validate()?;
+    if target.policy != policy.policy {
+        return Err(Error::Input(format!(
+            "target {}/{} belongs to policy {:?}, but the policy document is {:?}",
+            target.policy, target.target, target.policy, policy.policy
+        )));
+    }
+    let rules = target.rules(&policy.rules());
+    let run_key = run_key(target.invocation.as_ref(), opts);
+    let span = info_span!("run", policy = %policy.policy, target = %target.target, run = %run_key);
+    let _enter = span.enter();
+    let mut report = Report {
+        kind: "run",
+        policy: policy.policy.clone(),
+        target: Some(target.target.clone()),
+        run_key: run_key.clone(),
+        dry_run: opts.dry_run,
+        now: opts.now.to_string(),
+        ..Report::default()
+    };
+
+    let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
+    let selected = select::select(&target.select, &target.exclude(), &inv);
+    report.volumes_selected = selected.len();
+    let existing =
+        ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target)).await?;
+
+    // Idempotency: Scheduler delivers at least once and retries.
+    let done: BTreeSet<String> = existing
+        .iter()
+        .filter(|s| s.tag(TAG_RUN) == Some(run_key.as_str()))
+        .map(ManagedSnapshot::volume)
+        .collect();
+    let (already, to_create): (Vec<Selected>, Vec<Selected>) = selected
+        .into_iter()
+        .partition(|s| done.contains(&s.volume_id));
+    report.skipped.extend(already.into_iter().map(|s| Skipped {
+        volume_id: s.volume_id,
+        reason: format!("already snapshotted in run {run_key}"),
+    }));
+
+    if opts.dry_run {
+        report.created = to_create
+            .into_iter()
+            .map(|s| Created {
+                snapshot_id: None,
+                volume_id: s.volume_id,
+                instance_id: s.instance_id,
+                device: s.device,
+            })
+            .collect();
+    } else {
+        let ctx = Ctx {
+            clients,
+            policy,
+            target,
+            run_key: &run_key,
+            opts,
+            inv: &inv,
+        };
+        let jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
+        let total = jobs.len();
+        let mut results = futures::stream::iter(jobs)
+            .map(|job| ctx.run_job(job))
+            .buffer_unordered(opts.concurrency.max(1));
+        let mut n = 0;
+        while let Some((result, dropped)) = results.next().await {
+            n += 1;
+            opts.tick("snapshots", n, total);
+            report.tags_dropped.extend(dropped);
+            match result {
+                JobResult::Created(c) => report.created.extend(c),
+                JobResult::Failed(f) => report.failures.extend(f),
+                JobResult::Skipped(s) => report.skipped.extend(s),
+            }
+        }
+    }
+    report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+    report
+        .failures
+        .sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+
+    // Prune. New snapshots join as pending: never deleted, never counted.
+    let mut snaps: Vec<retention::Snap> = existing.iter().map(ManagedSnapshot::to_snap).collect();
+    for c in &report.created {
+        if let Some(id) = &c.snapshot_id {
+            snaps.push(retention::Snap {
+                id: id.clone(),
+                owned: true,
+                policy: Some(policy.policy.clone()),
+                target: Some(target.target.clone()),
+                volume: c.volume_id.clone(),
+                state: SnapState::Pending,
+                start_time: opts.now,
+            });
+        }
+    }
+    let scope = Scope::Target {
+        policy: &policy.policy,
+        target: &target.target,
+    };
+    let plan = retention::plan(&scope, &snaps, |_| rules, |_| false, opts.now);
+    prune(clients, plan, opts, &mut report).await;
+
+    report.api_calls = clients.calls.since(&calls_before);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    log_report(&report);
+    Ok(report)
+}
+
+/// Executes a retention plan (or only reports it in a dry run).
+async fn prune(clients: &Clients, plan: retention::Plan, opts: &RunOptions, report: &mut Report) {
+    report.kept += plan.keep.len();
+    report.error_snapshots.extend(plan.errors);
+    if opts.dry_run {
+        report
+            .deleted
+            .extend(plan.delete.into_iter().map(|d| DeletedSnapshot {
+                snapshot_id: d.snapshot_id,
+                volume_id: d.volume_id,
+                target: d.target,
+                reason: d.reason,
+            }));
+        return;
+    }
+    let total = plan.delete.len();
+    let mut results = futures::stream::iter(plan.delete)
+        .map(|d| async move {
+            if opts.out_of_time() {
+                return (d, None);
+            }
+            let r = ec2::delete_snapshot(&clients.ec2, &d.snapshot_id).await;
+            (d, Some(r))
+        })
+        .buffer_unordered(opts.concurrency.max(1));
+    let mut n = 0;
+    while let Some((d, r)) = results.next().await {
+        n += 1;
+        opts.tick("deletions", n, total);
+        match r {
+            None => report.kept += 1,
+            Some(Ok(Deleted::Deleted | Deleted::Gone)) => report.deleted.push(DeletedSnapshot {
+                snapshot_id: d.snapshot_id,
+                volume_id: d.volume_id,
+                target: d.target,
+                reason: d.reason,
+            }),
+            Some(Ok(Deleted::InUse(message))) => {
+                report.kept += 1;
+                report.in_use.push(InUse {
+                    snapshot_id: d.snapshot_id,
+                    volume_id: d.volume_id,
+                    message,
+                });
+            }
+            Some(Err(e)) => {
+                report.kept += 1;
+                report.failures.push(Failure {
+                    volume_id: d.volume_id,
+                    instance_id: None,
+                    device: None,
+                    snapshot_id: Some(d.snapshot_id),
+                    code: e.code,
+                    message: e.message,
+                    retryable: e.retryable,
+                });
+            }
+        }
+    }
+    report
+        .deleted
+        .sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
+}
+
+/// Sweeps a policy: prunes every pair (removed targets and orphans included) and reports
+/// snapshots in state `error` (DESIGN §5).
+pub async fn sweep(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    opts: &RunOptions,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    let calls_before = clients.calls.snapshot();
+    policy.validate()?;
+    let run_key = run_key(policy.invocation.as_ref(), opts);
+    let span = info_span!("sweep", policy = %policy.policy, run = %run_key);
+    let _enter = span.enter();
+    let mut report = Report {
+        kind: "sweep",
+        policy: policy.policy.clone(),
+        target: None,
+        run_key,
+        dry_run: opts.dry_run,
+        now: opts.now.to_string(),
+        ..Report::default()
+    };
+    let policy_rules = policy.rules();
+    let names = scheduler::list_targets(&clients.scheduler, &policy.policy)
+        .await?
+        .unwrap_or_default();
+    // Rules of every live target; a target whose document cannot be read is not pruned at all,
+    // since the policy's rules might be shorter than its own.
+    let mut rules: BTreeMap<String, Option<Rules>> = BTreeMap::new();
+    for name in names {
+        let r = match load_target(clients, &policy.policy, &name).await {
+            Ok(t) => Some(t.rules(&policy_rules)),
+            Err(e) => {
+                report.failures.push(Failure {
+                    volume_id: String::new(),
+                    instance_id: None,
+                    device: None,
+                    snapshot_id: None,
+                    code: "InvalidTargetDocument".into(),
+                    message: format!("target {name} not pruned: {e}"),
+                    retryable: false,
+                });
+                None
+            }
+        };
+        rules.insert(name, r);
+    }
+    let existing = ec2::list_managed_snapshots(&clients.ec2, &policy.policy, None).await?;
+    let snaps: Vec<retention::Snap> = existing
+        .iter()
+        .map(ManagedSnapshot::to_snap)
+        .filter(|s| !matches!(s.target.as_ref().and_then(|t| rules.get(t)), Some(None)))
+        .collect();
+    let volumes: BTreeSet<String> = snaps.iter().map(|s| s.volume.clone()).collect();
+    let volumes: Vec<String> = volumes.into_iter().collect();
+    let alive = ec2::existing_volumes(&clients.ec2, &volumes).await?;
+    let scope = Scope::Policy {
+        policy: &policy.policy,
+    };
+    let plan = retention::plan(
+        &scope,
+        &snaps,
+        |t| rules.get(t).copied().flatten().unwrap_or(policy_rules),
+        |v| !alive.contains(v),
+        opts.now,
+    );
+    prune(clients, plan, opts, &mut report).await;
+    report.api_calls = clients.calls.since(&calls_before);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    log_report(&report);
+    Ok(report)
+}
+
+/// The report as one structured log line.
+fn log_report(report: &Report) {
+    match serde_json::to_string(report) {
+        Ok(json) => info!(report = %json, "ebssnap report"),
+        Err(e) => warn!(error = %e, "could not serialize the report"),
+    }
+}
