@@ -1,0 +1,73 @@
+//! Building documents and storing them in Scheduler the way the provider does.
+
+use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
+use ebssnap::aws::Clients;
+use ebssnap::core::doc::{self, PolicyDocument, TargetDocument};
+use serde_json::{Value, json};
+
+pub fn policy(name: &str, days: u32, min: u32) -> Value {
+    json!({"ebssnap": 1, "kind": "policy", "policy": name,
+           "retention": {"days": days, "min_snapshots": min, "max_snapshots": null},
+           "tags": {"copy_volume_tags": true, "copy_instance_tags": false, "extra": {"Backup": "ebssnap"}}})
+}
+
+pub fn target(policy: &str, name: &str, select: Value) -> Value {
+    json!({"ebssnap": 1, "kind": "target", "policy": policy, "target": name, "select": select})
+}
+
+pub fn with_run(mut doc: Value, scheduled_time: &str) -> Value {
+    doc["invocation"] = json!({"scheduled_time": scheduled_time});
+    doc
+}
+
+pub fn p(v: &Value) -> PolicyDocument {
+    doc::parse_policy(&v.to_string()).expect("valid policy document")
+}
+
+pub fn t(v: &Value) -> TargetDocument {
+    doc::parse_target(&v.to_string()).expect("valid target document")
+}
+
+/// Creates the group `ebssnap-<policy>` with its `_policy` schedule, as the provider does.
+pub async fn store_policy(c: &Clients, doc: &Value) {
+    let name = doc["policy"].as_str().unwrap();
+    c.scheduler
+        .create_schedule_group()
+        .name(format!("ebssnap-{name}"))
+        .send()
+        .await
+        .expect("CreateScheduleGroup");
+    store(c, name, "_policy", doc, "rate(1 day)").await;
+}
+
+pub async fn store_target(c: &Clients, doc: &Value) {
+    let p = doc["policy"].as_str().unwrap();
+    let name = doc["target"].as_str().unwrap();
+    store(c, p, name, doc, "cron(0 5 * * ? *)").await;
+}
+
+async fn store(c: &Clients, policy: &str, name: &str, doc: &Value, expr: &str) {
+    c.scheduler
+        .create_schedule()
+        .group_name(format!("ebssnap-{policy}"))
+        .name(name)
+        .schedule_expression(expr)
+        .state(ScheduleState::Enabled)
+        .flexible_time_window(
+            FlexibleTimeWindow::builder()
+                .mode(FlexibleTimeWindowMode::Off)
+                .build()
+                .unwrap(),
+        )
+        .target(
+            Target::builder()
+                .arn("arn:aws:lambda:us-east-1:123456789012:function:ebssnap")
+                .role_arn("arn:aws:iam::123456789012:role/ebssnap-scheduler")
+                .input(doc.to_string())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("CreateSchedule");
+}

@@ -1,0 +1,14 @@
+//! The runner's integration tests: one binary, shared helpers (DESIGN §9, layer 2).
+//!
+//! Each test starts its own `moto_server` on a free loopback port (nextest runs every test in its
+//! own process), seeds it through the SDK and runs the runner in-process or as the CLI binary.
+
+mod cli;
+mod docs;
+mod fleet;
+mod golden;
+mod lambda;
+mod mocks;
+mod moto;
+mod proxy;
+mod runner;
