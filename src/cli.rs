@@ -311,8 +311,8 @@ async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Resu
         print_json(&rows);
     } else {
         println!(
-            "{:<24} {:<21} {:<12} {:>6}  {}",
-            "VOLUME", "INSTANCE", "DEVICE", "GiB", "ROOT"
+            "{:<24} {:<21} {:<12} {:>6}  ROOT",
+            "VOLUME", "INSTANCE", "DEVICE", "GiB"
         );
         for r in &rows {
             println!(
@@ -414,7 +414,7 @@ async fn snapshots(
                 r.volume_id,
                 r.state,
                 r.start_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                format!("{:?}", r.status),
+                r.status.as_str(),
                 r.expires_at
                     .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
                     .unwrap_or_else(|| "-".into())

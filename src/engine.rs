@@ -261,7 +261,7 @@ impl Ctx<'_> {
                     volume_id: "",
                 });
                 ident.retain(|(k, _)| k != tags::TAG_VOLUME);
-                ident.extend(self.policy.tag_settings().extra.into_iter());
+                ident.extend(self.policy.tag_settings().extra);
                 let desc = format!(
                     "ebssnap {}/{} {instance_id} (crash-consistent set)",
                     self.policy.policy, self.target.target
@@ -369,10 +369,31 @@ pub async fn run_target(
             target.policy, target.target, target.policy, policy.policy
         )));
     }
-    let rules = target.rules(&policy.rules());
     let run_key = run_key(target.invocation.as_ref(), opts);
     let span = info_span!("run", policy = %policy.policy, target = %target.target, run = %run_key);
-    let _enter = span.enter();
+    run_target_in_span(
+        clients,
+        policy,
+        target,
+        opts,
+        run_key,
+        started,
+        calls_before,
+    )
+    .instrument(span)
+    .await
+}
+
+async fn run_target_in_span(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    target: &TargetDocument,
+    opts: &RunOptions,
+    run_key: String,
+    started: Instant,
+    calls_before: BTreeMap<String, u64>,
+) -> Result<Report, Error> {
+    let rules = target.rules(&policy.rules());
     let mut report = Report {
         kind: "run",
         policy: policy.policy.clone(),
@@ -548,7 +569,19 @@ pub async fn sweep(
     policy.validate()?;
     let run_key = run_key(policy.invocation.as_ref(), opts);
     let span = info_span!("sweep", policy = %policy.policy, run = %run_key);
-    let _enter = span.enter();
+    sweep_in_span(clients, policy, opts, run_key, started, calls_before)
+        .instrument(span)
+        .await
+}
+
+async fn sweep_in_span(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    opts: &RunOptions,
+    run_key: String,
+    started: Instant,
+    calls_before: BTreeMap<String, u64>,
+) -> Result<Report, Error> {
     let mut report = Report {
         kind: "sweep",
         policy: policy.policy.clone(),

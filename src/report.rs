@@ -102,7 +102,9 @@ impl Report {
         } else {
             "created"
         };
-        let _ = writeln!(s, "  {verb}: {}", self.created.len());
+        if self.kind == "run" {
+            let _ = writeln!(s, "  {verb}: {}", self.created.len());
+        }
         for c in &self.created {
             let _ = writeln!(
                 s,
@@ -123,7 +125,13 @@ impl Report {
         };
         let _ = writeln!(s, "  {verb}: {}, kept: {}", self.deleted.len(), self.kept);
         for d in &self.deleted {
-            let _ = writeln!(s, "    {} ({}, {:?})", d.snapshot_id, d.volume_id, d.reason);
+            let _ = writeln!(
+                s,
+                "    {} ({}, {})",
+                d.snapshot_id,
+                d.volume_id,
+                d.reason.as_str()
+            );
         }
         for u in &self.in_use {
             let _ = writeln!(

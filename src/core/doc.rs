@@ -84,11 +84,13 @@ impl Invocation {
     }
 }
 
+fn is_placeholder(s: &str) -> bool {
+    s.starts_with("<aws.scheduler.") && s.ends_with('>')
+}
+
 fn substituted(v: &Option<String>) -> Option<&str> {
     match v.as_deref() {
-        Some(s) if !s.is_empty() && !(s.starts_with("<aws.scheduler.") && s.ends_with('>')) => {
-            Some(s)
-        }
+        Some(s) if !(s.is_empty() || is_placeholder(s)) => Some(s),
         _ => None,
     }
 }

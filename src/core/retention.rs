@@ -81,6 +81,21 @@ pub enum Reason {
     KeptError,
 }
 
+impl Reason {
+    /// The name used in reports and tables (the same as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Expired => "expired",
+            Reason::OverMax => "over_max",
+            Reason::ErrorExpired => "error_expired",
+            Reason::KeptMinimum => "kept_minimum",
+            Reason::KeptYoung => "kept_young",
+            Reason::KeptPending => "kept_pending",
+            Reason::KeptError => "kept_error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
     pub snapshot_id: String,

@@ -1,1 +1,125 @@
-// placeholder
+//! The same binary as a Lambda function (custom runtime), against a fake Runtime API on loopback.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::docs;
+use crate::fleet;
+use crate::moto::Moto;
+
+/// What the function answered for one invocation: (request id, "response" | "error", body).
+type Answer = (String, String, Value);
+
+/// Serves `events` one by one on GET .../invocation/next and reports every answer.
+fn fake_runtime_api(events: Vec<Value>) -> (u16, mpsc::Receiver<Answer>) {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("listen");
+    let port = server.server_addr().to_ip().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut queue = events.into_iter().enumerate();
+        for mut req in server.incoming_requests() {
+            let url = req.url().to_string();
+            if url.ends_with("/runtime/invocation/next") {
+                let Some((n, event)) = queue.next() else {
+                    // Nothing left: hold the poll; the test kills the function.
+                    std::thread::sleep(Duration::from_secs(30));
+                    continue;
+                };
+                let deadline = (jiff::Timestamp::now().as_millisecond() + 300_000).to_string();
+                let h = |k: &str, v: &str| tiny_http::Header::from_bytes(k, v).unwrap();
+                let resp = tiny_http::Response::from_string(event.to_string())
+                    .with_header(h("Content-Type", "application/json"))
+                    .with_header(h("Lambda-Runtime-Aws-Request-Id", &format!("req-{n}")))
+                    .with_header(h("Lambda-Runtime-Deadline-Ms", &deadline))
+                    .with_header(h(
+                        "Lambda-Runtime-Invoked-Function-Arn",
+                        "arn:aws:lambda:us-east-1:123456789012:function:ebssnap",
+                    ));
+                let _ = req.respond(resp);
+            } else if let Some(rest) = url.strip_prefix("/2018-06-01/runtime/invocation/") {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                let (id, kind) = rest.split_once('/').unwrap_or((rest, ""));
+                let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+                let _ = tx.send((id.to_string(), kind.to_string(), value));
+                let _ = req.respond(tiny_http::Response::from_string("{}").with_status_code(202));
+            } else {
+                let _ = req
+                    .respond(tiny_http::Response::from_string("not found").with_status_code(404));
+            }
+        }
+    });
+    (port, rx)
+}
+
+#[tokio::test]
+async fn the_binary_serves_lambda_invocations_with_typed_errors() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
+    let pol = docs::policy("std", 14, 1);
+    docs::store_policy(&c, &pol).await;
+    let mut placeholders = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
+    placeholders["invocation"] = json!({"scheduled_time": "2026-11-26T05:00:00Z", "execution_id": "e-1",
+                                         "attempt": "1", "schedule_arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/ebssnap-std/web"});
+    let mut bad = placeholders.clone();
+    bad["select"]["volume_tagz"] = json!({});
+    let events = vec![placeholders.clone(), bad, pol.clone(), placeholders];
+    let (port, answers) = fake_runtime_api(events);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebssnap"))
+        .envs(m.env())
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ebssnap")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bootstrap");
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        match answers.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => got.push(a),
+            Err(e) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("no answer from the function ({e}); stderr:\n{err}");
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let (id, kind, report) = &got[0];
+    assert_eq!((id.as_str(), kind.as_str()), ("req-0", "response"));
+    assert_eq!(report["run_key"], "2026-11-26T05:00:00Z");
+    assert_eq!(report["created"][0]["volume_id"], vol.as_str());
+
+    let (id, kind, err) = &got[1];
+    assert_eq!((id.as_str(), kind.as_str()), ("req-1", "error"));
+    assert_eq!(err["errorType"], "NonRetryable");
+    assert!(
+        err["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("volume_tagz")
+    );
+
+    let (_, kind, sweep) = &got[2];
+    assert_eq!(kind, "response");
+    assert_eq!(sweep["kind"], "sweep");
+
+    // A redelivery of the same scheduled time creates nothing (Scheduler is at-least-once).
+    let (_, kind, again) = &got[3];
+    assert_eq!(kind, "response");
+    assert_eq!(again["created"].as_array().unwrap().len(), 0);
+    assert_eq!(again["skipped"][0]["volume_id"], vol.as_str());
+}

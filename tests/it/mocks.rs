@@ -1,1 +1,393 @@
-// placeholder
+//! What moto cannot do, with SDK-level mocks: crash-consistent sets and their tag copying,
+//! pagination, pending and `error` snapshots, per-volume rate limits, the deadline.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::Client as Ec2;
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::operation::create_snapshot::{CreateSnapshotError, CreateSnapshotOutput};
+use aws_sdk_ec2::operation::create_snapshots::CreateSnapshotsOutput;
+use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotOutput;
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
+use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
+use aws_sdk_ec2::types::{
+    CopyTagsFromSource, Instance, InstanceState, InstanceStateName, Reservation, Snapshot,
+    SnapshotInfo, SnapshotState, Tag, Volume, VolumeAttachment, VolumeState,
+};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use aws_smithy_types::DateTime;
+use aws_smithy_types::error::ErrorMetadata;
+use ebssnap::aws::{ApiCalls, Clients};
+use ebssnap::engine::{self, RunOptions};
+use serde_json::json;
+
+use crate::docs::{self, p, t};
+
+fn creds() -> Credentials {
+    Credentials::new("mock", "mock", None, None, "mock")
+}
+
+/// Clients whose EC2 answers only from `rules` (an unmatched call fails the test's run).
+fn clients(rules: &[&Rule]) -> Clients {
+    let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+    for r in rules {
+        mocks = mocks.with_rule(r);
+    }
+    let calls = ApiCalls::default();
+    let ec2 = Ec2::from_conf(
+        aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .interceptor(mocks)
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let autoscaling = aws_sdk_autoscaling::Client::from_conf(
+        aws_sdk_autoscaling::Config::builder()
+            .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_autoscaling::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .build(),
+    );
+    let scheduler = aws_sdk_scheduler::Client::from_conf(
+        aws_sdk_scheduler::Config::builder()
+            .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
+            .region(aws_sdk_scheduler::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .build(),
+    );
+    Clients {
+        ec2,
+        autoscaling,
+        scheduler,
+        calls,
+        region: Some("us-east-1".into()),
+    }
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build()
+}
+
+fn volume(id: &str, attached: Option<(&str, &str)>, tags: &[(&str, &str)]) -> Volume {
+    let mut b = Volume::builder()
+        .volume_id(id)
+        .size(8)
+        .state(if attached.is_some() {
+            VolumeState::InUse
+        } else {
+            VolumeState::Available
+        })
+        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()));
+    if let Some((i, d)) = attached {
+        b = b.attachments(VolumeAttachment::builder().instance_id(i).device(d).build());
+    }
+    b.build()
+}
+
+fn snapshot(
+    id: &str,
+    vol: &str,
+    state: SnapshotState,
+    age_days: i64,
+    tags: &[(&str, &str)],
+) -> Snapshot {
+    Snapshot::builder()
+        .snapshot_id(id)
+        .volume_id(vol)
+        .state(state)
+        .start_time(DateTime::from_secs(
+            jiff::Timestamp::now().as_second() - age_days * 86_400,
+        ))
+        .set_tags(Some(tags.iter().map(|(k, v)| tag(k, v)).collect()))
+        .build()
+}
+
+fn managed(id: &str, vol: &str, state: SnapshotState, age_days: i64) -> Snapshot {
+    snapshot(
+        id,
+        vol,
+        state,
+        age_days,
+        &[
+            ("ebssnap:policy", "std"),
+            ("ebssnap:target", "t"),
+            ("ebssnap:volume", vol),
+            ("ebssnap:run", "old"),
+        ],
+    )
+}
+
+fn no_snapshots() -> Rule {
+    mock!(Ec2::describe_snapshots).then_output(|| DescribeSnapshotsOutput::builder().build())
+}
+
+fn opts() -> RunOptions {
+    RunOptions {
+        run_key: Some("r1".into()),
+        backoff: Duration::from_millis(5),
+        ..RunOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn crash_consistent_sets_use_create_snapshots_with_copied_volume_tags() {
+    let instances = mock!(Ec2::describe_instances).then_output(|| {
+        DescribeInstancesOutput::builder()
+            .reservations(
+                Reservation::builder()
+                    .instances(
+                        Instance::builder()
+                            .instance_id("i-1")
+                            .root_device_name("/dev/xvda")
+                            .state(
+                                InstanceState::builder()
+                                    .name(InstanceStateName::Running)
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    });
+    // Instance i-1 has a root and a data volume; vol-free is detached and also selected.
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume(
+                "vol-root",
+                Some(("i-1", "/dev/xvda")),
+                &[("App", "db")],
+            ))
+            .volumes(volume(
+                "vol-data",
+                Some(("i-1", "/dev/sdf")),
+                &[("App", "db")],
+            ))
+            .volumes(volume("vol-free", None, &[("App", "spare")]))
+            .build()
+    });
+    let set = mock!(Ec2::create_snapshots)
+        .match_requests(|r| {
+            let tags: Vec<(&str, &str)> = r
+                .tag_specifications()
+                .iter()
+                .flat_map(|s| s.tags())
+                .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+                .collect();
+            r.copy_tags_from_source() == Some(&CopyTagsFromSource::Volume)
+                && r.instance_specification().and_then(|s| s.instance_id()) == Some("i-1")
+                && tags.contains(&("ebssnap:policy", "std"))
+                && tags.contains(&("ebssnap:target", "t"))
+                && tags.contains(&("ebssnap:run", "r1"))
+                && tags.contains(&("Backup", "ebssnap"))
+                && !tags.iter().any(|(k, _)| *k == "ebssnap:volume")
+        })
+        .then_output(|| {
+            CreateSnapshotsOutput::builder()
+                .snapshots(
+                    SnapshotInfo::builder()
+                        .snapshot_id("snap-r")
+                        .volume_id("vol-root")
+                        .build(),
+                )
+                .snapshots(
+                    SnapshotInfo::builder()
+                        .snapshot_id("snap-d")
+                        .volume_id("vol-data")
+                        .build(),
+                )
+                .build()
+        });
+    let single = mock!(Ec2::create_snapshot)
+        .match_requests(|r| r.volume_id() == Some("vol-free"))
+        .then_output(|| {
+            CreateSnapshotOutput::builder()
+                .snapshot_id("snap-f")
+                .build()
+        });
+    let snaps = no_snapshots();
+    let c = clients(&[&instances, &volumes, &set, &single, &snaps]);
+    let mut pol = docs::policy("std", 14, 1);
+    pol["crash_consistent"] = json!(true);
+    let tgt = docs::target(
+        "std",
+        "t",
+        json!({"instance_ids": ["i-1"], "volume_ids": ["vol-free"]}),
+    );
+    let r = engine::run_target(&c, &p(&pol), &t(&tgt), &opts())
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let created: Vec<(&str, &str)> = r
+        .created
+        .iter()
+        .map(|c| (c.volume_id.as_str(), c.snapshot_id.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        created,
+        [
+            ("vol-data", "snap-d"),
+            ("vol-free", "snap-f"),
+            ("vol-root", "snap-r")
+        ]
+    );
+    assert_eq!(
+        set.num_calls(),
+        1,
+        "one CreateSnapshots for the whole instance"
+    );
+    assert_eq!(
+        single.num_calls(),
+        1,
+        "CreateSnapshot for the detached volume only"
+    );
+}
+
+#[tokio::test]
+async fn pages_are_followed_and_pending_snapshots_never_deleted() {
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume("vol-1", None, &[("B", "y")]))
+            .build()
+    });
+    // Two pages of snapshots: the first ends with a token (and holds only a pending one).
+    let page1 = mock!(Ec2::describe_snapshots)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(|| {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(managed("snap-pending", "vol-1", SnapshotState::Pending, 90))
+                .next_token("page-2")
+                .build()
+        });
+    let page2 = mock!(Ec2::describe_snapshots)
+        .match_requests(|r| r.next_token() == Some("page-2"))
+        .then_output(|| {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(managed("snap-new", "vol-1", SnapshotState::Completed, 1))
+                .snapshots(managed("snap-old", "vol-1", SnapshotState::Completed, 60))
+                .snapshots(managed("snap-err", "vol-1", SnapshotState::Error, 60))
+                .build()
+        });
+    let create = mock!(Ec2::create_snapshot).then_output(|| {
+        CreateSnapshotOutput::builder()
+            .snapshot_id("snap-now")
+            .build()
+    });
+    let delete = mock!(Ec2::delete_snapshot)
+        .match_requests(|r| matches!(r.snapshot_id(), Some("snap-old" | "snap-err")))
+        .then_output(|| DeleteSnapshotOutput::builder().build());
+    let c = clients(&[&volumes, &page1, &page2, &create, &delete]);
+    let tgt = docs::target("std", "t", json!({"volume_tags": {"B": "y"}}));
+    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &opts())
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(r.api_calls["DescribeSnapshots"], 2, "both pages read");
+    let deleted: Vec<&str> = r.deleted.iter().map(|d| d.snapshot_id.as_str()).collect();
+    assert_eq!(
+        deleted,
+        ["snap-err", "snap-old"],
+        "pending kept; error pruned by age"
+    );
+    assert_eq!(r.error_snapshots, ["snap-err"]);
+    assert_eq!(
+        r.kept, 3,
+        "pending, the newest completed (the minimum), the new one"
+    );
+}
+
+#[tokio::test]
+async fn a_per_volume_rate_limit_is_retried_with_backoff() {
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume("vol-1", None, &[("B", "y")]))
+            .build()
+    });
+    let snaps = no_snapshots();
+    let create = mock!(Ec2::create_snapshot)
+        .sequence()
+        .error(|| {
+            CreateSnapshotError::generic(
+                ErrorMetadata::builder()
+                    .code("SnapshotCreationPerVolumeRateExceeded")
+                    .message(
+                        "The maximum per volume CreateSnapshot request rate has been exceeded.",
+                    )
+                    .build(),
+            )
+        })
+        .times(2)
+        .output(|| {
+            CreateSnapshotOutput::builder()
+                .snapshot_id("snap-1")
+                .build()
+        })
+        .build();
+    let c = clients(&[&volumes, &snaps, &create]);
+    let tgt = docs::target("std", "t", json!({"volume_tags": {"B": "y"}}));
+    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &opts())
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(r.created.len(), 1);
+    assert_eq!(r.api_calls["CreateSnapshot"], 3);
+
+    // With too few attempts the failure is reported with its code, as retryable.
+    let create = mock!(Ec2::create_snapshot).then_error(|| {
+        CreateSnapshotError::generic(
+            ErrorMetadata::builder()
+                .code("SnapshotCreationPerVolumeRateExceeded")
+                .build(),
+        )
+    });
+    let snaps = no_snapshots();
+    let c = clients(&[&volumes, &snaps, &create]);
+    let o = RunOptions {
+        create_attempts: 2,
+        ..opts()
+    };
+    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &o)
+        .await
+        .unwrap();
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.failures[0].code, "SnapshotCreationPerVolumeRateExceeded");
+    assert!(r.failures[0].retryable);
+}
+
+#[tokio::test]
+async fn past_the_deadline_no_new_work_starts_and_the_rest_is_reported() {
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume("vol-1", None, &[("B", "y")]))
+            .volumes(volume("vol-2", None, &[("B", "y")]))
+            .build()
+    });
+    let snaps = mock!(Ec2::describe_snapshots).then_output(|| {
+        DescribeSnapshotsOutput::builder()
+            .snapshots(managed("snap-a", "vol-1", SnapshotState::Completed, 90))
+            .snapshots(managed("snap-b", "vol-1", SnapshotState::Completed, 91))
+            .build()
+    });
+    let create = mock!(Ec2::create_snapshot)
+        .then_output(|| CreateSnapshotOutput::builder().snapshot_id("x").build());
+    let c = clients(&[&volumes, &snaps, &create]);
+    let tgt = docs::target("std", "t", json!({"volume_tags": {"B": "y"}}));
+    let o = RunOptions {
+        stop_at: Some(Instant::now()),
+        ..opts()
+    };
+    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &o)
+        .await
+        .unwrap();
+    assert_eq!(create.num_calls(), 0);
+    assert!(!r.api_calls.contains_key("DeleteSnapshot"));
+    assert_eq!(r.skipped.len(), 2);
+    assert!(r.skipped.iter().all(|s| s.reason.starts_with("deadline")));
+    assert_eq!(r.kept, 2, "the due deletion was not started");
+}

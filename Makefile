@@ -1,0 +1,42 @@
+# ebssnap: the two commands the README names are `make demo` and `make test`.
+# Everything they need is installed here on first use (a private Python venv for the emulator,
+# cargo-nextest if missing); builds share one target dir under $HOME so CI reuses them.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/ebssnap/target
+VENV ?= $(HOME)/.cache/ebssnap/venv
+REQUIREMENTS := tests/requirements.txt
+export EBSSNAP_MOTO_SERVER := $(VENV)/bin/moto_server
+export EBSSNAP_PYTHON := $(VENV)/bin/python
+
+.PHONY: deps demo test lint unit build clean-venv
+
+deps: $(VENV)/.installed
+	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+
+$(VENV)/.installed: $(REQUIREMENTS)
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(REQUIREMENTS)
+	touch $@
+
+build:
+	cargo build --bin ebssnap
+
+## The main job on a local emulator: seed a fleet, run targets, show snapshots and pruning.
+demo: deps build
+	bash scripts/demo.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+unit:
+	cargo nextest run --lib
+
+## Every test: formatting, lints, unit and property tests, the runner against moto, the CLI and
+## the Lambda runtime. Under CI=true a missing emulator fails instead of skipping.
+test: deps lint
+	cargo nextest run --workspace --no-fail-fast
+
+clean-venv:
+	rm -rf $(VENV)
