@@ -214,6 +214,20 @@ fn print_json<T: Serialize>(value: &T) {
     let _ = writeln!(out);
 }
 
+/// Prints a report and gives the exit code it stands for.
+fn finish(report: &crate::report::Report, json: bool) -> i32 {
+    if json {
+        print_json(report)
+    } else {
+        print!("{}", report.human())
+    }
+    if report.failed() {
+        exit::VOLUME_FAILED
+    } else {
+        exit::OK
+    }
+}
+
 async fn dispatch(cli: Cli) -> Result<i32, Error> {
     match &cli.command {
         Command::Run {
@@ -230,31 +244,13 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
                 &options(common, run_key.clone()),
             )
             .await?;
-            if common.json {
-                print_json(&report)
-            } else {
-                print!("{}", report.human())
-            }
-            Ok(if report.failed() {
-                exit::VOLUME_FAILED
-            } else {
-                exit::OK
-            })
+            Ok(finish(&report, common.json))
         }
         Command::Sweep { policy, common } => {
             let clients = connect(&cli.global).await;
             let doc = engine::load_policy(&clients, policy).await?;
             let report = engine::sweep(&clients, &doc, &options(common, None)).await?;
-            if common.json {
-                print_json(&report)
-            } else {
-                print!("{}", report.human())
-            }
-            Ok(if report.failed() {
-                exit::VOLUME_FAILED
-            } else {
-                exit::OK
-            })
+            Ok(finish(&report, common.json))
         }
         Command::Volumes { which, json } => {
             let clients = connect(&cli.global).await;

@@ -412,12 +412,20 @@ async fn a_volume_deleted_during_the_run_exits_1_after_the_others_are_snapshotte
             Action::Forward
         }),
     );
+    let out = run_backup_yes_through(&m, &proxy);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let j = out.json();
+    assert_eq!(ids(&j, "created", "volume_id"), BTreeSet::from([a, b]));
+    assert_eq!(j["failures"].as_array().unwrap().len(), 1);
+    assert_eq!(j["failures"][0]["volume_id"], gone.as_str());
+    assert_eq!(j["failures"][0]["code"], "InvalidVolume.NotFound");
+}
+
+/// Runs a target selecting `Backup=yes` volumes with the CLI, through `proxy` in front of moto.
+fn run_backup_yes_through(m: &Moto, proxy: &Proxy) -> Out {
     let dir = tempdir();
-    let tf = write(
-        &dir,
-        "t.json",
-        &docs::target("std", "t", json!({"volume_tags": {"Backup": "yes"}})),
-    );
+    let target = docs::target("std", "t", json!({"volume_tags": {"Backup": "yes"}}));
+    let tf = write(&dir, "t.json", &target);
     let pf = write(&dir, "p.json", &docs::policy("std", 14, 1));
     let mut env = m.env();
     env[0].1 = proxy.endpoint();
@@ -425,13 +433,8 @@ async fn a_volume_deleted_during_the_run_exits_1_after_the_others_are_snapshotte
         &env,
         &["run", "--input", &tf, "--policy-input", &pf, "--json"],
     );
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    let j = out.json();
-    assert_eq!(ids(&j, "created", "volume_id"), BTreeSet::from([a, b]));
-    assert_eq!(j["failures"].as_array().unwrap().len(), 1);
-    assert_eq!(j["failures"][0]["volume_id"], gone.as_str());
-    assert_eq!(j["failures"][0]["code"], "InvalidVolume.NotFound");
     std::fs::remove_dir_all(dir).ok();
+    out
 }
 
 #[tokio::test]
@@ -456,19 +459,7 @@ async fn throttled_creates_are_retried_and_counted() {
             Action::Forward
         }),
     );
-    let dir = tempdir();
-    let tf = write(
-        &dir,
-        "t.json",
-        &docs::target("std", "t", json!({"volume_tags": {"Backup": "yes"}})),
-    );
-    let pf = write(&dir, "p.json", &docs::policy("std", 14, 1));
-    let mut env = m.env();
-    env[0].1 = proxy.endpoint();
-    let out = ebssnap(
-        &env,
-        &["run", "--input", &tf, "--policy-input", &pf, "--json"],
-    );
+    let out = run_backup_yes_through(&m, &proxy);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let j = out.json();
     assert_eq!(j["created"].as_array().unwrap().len(), 1);
@@ -476,5 +467,4 @@ async fn throttled_creates_are_retried_and_counted() {
         j["api_calls"]["CreateSnapshot"], 3,
         "two throttled attempts, then success"
     );
-    std::fs::remove_dir_all(dir).ok();
 }

@@ -61,3 +61,12 @@ fn bad_documents_are_refused_with_the_reason() {
         assert!(err.contains(want), "{name}: {err}");
     }
 }
+
+#[test]
+fn the_runner_examples_are_valid_documents() {
+    for name in ["policy.json", "target.json"] {
+        let path = format!("{}/examples/runner/{name}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        doc::parse_document(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}
