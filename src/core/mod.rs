@@ -3,5 +3,6 @@
 
 pub mod doc;
 pub mod retention;
+pub mod schedule;
 pub mod select;
 pub mod tags;

@@ -1,0 +1,409 @@
+//! The EventBridge Scheduler expression grammar: `at()`, `rate()` and six-field `cron()`,
+//! validated at plan time so a typo fails `terraform plan`, not a 3 a.m. run.
+//!
+//! The rules follow the Scheduler documentation: cron fields are minutes, hours,
+//! day-of-month, month, day-of-week, year; exactly one of the two day fields is `?`;
+//! `L` and `W` belong to day-of-month, `L` and `#` to day-of-week; `rate()` takes a positive whole
+//! number and a unit that is singular for 1 and plural otherwise.
+
+use std::fmt;
+
+/// A parsed schedule expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expression {
+    /// One-off, in the schedule's time zone.
+    At(jiff::civil::DateTime),
+    Rate {
+        value: u32,
+        unit: RateUnit,
+    },
+    Cron(Cron),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateUnit {
+    Minutes,
+    Hours,
+    Days,
+}
+
+impl RateUnit {
+    pub fn seconds(self) -> u64 {
+        match self {
+            RateUnit::Minutes => 60,
+            RateUnit::Hours => 3600,
+            RateUnit::Days => 86_400,
+        }
+    }
+}
+
+/// The six cron fields, kept as written (each already validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cron {
+    pub minutes: String,
+    pub hours: String,
+    pub day_of_month: String,
+    pub month: String,
+    pub day_of_week: String,
+    pub year: String,
+}
+
+/// Why an expression is invalid; the message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleError(pub String);
+
+impl fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScheduleError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ScheduleError> {
+    Err(ScheduleError(msg.into()))
+}
+
+/// Parses and validates a schedule expression.
+pub fn parse(expr: &str) -> Result<Expression, ScheduleError> {
+    let e = expr.trim();
+    if e != expr {
+        return err(format!("{expr:?} has leading or trailing spaces"));
+    }
+    let inner = |prefix: &str| e.strip_prefix(prefix).and_then(|r| r.strip_suffix(')'));
+    if let Some(body) = inner("at(") {
+        return parse_at(body);
+    }
+    if let Some(body) = inner("rate(") {
+        return parse_rate(body);
+    }
+    if let Some(body) = inner("cron(") {
+        return parse_cron(body).map(Expression::Cron);
+    }
+    err(format!(
+        "{expr:?} is not a schedule expression: use cron(minutes hours day-of-month month day-of-week year), \
+         rate(value unit) or at(yyyy-mm-ddThh:mm:ss)"
+    ))
+}
+
+fn parse_at(body: &str) -> Result<Expression, ScheduleError> {
+    let ok = body.len() == 19 && body.as_bytes().get(10) == Some(&b'T');
+    match body.parse::<jiff::civil::DateTime>() {
+        Ok(dt) if ok => Ok(Expression::At(dt)),
+        _ => err(format!(
+            "at({body}) must be at(yyyy-mm-ddThh:mm:ss), a date and time without offset \
+             (the schedule's time zone applies)"
+        )),
+    }
+}
+
+fn parse_rate(body: &str) -> Result<Expression, ScheduleError> {
+    let mut parts = body.split(' ');
+    let (Some(v), Some(u), None) = (parts.next(), parts.next(), parts.next()) else {
+        return err(format!(
+            "rate({body}) must be rate(value unit), e.g. rate(12 hours)"
+        ));
+    };
+    let value: u32 = match v.parse() {
+        Ok(n) if n >= 1 && v.chars().all(|c| c.is_ascii_digit()) => n,
+        _ => {
+            return err(format!(
+                "rate({body}): the value must be a whole number of at least 1"
+            ));
+        }
+    };
+    let (unit, plural) = match u {
+        "minute" => (RateUnit::Minutes, false),
+        "minutes" => (RateUnit::Minutes, true),
+        "hour" => (RateUnit::Hours, false),
+        "hours" => (RateUnit::Hours, true),
+        "day" => (RateUnit::Days, false),
+        "days" => (RateUnit::Days, true),
+        _ => {
+            return err(format!(
+                "rate({body}): the unit must be minutes, hours or days"
+            ));
+        }
+    };
+    if plural != (value != 1) {
+        let want = if value == 1 {
+            u.trim_end_matches('s').to_string()
+        } else {
+            format!("{u}s")
+        };
+        return err(format!(
+            "rate({body}): write rate({value} {want}) (singular for 1, plural otherwise)"
+        ));
+    }
+    Ok(Expression::Rate { value, unit })
+}
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+struct Field {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    names: &'static [&'static str],
+}
+
+impl Field {
+    fn value(&self, s: &str) -> Result<u32, ScheduleError> {
+        let upper = s.to_ascii_uppercase();
+        if let Some(i) = self.names.iter().position(|n| *n == upper) {
+            return Ok(i as u32 + self.min);
+        }
+        match s.parse::<u32>() {
+            Ok(n)
+                if (self.min..=self.max).contains(&n) && s.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                Ok(n)
+            }
+            _ => err(format!(
+                "cron {} field: {s:?} is not a value from {} to {}{}",
+                self.name,
+                self.min,
+                self.max,
+                if self.names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" or {}-{}", self.names[0], self.names[self.names.len() - 1])
+                }
+            )),
+        }
+    }
+
+    /// `*`, `a`, `a-b`, `*/n`, `a/n`, `a-b/n`, and comma lists of those.
+    fn check_ranges(&self, spec: &str) -> Result<(), ScheduleError> {
+        for item in spec.split(',') {
+            if item.is_empty() {
+                return err(format!("cron {} field: empty item in {spec:?}", self.name));
+            }
+            let (range, step) = match item.split_once('/') {
+                Some((r, s)) => (r, Some(s)),
+                None => (item, None),
+            };
+            if let Some(s) = step {
+                match s.parse::<u32>() {
+                    Ok(n) if n >= 1 && s.chars().all(|c| c.is_ascii_digit()) => {}
+                    _ => {
+                        return err(format!(
+                            "cron {} field: increment {s:?} must be a whole number of at least 1",
+                            self.name
+                        ));
+                    }
+                }
+            }
+            if range == "*" {
+                continue;
+            }
+            match range.split_once('-') {
+                Some((a, b)) => {
+                    self.value(a)?;
+                    self.value(b)?;
+                }
+                None => {
+                    self.value(range)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_cron(body: &str) -> Result<Cron, ScheduleError> {
+    let fields: Vec<&str> = body.split(' ').collect();
+    if fields.iter().any(|f| f.is_empty()) {
+        return err(format!(
+            "cron({body}): separate the fields with single spaces"
+        ));
+    }
+    if fields.len() != 6 {
+        return err(format!(
+            "cron({body}) has {} fields; Scheduler needs 6: minutes hours day-of-month month day-of-week year \
+             (e.g. cron(0 5 * * ? *))",
+            fields.len()
+        ));
+    }
+    let minutes = Field {
+        name: "minutes",
+        min: 0,
+        max: 59,
+        names: &[],
+    };
+    let hours = Field {
+        name: "hours",
+        min: 0,
+        max: 23,
+        names: &[],
+    };
+    let dom = Field {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        names: &[],
+    };
+    let month = Field {
+        name: "month",
+        min: 1,
+        max: 12,
+        names: &MONTHS,
+    };
+    let dow = Field {
+        name: "day-of-week",
+        min: 1,
+        max: 7,
+        names: &DAYS,
+    };
+    let year = Field {
+        name: "year",
+        min: 1970,
+        max: 2199,
+        names: &[],
+    };
+    minutes.check_ranges(fields[0])?;
+    hours.check_ranges(fields[1])?;
+    month.check_ranges(fields[3])?;
+    year.check_ranges(fields[5])?;
+    let (d, w) = (fields[2], fields[4]);
+    match (d == "?", w == "?") {
+        (true, true) => {
+            return err(format!(
+                "cron({body}): only one of day-of-month and day-of-week may be ?"
+            ));
+        }
+        (false, false) => {
+            return err(format!(
+                "cron({body}): set day-of-month or day-of-week, and ? in the other (e.g. cron(0 5 * * ? *) or cron(0 5 ? * MON-FRI *))"
+            ));
+        }
+        _ => {}
+    }
+    if d != "?" {
+        check_day_of_month(&dom, d)?;
+    }
+    if w != "?" {
+        check_day_of_week(&dow, w)?;
+    }
+    Ok(Cron {
+        minutes: fields[0].into(),
+        hours: fields[1].into(),
+        day_of_month: d.into(),
+        month: fields[3].into(),
+        day_of_week: w.into(),
+        year: fields[5].into(),
+    })
+}
+
+fn check_day_of_month(f: &Field, spec: &str) -> Result<(), ScheduleError> {
+    if spec == "L" || spec == "LW" {
+        return Ok(());
+    }
+    if let Some(day) = spec.strip_suffix('W') {
+        f.value(day).map(|_| ())?;
+        return Ok(());
+    }
+    if spec.contains('L') || spec.contains('W') || spec.contains('#') {
+        return err(format!(
+            "cron day-of-month field: {spec:?}: use L (last day), LW, or nW (nearest weekday to day n) alone"
+        ));
+    }
+    f.check_ranges(spec)
+}
+
+fn check_day_of_week(f: &Field, spec: &str) -> Result<(), ScheduleError> {
+    if spec == "L" {
+        return Ok(());
+    }
+    if let Some((day, nth)) = spec.split_once('#') {
+        f.value(day)?;
+        return match nth.parse::<u32>() {
+            Ok(1..=5) if nth.len() == 1 => Ok(()),
+            _ => err(format!(
+                "cron day-of-week field: {spec:?}: the # occurrence must be 1 to 5"
+            )),
+        };
+    }
+    if let Some(day) = spec.strip_suffix('L') {
+        f.value(day)?;
+        return Ok(());
+    }
+    if spec.contains('W') || spec.contains('L') {
+        return err(format!(
+            "cron day-of-week field: {spec:?}: W is for day-of-month; use nL or n#k"
+        ));
+    }
+    f.check_ranges(spec)
+}
+
+/// True when `name` is an IANA time zone this build knows.
+pub fn valid_timezone(name: &str) -> bool {
+    !name.is_empty() && jiff::tz::db().get(name).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_expressions() {
+        for e in [
+            "cron(0 5 * * ? *)",
+            "cron(0/15 8-17 ? * MON-FRI *)",
+            "cron(30 2 L * ? *)",
+            "cron(0 0 15W * ? 2026-2030)",
+            "cron(0 12 ? JAN,JUL 6#3 *)",
+            "cron(0 12 ? * 5L *)",
+            "cron(*/5 * ? * * *)",
+            "rate(1 day)",
+            "rate(12 hours)",
+            "rate(5 minutes)",
+            "at(2026-12-24T18:00:00)",
+        ] {
+            parse(e).unwrap_or_else(|x| panic!("{e}: {x}"));
+        }
+    }
+
+    #[test]
+    fn invalid_expressions_say_why() {
+        let cases = [
+            ("cron(0 5 * * *)", "has 5 fields"),
+            ("cron(0 5 * * * *)", "? in the other"),
+            ("cron(0 5 ? * ? *)", "only one of"),
+            ("cron(60 5 * * ? *)", "minutes field"),
+            ("cron(0 24 * * ? *)", "hours field"),
+            ("cron(0 5 32 * ? *)", "day-of-month"),
+            ("cron(0 5 * 13 ? *)", "month field"),
+            ("cron(0 5 ? * 8 *)", "day-of-week"),
+            ("cron(0 5 ? * 2#6 *)", "occurrence"),
+            ("cron(0 5 ? * 2W *)", "W is for day-of-month"),
+            ("cron(0 5 * * ? 1969)", "year field"),
+            ("cron(0/0 5 * * ? *)", "increment"),
+            ("cron(0  5 * * ? *)", "single spaces"),
+            ("rate(0 minutes)", "at least 1"),
+            ("rate(1 minutes)", "singular"),
+            ("rate(2 hour)", "rate(2 hours)"),
+            ("rate(3 weeks)", "unit"),
+            ("rate(1.5 hours)", "whole number"),
+            ("at(2026-12-24 18:00:00)", "yyyy-mm-ddThh:mm:ss"),
+            ("at(2026-12-24T18:00:00Z)", "without offset"),
+            ("every day", "not a schedule expression"),
+        ];
+        for (e, want) in cases {
+            let got = parse(e).unwrap_err().0;
+            assert!(got.contains(want), "{e}: {got}");
+        }
+    }
+
+    #[test]
+    fn time_zones() {
+        assert!(valid_timezone("UTC"));
+        assert!(valid_timezone("Europe/London"));
+        assert!(valid_timezone("America/Argentina/Buenos_Aires"));
+        assert!(!valid_timezone("Mars/Olympus_Mons"));
+        assert!(!valid_timezone(""));
+    }
+}
