@@ -12,4 +12,6 @@ pub mod core;
 pub mod engine;
 pub mod error;
 pub mod lambda;
+#[cfg(feature = "provider")]
+pub mod provider;
 pub mod report;

@@ -1,0 +1,15 @@
+data "ebssnap_volumes" "prod" {
+  select {
+    instance_tags = {
+      Env = "prod"
+    }
+  }
+
+  exclude {
+    root_volumes = true
+  }
+}
+
+output "prod_volume_ids" {
+  value = data.ebssnap_volumes.prod.volume_ids
+}

@@ -1,0 +1,1 @@
+terraform import ebssnap_policy.std std

@@ -1,0 +1,225 @@
+//! Generates the registry documentation (tfplugindocs' layout) from the schema descriptions and
+//! the example files, so the docs cannot say something the schema does not. `make docs` writes
+//! them; a test fails when the committed files differ.
+
+use std::path::{Path, PathBuf};
+
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema,
+};
+
+use super::{policy, provider_schema, target, volumes};
+
+fn type_name(t: &AttributeType) -> String {
+    match t {
+        AttributeType::String => "String".into(),
+        AttributeType::Number => "Number".into(),
+        AttributeType::Bool => "Boolean".into(),
+        AttributeType::List(inner) => format!("List of {}", type_name(inner)),
+        AttributeType::Set(inner) => format!("Set of {}", type_name(inner)),
+        AttributeType::Map(inner) => format!("Map of {}", type_name(inner)),
+        AttributeType::Object(_) => "Object".into(),
+        _ => "Dynamic".into(),
+    }
+}
+
+fn attr_line(name: &str, a: &Attribute) -> String {
+    let mut t = type_name(&a.attr_type);
+    if a.sensitive {
+        t.push_str(", Sensitive");
+    }
+    format!("- `{name}` ({t}) {}\n", a.description.content)
+}
+
+fn sorted<T>(m: &std::collections::HashMap<String, T>) -> Vec<(&String, &T)> {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+fn inner_block(n: &NestedBlock) -> (&Block, &'static str, bool) {
+    match n {
+        NestedBlock::Single(b) => (b, "Block", true),
+        NestedBlock::Optional(b) => (b, "Block List, Max: 1", false),
+        NestedBlock::List(b) => (b, "Block List", false),
+        NestedBlock::Set(b) => (b, "Block Set", false),
+        NestedBlock::Map(b) => (b, "Block Map", false),
+        NestedBlock::Group(b) => (b, "Block", false),
+    }
+}
+
+fn schema_section(
+    block: &Block,
+    anchor_prefix: &str,
+    out: &mut String,
+    nested: &mut Vec<(String, Block)>,
+) {
+    let mut required = String::new();
+    let mut optional = String::new();
+    let mut read_only = String::new();
+    for (name, a) in sorted(&block.attributes) {
+        let line = attr_line(name, a);
+        match a.constraint {
+            AttributeConstraint::Required => required.push_str(&line),
+            AttributeConstraint::Optional | AttributeConstraint::OptionalComputed => {
+                optional.push_str(&line)
+            }
+            AttributeConstraint::Computed => read_only.push_str(&line),
+        }
+    }
+    for (name, b) in sorted(&block.blocks) {
+        let (inner, kind, req) = inner_block(b);
+        let anchor = format!("{anchor_prefix}{name}");
+        let line = format!(
+            "- `{name}` ({kind}{}) {} (see [below for nested schema](#nestedblock--{anchor}))\n",
+            if req { ", Required" } else { "" },
+            inner.description.content
+        );
+        if req {
+            required.push_str(&line)
+        } else {
+            optional.push_str(&line)
+        }
+        nested.push((anchor, inner.clone()));
+    }
+    for (title, body) in [
+        ("Required", required),
+        ("Optional", optional),
+        ("Read-Only", read_only),
+    ] {
+        if !body.is_empty() {
+            out.push_str(&format!("### {title}\n\n{body}\n"));
+        }
+    }
+}
+
+fn render_schema(schema: &Schema) -> String {
+    let mut out = String::from(
+        "<!-- schema generated from the provider's schema by `make docs` -->\n## Schema\n\n",
+    );
+    let mut nested = Vec::new();
+    schema_section(&schema.block, "", &mut out, &mut nested);
+    while !nested.is_empty() {
+        let (anchor, block) = nested.remove(0);
+        out.push_str(&format!(
+            "<a id=\"nestedblock--{anchor}\"></a>\n### Nested Schema for `{}`\n\n",
+            anchor.replace("--", ".")
+        ));
+        let mut more = Vec::new();
+        schema_section(&block, &format!("{anchor}--"), &mut out, &mut more);
+        nested.extend(more);
+    }
+    out
+}
+
+fn read(root: &Path, rel: &str) -> String {
+    std::fs::read_to_string(root.join(rel))
+        .unwrap_or_else(|_| format!("# missing example: {rel}\n"))
+}
+
+fn front_matter(title: &str, description: &str) -> String {
+    let first = description
+        .split(". ")
+        .next()
+        .unwrap_or(description)
+        .trim_end_matches('.');
+    format!("---\npage_title: \"{title}\"\nsubcategory: \"\"\ndescription: |-\n  {first}.\n---\n\n")
+}
+
+fn page(
+    root: &Path,
+    kind: &str,
+    type_name: &str,
+    schema: &Schema,
+    example_dir: &str,
+    import: bool,
+) -> String {
+    let desc = &schema.block.description.content;
+    let mut out = front_matter(&format!("{type_name} {kind} - ebssnap"), desc);
+    out.push_str(&format!(
+        "# {type_name} ({kind})\n\n{desc}\n\n## Example Usage\n\n"
+    ));
+    let file = if kind == "Data Source" {
+        "data-source.tf"
+    } else {
+        "resource.tf"
+    };
+    out.push_str(&format!(
+        "```terraform\n{}```\n\n",
+        read(root, &format!("{example_dir}/{file}"))
+    ));
+    out.push_str(&render_schema(schema));
+    if import {
+        out.push_str(&format!(
+            "## Import\n\nImport is supported using the following syntax:\n\n\
+             In Terraform v1.5.0 and later, the [`import` block](https://developer.hashicorp.com/terraform/language/import) \
+             can be used with the `id` attribute, for example:\n\n```terraform\n{}```\n\n\
+             The [`terraform import` command](https://developer.hashicorp.com/terraform/cli/commands/import) can be used, for example:\n\n```shell\n{}```\n",
+            read(root, &format!("{example_dir}/import-by-string-id.tf")),
+            read(root, &format!("{example_dir}/import.sh")),
+        ));
+    }
+    out
+}
+
+/// Every generated page: (path relative to the repository root, content).
+pub fn render_all(root: &Path) -> Vec<(PathBuf, String)> {
+    let provider = provider_schema();
+    let mut index = front_matter("ebssnap Provider", &provider.block.description.content);
+    index.push_str(&format!(
+        "# ebssnap Provider\n\n{}\n\n## Example Usage\n\n```terraform\n{}```\n\n{}",
+        provider.block.description.content,
+        read(root, "examples/provider/provider.tf"),
+        render_schema(&provider)
+    ));
+    vec![
+        (PathBuf::from("docs/index.md"), index),
+        (
+            PathBuf::from("docs/resources/policy.md"),
+            page(
+                root,
+                "Resource",
+                "ebssnap_policy",
+                &policy::policy_schema(),
+                "examples/resources/ebssnap_policy",
+                true,
+            ),
+        ),
+        (
+            PathBuf::from("docs/resources/target.md"),
+            page(
+                root,
+                "Resource",
+                "ebssnap_target",
+                &target::target_schema(),
+                "examples/resources/ebssnap_target",
+                true,
+            ),
+        ),
+        (
+            PathBuf::from("docs/data-sources/volumes.md"),
+            page(
+                root,
+                "Data Source",
+                "ebssnap_volumes",
+                &volumes::volumes_schema(),
+                "examples/data-sources/ebssnap_volumes",
+                false,
+            ),
+        ),
+    ]
+}
+
+/// Writes the pages under `root`.
+pub fn write_all(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (rel, content) in render_all(root) {
+        let path = root.join(&rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&path, content)?;
+        written.push(rel);
+    }
+    Ok(written)
+}

@@ -1,0 +1,681 @@
+//! `ebssnap_policy`: a schedule group `ebssnap-<name>` and its `_policy` schedule, whose input is
+//! the policy document (DESIGN §2). Read recovers every attribute from AWS, so import works.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::Schema;
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use super::schema::{
+    Computed, Optional, OptionalComputed, Required, attr, block, boolean, number, sensitive,
+    string, string_map,
+};
+use super::values::{K, StrMap, V, get, k_map, map_value, opt};
+use super::{Configured, Shared, aws_diag, validate};
+use crate::aws::scheduler::{self, POLICY_SCHEDULE, ScheduleSpec};
+use crate::core::doc::{
+    self, Invocation, NotifyDoc, OrphansDoc, PolicyDocument, RetentionDoc, TagsDoc,
+};
+
+pub const DEFAULT_SWEEP: &str = "rate(1 day)";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PolicyState {
+    pub id: V<String>,
+    pub arn: V<String>,
+    pub name: V<String>,
+    pub description: V<String>,
+    pub retention_days: V<i64>,
+    pub min_snapshots: V<i64>,
+    pub max_snapshots: V<i64>,
+    pub copy_volume_tags: V<bool>,
+    pub copy_instance_tags: V<bool>,
+    pub snapshot_tags: StrMap,
+    pub crash_consistent: V<bool>,
+    pub orphan_retention_days: V<i64>,
+    pub failure_webhook_url: V<String>,
+    pub sweep_schedule: V<String>,
+    pub sweep_enabled: V<bool>,
+    pub tags: StrMap,
+    pub tags_all: StrMap,
+}
+
+pub fn policy_schema() -> Schema {
+    Schema {
+        version: 1,
+        block: block(
+            "A snapshot policy: how long snapshots are kept (by age **and** a minimum count per volume), which tags they carry, and where failure tickets go. It becomes the EventBridge Scheduler schedule group `ebssnap-<name>` and its schedule `_policy`, which stores the policy document and fires the daily sweep. Destroying a policy deletes the group and its schedules, never a snapshot.",
+            vec![
+                ("id", attr(string(), Computed, "The policy name.")),
+                (
+                    "arn",
+                    attr(string(), Computed, "ARN of the schedule group."),
+                ),
+                (
+                    "name",
+                    attr(
+                        string(),
+                        Required,
+                        "Policy name: 1-56 characters of letters, digits, `_`, `.` and `-`. Changing it replaces the policy.",
+                    ),
+                ),
+                (
+                    "description",
+                    attr(
+                        string(),
+                        Optional,
+                        "Description, stored on the `_policy` schedule (at most 512 characters).",
+                    ),
+                ),
+                (
+                    "retention_days",
+                    attr(
+                        number(),
+                        Required,
+                        "Completed snapshots older than this many days are deleted, beyond the minimum (1-36500).",
+                    ),
+                ),
+                (
+                    "min_snapshots",
+                    attr(
+                        number(),
+                        OptionalComputed,
+                        "The newest this-many completed snapshots of each volume are always kept, whatever their age. Default `1`.",
+                    ),
+                ),
+                (
+                    "max_snapshots",
+                    attr(
+                        number(),
+                        Optional,
+                        "At most this many completed snapshots per volume are kept (not fewer than `min_snapshots`).",
+                    ),
+                ),
+                (
+                    "copy_volume_tags",
+                    attr(
+                        boolean(),
+                        OptionalComputed,
+                        "Copy each volume's tags to its snapshots (keys starting with `aws:` are skipped). Default `true`.",
+                    ),
+                ),
+                (
+                    "copy_instance_tags",
+                    attr(
+                        boolean(),
+                        OptionalComputed,
+                        "Also copy the instance's tags (volume tags win). Default `false`.",
+                    ),
+                ),
+                (
+                    "snapshot_tags",
+                    attr(
+                        string_map(),
+                        Optional,
+                        "Extra tags on every snapshot; they win over copied tags (at most 46; keys must not start with `aws:` or `ebssnap:`).",
+                    ),
+                ),
+                (
+                    "crash_consistent",
+                    attr(
+                        boolean(),
+                        OptionalComputed,
+                        "Snapshot all volumes of an instance as one crash-consistent set (`CreateSnapshots`). Default `false`.",
+                    ),
+                ),
+                (
+                    "orphan_retention_days",
+                    attr(
+                        number(),
+                        Optional,
+                        "For snapshots whose volume no longer exists: once the newest is older than this many days, the minimum is no longer kept.",
+                    ),
+                ),
+                (
+                    "failure_webhook_url",
+                    sensitive(attr(
+                        string(),
+                        Optional,
+                        "HTTPS URL that receives a failure ticket (JSON) when a snapshot fails. Plain http is accepted for loopback addresses only.",
+                    )),
+                ),
+                (
+                    "sweep_schedule",
+                    attr(
+                        string(),
+                        OptionalComputed,
+                        "When the sweep runs (prunes every target's snapshots, removed targets' and orphans'): a `cron()`, `rate()` or `at()` expression, in UTC. Default `rate(1 day)`.",
+                    ),
+                ),
+                (
+                    "sweep_enabled",
+                    attr(
+                        boolean(),
+                        OptionalComputed,
+                        "Whether the sweep schedule is enabled; when `false` the `_policy` schedule only stores the document. Default `true`.",
+                    ),
+                ),
+                (
+                    "tags",
+                    attr(string_map(), Optional, "Tags on the schedule group."),
+                ),
+                (
+                    "tags_all",
+                    attr(
+                        string_map(),
+                        Computed,
+                        "Tags on the schedule group, including the provider's `default_tags`.",
+                    ),
+                ),
+            ],
+            vec![],
+        ),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyResource {
+    pub shared: Shared,
+}
+
+fn p(name: &'static str) -> AttributePath {
+    AttributePath::new(name)
+}
+
+/// Plan-time checks of one configuration (unknown values are skipped).
+pub fn validate_config(c: &PolicyState, diags: &mut Diagnostics) {
+    if let Some(n) = get(&c.name) {
+        validate::policy_name(diags, p("name"), &n);
+    }
+    if let Some(d) = get(&c.description) {
+        validate::description(diags, p("description"), &d);
+    }
+    if let Some(d) = get(&c.retention_days) {
+        validate::range(
+            diags,
+            p("retention_days"),
+            "retention_days",
+            d,
+            1,
+            i64::from(doc::MAX_RETENTION_DAYS),
+        );
+    }
+    if let Some(d) = get(&c.orphan_retention_days) {
+        validate::range(
+            diags,
+            p("orphan_retention_days"),
+            "orphan_retention_days",
+            d,
+            1,
+            i64::from(doc::MAX_RETENTION_DAYS),
+        );
+    }
+    let min = get(&c.min_snapshots);
+    let max = get(&c.max_snapshots);
+    if let Some(v) = min {
+        validate::range(diags, p("min_snapshots"), "min_snapshots", v, 0, 1000);
+    }
+    if let Some(v) = max {
+        validate::range(diags, p("max_snapshots"), "max_snapshots", v, 1, 1000);
+    }
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            diags.error(
+                "min_snapshots above max_snapshots",
+                format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
+                p("min_snapshots"),
+            );
+        }
+    }
+    if let Some(t) = k_map(&c.snapshot_tags).known() {
+        validate::tags(diags, p("snapshot_tags"), &t, &["aws:", "ebssnap:"]);
+        if t.len() > 46 {
+            diags.error(
+                "Too many snapshot tags",
+                format!(
+                    "snapshot_tags has {} tags; at most 46 fit beside ebssnap's 4.",
+                    t.len()
+                ),
+                p("snapshot_tags"),
+            );
+        }
+    }
+    if let Some(u) = get(&c.failure_webhook_url) {
+        validate::webhook_url(diags, p("failure_webhook_url"), &u);
+    }
+    if let Some(s) = get(&c.sweep_schedule) {
+        validate::schedule_expression(diags, p("sweep_schedule"), &s);
+    }
+    if let Some(t) = k_map(&c.tags).known() {
+        validate::tags(diags, p("tags"), &t, &["aws:"]);
+    }
+}
+
+fn merged_tags(defaults: &BTreeMap<String, String>, tags: &StrMap) -> StrMap {
+    match k_map(tags) {
+        K::Unknown => Value::Unknown,
+        K::Null => map_value(Some(defaults.clone())),
+        K::Known(t) => {
+            let mut all = defaults.clone();
+            all.extend(t);
+            map_value(Some(all))
+        }
+    }
+}
+
+/// The planned state: configuration plus defaults and computed values.
+fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured>) -> PolicyState {
+    let or = |v: &V<bool>, d: bool| match v {
+        Value::Null => Value::Value(d),
+        other => other.clone(),
+    };
+    let same_name = prior.is_some_and(|p| p.name == config.name);
+    PolicyState {
+        id: config.name.clone(),
+        arn: if same_name {
+            prior.map(|p| p.arn.clone()).unwrap_or(Value::Unknown)
+        } else {
+            Value::Unknown
+        },
+        name: config.name.clone(),
+        description: config.description.clone(),
+        retention_days: config.retention_days.clone(),
+        min_snapshots: match &config.min_snapshots {
+            Value::Null => Value::Value(i64::from(doc::DEFAULT_MIN_SNAPSHOTS)),
+            v => v.clone(),
+        },
+        max_snapshots: config.max_snapshots.clone(),
+        copy_volume_tags: or(&config.copy_volume_tags, true),
+        copy_instance_tags: or(&config.copy_instance_tags, false),
+        snapshot_tags: config.snapshot_tags.clone(),
+        crash_consistent: or(&config.crash_consistent, false),
+        orphan_retention_days: config.orphan_retention_days.clone(),
+        failure_webhook_url: config.failure_webhook_url.clone(),
+        sweep_schedule: match &config.sweep_schedule {
+            Value::Null => Value::Value(DEFAULT_SWEEP.into()),
+            v => v.clone(),
+        },
+        sweep_enabled: or(&config.sweep_enabled, true),
+        tags: config.tags.clone(),
+        tags_all: merged_tags(
+            &c.map(|c| c.default_tags.clone()).unwrap_or_default(),
+            &config.tags,
+        ),
+    }
+}
+
+fn u32_of(v: &V<i64>) -> Option<u32> {
+    get(v).and_then(|n| u32::try_from(n).ok())
+}
+
+/// The policy document of a (fully known) state.
+pub fn to_doc(s: &PolicyState) -> Option<PolicyDocument> {
+    Some(PolicyDocument {
+        ebssnap: doc::FORMAT_VERSION,
+        kind: "policy".into(),
+        policy: get(&s.name)?,
+        retention: RetentionDoc {
+            days: Some(u32_of(&s.retention_days)?),
+            min_snapshots: Some(u32_of(&s.min_snapshots)?),
+            max_snapshots: match &s.max_snapshots {
+                Value::Null => None,
+                v => Some(u32_of(v)?),
+            },
+        },
+        tags: Some(TagsDoc {
+            copy_volume_tags: Some(get(&s.copy_volume_tags)?),
+            copy_instance_tags: Some(get(&s.copy_instance_tags)?),
+            extra: match k_map(&s.snapshot_tags) {
+                K::Unknown => return None,
+                K::Null => None,
+                K::Known(m) => Some(m),
+            },
+        }),
+        orphans: match &s.orphan_retention_days {
+            Value::Null => None,
+            v => Some(OrphansDoc {
+                delete_after_days: Some(u32_of(v)?),
+            }),
+        },
+        crash_consistent: Some(get(&s.crash_consistent)?),
+        notify: match &s.failure_webhook_url {
+            Value::Null => None,
+            Value::Unknown => return None,
+            Value::Value(u) => Some(NotifyDoc {
+                webhook_url: Some(u.clone()),
+            }),
+        },
+        invocation: Some(Invocation::placeholders()),
+    })
+}
+
+/// The state AWS describes. `prior` keeps what AWS cannot tell apart (which group tags came
+/// from `default_tags`).
+fn from_aws(
+    name: &str,
+    group: &scheduler::Group,
+    sched: Option<&ScheduleSpec>,
+    prior: Option<&PolicyState>,
+    defaults: &BTreeMap<String, String>,
+    diags: &mut Diagnostics,
+) -> Option<PolicyState> {
+    let prior_tags = prior.and_then(|p| k_map(&p.tags).known());
+    let own: BTreeMap<String, String> = group
+        .tags
+        .iter()
+        .filter(|(k, v)| {
+            prior_tags.as_ref().is_some_and(|t| t.contains_key(*k)) || defaults.get(*k) != Some(*v)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let tags = if own.is_empty() && prior.is_none_or(|p| p.tags == Value::Null) {
+        None
+    } else {
+        Some(own)
+    };
+    let mut state = PolicyState {
+        id: Value::Value(name.into()),
+        arn: Value::Value(group.arn.clone()),
+        name: Value::Value(name.into()),
+        tags: map_value(tags),
+        tags_all: map_value(Some(group.tags.clone())),
+        ..PolicyState::default()
+    };
+    // A group without its `_policy` schedule: the document attributes read as null, so the
+    // next plan shows an update that writes the schedule again.
+    let Some(sched) = sched else {
+        return Some(state);
+    };
+    let d = match doc::parse_policy(&sched.input) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.root_error(
+                format!("reading EventBridge Scheduler Schedule ({name}/{POLICY_SCHEDULE})"),
+                format!("its input is not an ebssnap policy document: {e}"),
+            );
+            return None;
+        }
+    };
+    let settings = d.tag_settings();
+    state.description = opt(sched.description.clone());
+    state.retention_days = opt(d.retention.days.map(i64::from));
+    state.min_snapshots = Value::Value(i64::from(d.rules().min_snapshots));
+    state.max_snapshots = opt(d.retention.max_snapshots.map(i64::from));
+    state.copy_volume_tags = Value::Value(settings.copy_volume_tags);
+    state.copy_instance_tags = Value::Value(settings.copy_instance_tags);
+    state.snapshot_tags = map_value(d.tags.as_ref().and_then(|t| t.extra.clone()));
+    state.crash_consistent = Value::Value(d.crash_consistent());
+    state.orphan_retention_days = opt(d.rules().orphan_delete_after_days.map(i64::from));
+    state.failure_webhook_url = opt(d.webhook_url().map(String::from));
+    state.sweep_schedule = Value::Value(sched.expression.clone());
+    state.sweep_enabled = Value::Value(sched.enabled);
+    Some(state)
+}
+
+impl PolicyResource {
+    /// Reads the policy from AWS; `Ok(None)` when its group is gone.
+    async fn read_aws(
+        &self,
+        diags: &mut Diagnostics,
+        name: &str,
+        prior: Option<&PolicyState>,
+    ) -> Result<Option<PolicyState>, ()> {
+        let c = self.shared.get(diags).ok_or(())?;
+        let sched_client = &c.clients.scheduler;
+        let group = match scheduler::get_group(sched_client, name).await {
+            Ok(Some(g)) => g,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                aws_diag(diags, &e);
+                return Err(());
+            }
+        };
+        let sched = scheduler::get_schedule(sched_client, name, POLICY_SCHEDULE)
+            .await
+            .map_err(|e| aws_diag(diags, &e))?;
+        from_aws(name, &group, sched.as_ref(), prior, &c.default_tags, diags)
+            .map(Some)
+            .ok_or(())
+    }
+
+    fn spec(
+        &self,
+        c: &Configured,
+        s: &PolicyState,
+        diags: &mut Diagnostics,
+    ) -> Option<ScheduleSpec> {
+        let (target_arn, role_arn) = c.target_arns(diags)?;
+        let Some(d) = to_doc(s) else {
+            diags.root_error_short("the policy has values that are still unknown at apply time");
+            return None;
+        };
+        let input = match doc::to_input(&d) {
+            Ok(i) => i,
+            Err(e) => {
+                diags.root_error("Policy document too large", e);
+                return None;
+            }
+        };
+        Some(ScheduleSpec {
+            policy: get(&s.name)?,
+            name: POLICY_SCHEDULE.into(),
+            description: get(&s.description),
+            expression: get(&s.sweep_schedule)?,
+            timezone: "UTC".into(),
+            flexible_window_minutes: 0,
+            start_date: None,
+            end_date: None,
+            enabled: get(&s.sweep_enabled)?,
+            target_arn,
+            role_arn,
+            input,
+            retry_attempts: 185,
+            max_event_age_seconds: 86_400,
+            dead_letter_arn: None,
+            arn: None,
+        })
+    }
+
+    async fn write(
+        &self,
+        diags: &mut Diagnostics,
+        planned: &PolicyState,
+        prior: Option<&PolicyState>,
+    ) -> Option<PolicyState> {
+        let c = self.shared.get(diags)?;
+        let name = get(&planned.name)?;
+        let spec = self.spec(&c, planned, diags)?;
+        let want_tags = k_map(&planned.tags_all).known().unwrap_or_default();
+        let client = &c.clients.scheduler;
+        let result = async {
+            match scheduler::get_group(client, &name).await? {
+                None => {
+                    scheduler::create_group(client, &name, &want_tags).await?;
+                }
+                Some(g) if prior.is_some() => {
+                    scheduler::set_group_tags(client, &name, &g.arn, &g.tags, &want_tags).await?;
+                }
+                Some(_) => {
+                    // create() on an existing group: create_group reports the conflict.
+                    scheduler::create_group(client, &name, &want_tags).await?;
+                }
+            }
+            let exists = scheduler::get_schedule(client, &name, POLICY_SCHEDULE)
+                .await?
+                .is_some();
+            scheduler::put_schedule(client, &spec, !exists).await
+        }
+        .await;
+        if let Err(e) = result {
+            aws_diag(diags, &e);
+            return None;
+        }
+        match self.read_aws(diags, &name, Some(planned)).await {
+            Ok(Some(mut s)) => {
+                // Keep the planned (possibly sensitive) values verbatim where AWS agrees.
+                s.tags = planned.tags.clone();
+                Some(s)
+            }
+            Ok(None) => {
+                diags
+                    .root_error_short(format!("policy {name} vanished right after it was written"));
+                None
+            }
+            Err(()) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for PolicyResource {
+    type State<'a> = PolicyState;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(policy_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        validate_config(&config, diags);
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let name = get(&state.name).or_else(|| get(&state.id))?;
+        match self.read_aws(diags, &name, Some(&state)).await {
+            Ok(Some(s)) => Some((s, private)),
+            Ok(None) | Err(()) => None,
+        }
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        _proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let c = self.shared.peek();
+        let planned = plan(&config, None, c.as_deref());
+        check_document(&planned, diags);
+        Some((planned, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        _proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let c = self.shared.peek();
+        let planned = plan(&config, Some(&prior), c.as_deref());
+        check_document(&planned, diags);
+        let mut replace = Vec::new();
+        if planned.name != prior.name {
+            replace.push(p("name"));
+        }
+        Some((planned, private, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(private)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((self.write(diags, &planned, None).await?, private))
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((self.write(diags, &planned, Some(&prior)).await?, private))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        let c = self.shared.get(diags)?;
+        let name = get(&prior.name)?;
+        // Deleting the group deletes its schedules; snapshots are never touched.
+        match scheduler::delete_group(&c.clients.scheduler, &name).await {
+            Ok(()) => Some(()),
+            Err(e) => {
+                aws_diag(diags, &e);
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        if let Err(e) = doc::validate_policy_name(&id) {
+            diags.root_error(
+                "Invalid import id",
+                format!("expected POLICY (a policy name): {e}"),
+            );
+            return None;
+        }
+        match self.read_aws(diags, &id, None).await {
+            Ok(Some(s)) => Some((s, ValueEmpty::default())),
+            Ok(None) => {
+                diags.root_error(
+                    "Cannot import non-existent remote object",
+                    format!(
+                        "schedule group {} does not exist",
+                        scheduler::group_name(&id)
+                    ),
+                );
+                None
+            }
+            Err(()) => None,
+        }
+    }
+}
+
+/// The document must fit in a schedule input; checked at plan time once it is known.
+fn check_document(s: &PolicyState, diags: &mut Diagnostics) {
+    if let Some(d) = to_doc(s) {
+        if let Err(e) = doc::to_input(&d) {
+            diags.error("Policy document too large", e, p("snapshot_tags"));
+        }
+    }
+}

@@ -1,0 +1,692 @@
+//! `ebssnap_target`: one schedule `ebssnap-<policy>/<name>` whose input is the target document:
+//! the selector, the retention overrides and the Scheduler context placeholders (DESIGN §2, §3).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{NestedBlock, Schema};
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use super::schema::{
+    Computed, Optional, OptionalComputed, Required, attr, block, boolean, exclude_block, number,
+    select_block, string,
+};
+use super::selector::{ExcludeState, SelectState};
+use super::values::{V, get, opt};
+use super::{Configured, Shared, aws_diag, validate};
+use crate::aws::scheduler::{self, ScheduleSpec};
+use crate::core::doc::{self, Invocation, RetentionDoc, TargetDocument};
+
+pub const DEFAULT_RETRY_ATTEMPTS: i64 = 185;
+pub const DEFAULT_MAX_EVENT_AGE: i64 = 86_400;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetState {
+    pub id: V<String>,
+    pub arn: V<String>,
+    pub policy: V<String>,
+    pub name: V<String>,
+    pub description: V<String>,
+    pub schedule: V<String>,
+    pub timezone: V<String>,
+    pub flexible_window_minutes: V<i64>,
+    pub start_date: V<String>,
+    pub end_date: V<String>,
+    pub enabled: V<bool>,
+    pub select: V<SelectState>,
+    #[serde(with = "tf_provider::value::serde_as_vec")]
+    pub exclude: V<ExcludeState>,
+    pub retention_days: V<i64>,
+    pub min_snapshots: V<i64>,
+    pub max_snapshots: V<i64>,
+    pub retry_attempts: V<i64>,
+    pub max_event_age_seconds: V<i64>,
+    pub dead_letter_queue_arn: V<String>,
+}
+
+pub fn target_schema() -> Schema {
+    Schema {
+        version: 1,
+        block: block(
+            "A snapshot target: which volumes of a policy are snapshotted, and when. It becomes the EventBridge Scheduler schedule `ebssnap-<policy>/<name>`, whose input is the target document the runner reads. Destroying a target deletes its schedule, never a snapshot; the policy's sweep prunes what it left.",
+            vec![
+                ("id", attr(string(), Computed, "`<policy>/<name>`.")),
+                ("arn", attr(string(), Computed, "ARN of the schedule.")),
+                (
+                    "policy",
+                    attr(
+                        string(),
+                        Required,
+                        "Name of the `ebssnap_policy` this target belongs to. Changing it replaces the target.",
+                    ),
+                ),
+                (
+                    "name",
+                    attr(
+                        string(),
+                        Required,
+                        "Target name: 1-64 characters of letters, digits, `_`, `.` and `-`, not starting with `_`. Changing it replaces the target.",
+                    ),
+                ),
+                (
+                    "description",
+                    attr(
+                        string(),
+                        Optional,
+                        "Description of the schedule (at most 512 characters).",
+                    ),
+                ),
+                (
+                    "schedule",
+                    attr(
+                        string(),
+                        OptionalComputed,
+                        "When to snapshot: `cron(minutes hours day-of-month month day-of-week year)`, `rate(value unit)` or `at(yyyy-mm-ddThh:mm:ss)`. Default: the provider's `default_schedule`.",
+                    ),
+                ),
+                (
+                    "timezone",
+                    attr(
+                        string(),
+                        OptionalComputed,
+                        "IANA time zone of the schedule. Default: the provider's `default_timezone`.",
+                    ),
+                ),
+                (
+                    "flexible_window_minutes",
+                    attr(
+                        number(),
+                        OptionalComputed,
+                        "Let Scheduler start up to this many minutes late to spread load (1-1440); `0` turns it off. Default `0`.",
+                    ),
+                ),
+                (
+                    "start_date",
+                    attr(
+                        string(),
+                        Optional,
+                        "RFC 3339 time before which the schedule does not fire.",
+                    ),
+                ),
+                (
+                    "end_date",
+                    attr(
+                        string(),
+                        Optional,
+                        "RFC 3339 time after which the schedule does not fire (after `start_date`).",
+                    ),
+                ),
+                (
+                    "enabled",
+                    attr(
+                        boolean(),
+                        OptionalComputed,
+                        "Whether the schedule fires. Default `true`.",
+                    ),
+                ),
+                (
+                    "retention_days",
+                    attr(
+                        number(),
+                        Optional,
+                        "Overrides the policy's `retention_days` for this target.",
+                    ),
+                ),
+                (
+                    "min_snapshots",
+                    attr(
+                        number(),
+                        Optional,
+                        "Overrides the policy's `min_snapshots` for this target.",
+                    ),
+                ),
+                (
+                    "max_snapshots",
+                    attr(
+                        number(),
+                        Optional,
+                        "Overrides the policy's `max_snapshots` for this target.",
+                    ),
+                ),
+                (
+                    "retry_attempts",
+                    attr(
+                        number(),
+                        OptionalComputed,
+                        "How often Scheduler retries a failed invocation of the runner (0-185). Default `185`.",
+                    ),
+                ),
+                (
+                    "max_event_age_seconds",
+                    attr(
+                        number(),
+                        OptionalComputed,
+                        "How long Scheduler keeps retrying an invocation (60-86400). Default `86400`.",
+                    ),
+                ),
+                (
+                    "dead_letter_queue_arn",
+                    attr(
+                        string(),
+                        Optional,
+                        "SQS queue ARN that receives invocations Scheduler gave up on.",
+                    ),
+                ),
+            ],
+            vec![
+                ("select", NestedBlock::Single(select_block())),
+                ("exclude", NestedBlock::Optional(exclude_block())),
+            ],
+        ),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetResource {
+    pub shared: Shared,
+}
+
+fn p(name: &'static str) -> AttributePath {
+    AttributePath::new(name)
+}
+
+pub fn format_id(policy: &str, target: &str) -> String {
+    format!("{policy}/{target}")
+}
+
+/// Parses an import id `POLICY/TARGET`.
+pub fn parse_id(id: &str) -> Result<(String, String), String> {
+    match id.split_once('/') {
+        Some((pol, t)) if !pol.is_empty() && !t.is_empty() && !t.contains('/') => {
+            doc::validate_policy_name(pol)?;
+            doc::validate_target_name(t)?;
+            Ok((pol.into(), t.into()))
+        }
+        _ => Err(format!(
+            "unexpected id {id:?}: expected POLICY/TARGET, e.g. std/web"
+        )),
+    }
+}
+
+pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
+    if let Some(v) = get(&c.policy) {
+        validate::policy_name(diags, p("policy"), &v);
+    }
+    if let Some(v) = get(&c.name) {
+        validate::target_name(diags, p("name"), &v);
+    }
+    if let Some(v) = get(&c.description) {
+        validate::description(diags, p("description"), &v);
+    }
+    if let Some(v) = get(&c.schedule) {
+        validate::schedule_expression(diags, p("schedule"), &v);
+    }
+    if let Some(v) = get(&c.timezone) {
+        validate::timezone(diags, p("timezone"), &v);
+    }
+    if let Some(v) = get(&c.flexible_window_minutes) {
+        validate::range(
+            diags,
+            p("flexible_window_minutes"),
+            "flexible_window_minutes",
+            v,
+            0,
+            1440,
+        );
+    }
+    let start = get(&c.start_date).and_then(|v| validate::rfc3339(diags, p("start_date"), &v));
+    let end = get(&c.end_date).and_then(|v| validate::rfc3339(diags, p("end_date"), &v));
+    if let (Some(s), Some(e)) = (start, end) {
+        if e <= s {
+            diags.error(
+                "end_date before start_date",
+                format!("end_date ({e}) must be after start_date ({s})."),
+                p("end_date"),
+            );
+        }
+    }
+    if let Some(d) = get(&c.retention_days) {
+        validate::range(
+            diags,
+            p("retention_days"),
+            "retention_days",
+            d,
+            1,
+            i64::from(doc::MAX_RETENTION_DAYS),
+        );
+    }
+    let (min, max) = (get(&c.min_snapshots), get(&c.max_snapshots));
+    if let Some(v) = min {
+        validate::range(diags, p("min_snapshots"), "min_snapshots", v, 0, 1000);
+    }
+    if let Some(v) = max {
+        validate::range(diags, p("max_snapshots"), "max_snapshots", v, 1, 1000);
+    }
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            diags.error(
+                "min_snapshots above max_snapshots",
+                format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
+                p("min_snapshots"),
+            );
+        }
+    }
+    if let Some(v) = get(&c.retry_attempts) {
+        validate::range(diags, p("retry_attempts"), "retry_attempts", v, 0, 185);
+    }
+    if let Some(v) = get(&c.max_event_age_seconds) {
+        validate::range(
+            diags,
+            p("max_event_age_seconds"),
+            "max_event_age_seconds",
+            v,
+            60,
+            86_400,
+        );
+    }
+    if let Some(v) = get(&c.dead_letter_queue_arn) {
+        validate::arn(diags, p("dead_letter_queue_arn"), &v, Some("sqs"));
+    }
+    if let Value::Value(sel) = &c.select {
+        sel.validate(&p("select"), diags);
+    }
+    if let Value::Value(ex) = &c.exclude {
+        ex.validate(&p("exclude").index(0), diags);
+    }
+    if let Some(d) = to_doc(c) {
+        if let Err(e) = doc::to_input(&d) {
+            diags.error(
+                "Target document too large",
+                format!("{e}: select fewer sources (e.g. tags instead of long id lists)."),
+                p("select"),
+            );
+        }
+    }
+}
+
+fn default_i(v: &V<i64>, d: i64) -> V<i64> {
+    match v {
+        Value::Null => Value::Value(d),
+        v => v.clone(),
+    }
+}
+
+fn plan(config: &TargetState, prior: Option<&TargetState>, c: Option<&Configured>) -> TargetState {
+    let same = prior.is_some_and(|p| p.policy == config.policy && p.name == config.name);
+    let id = match (get(&config.policy), get(&config.name)) {
+        (Some(pol), Some(n)) => Value::Value(format_id(&pol, &n)),
+        _ => Value::Unknown,
+    };
+    let from_provider = |v: &V<String>, d: Option<String>| match v {
+        Value::Null => d.map(Value::Value).unwrap_or(Value::Unknown),
+        v => v.clone(),
+    };
+    TargetState {
+        id,
+        arn: if same {
+            prior.map(|p| p.arn.clone()).unwrap_or(Value::Unknown)
+        } else {
+            Value::Unknown
+        },
+        policy: config.policy.clone(),
+        name: config.name.clone(),
+        description: config.description.clone(),
+        schedule: from_provider(&config.schedule, c.map(|c| c.default_schedule.clone())),
+        timezone: from_provider(&config.timezone, c.map(|c| c.default_timezone.clone())),
+        flexible_window_minutes: default_i(&config.flexible_window_minutes, 0),
+        start_date: config.start_date.clone(),
+        end_date: config.end_date.clone(),
+        enabled: match &config.enabled {
+            Value::Null => Value::Value(true),
+            v => v.clone(),
+        },
+        select: config.select.clone().map(SelectState::with_defaults),
+        exclude: config.exclude.clone().map(ExcludeState::with_defaults),
+        retention_days: config.retention_days.clone(),
+        min_snapshots: config.min_snapshots.clone(),
+        max_snapshots: config.max_snapshots.clone(),
+        retry_attempts: default_i(&config.retry_attempts, DEFAULT_RETRY_ATTEMPTS),
+        max_event_age_seconds: default_i(&config.max_event_age_seconds, DEFAULT_MAX_EVENT_AGE),
+        dead_letter_queue_arn: config.dead_letter_queue_arn.clone(),
+    }
+}
+
+fn u32_opt(v: &V<i64>) -> Result<Option<u32>, ()> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Unknown => Err(()),
+        Value::Value(n) => u32::try_from(*n).map(Some).map_err(|_| ()),
+    }
+}
+
+/// The target document of a state, or `None` while something in it is unknown.
+pub fn to_doc(s: &TargetState) -> Option<TargetDocument> {
+    let select = match &s.select {
+        Value::Value(sel) => sel.clone().with_defaults().to_doc()?,
+        _ => return None,
+    };
+    let exclude = match &s.exclude {
+        Value::Value(e) => Some(e.clone().with_defaults().to_doc()?),
+        Value::Null => None,
+        Value::Unknown => return None,
+    };
+    let r = RetentionDoc {
+        days: u32_opt(&s.retention_days).ok()?,
+        min_snapshots: u32_opt(&s.min_snapshots).ok()?,
+        max_snapshots: u32_opt(&s.max_snapshots).ok()?,
+    };
+    let retention = (r != RetentionDoc::default()).then_some(r);
+    Some(TargetDocument {
+        ebssnap: doc::FORMAT_VERSION,
+        kind: "target".into(),
+        policy: get(&s.policy)?,
+        target: get(&s.name)?,
+        select,
+        exclude,
+        retention,
+        invocation: Some(Invocation::placeholders()),
+    })
+}
+
+/// A date as the user wrote it when it is the same instant as AWS's, else AWS's in RFC 3339.
+fn date_state(aws: Option<jiff::Timestamp>, prior: Option<&V<String>>) -> V<String> {
+    let Some(t) = aws else { return Value::Null };
+    if let Some(Value::Value(s)) = prior {
+        if s.parse::<jiff::Timestamp>()
+            .is_ok_and(|p| p.as_second() == t.as_second())
+        {
+            return Value::Value(s.clone());
+        }
+    }
+    Value::Value(t.to_string())
+}
+
+fn from_aws(
+    spec: &ScheduleSpec,
+    prior: Option<&TargetState>,
+    diags: &mut Diagnostics,
+) -> Option<TargetState> {
+    let d = match doc::parse_target(&spec.input) {
+        Ok(d) => d,
+        Err(e) => {
+            diags.root_error(
+                format!(
+                    "reading EventBridge Scheduler Schedule ({}/{})",
+                    spec.policy, spec.name
+                ),
+                format!("its input is not an ebssnap target document: {e}"),
+            );
+            return None;
+        }
+    };
+    let r = d.retention.clone().unwrap_or_default();
+    Some(TargetState {
+        id: Value::Value(format_id(&spec.policy, &spec.name)),
+        arn: opt(spec.arn.clone()),
+        policy: Value::Value(spec.policy.clone()),
+        name: Value::Value(spec.name.clone()),
+        description: opt(spec.description.clone()),
+        schedule: Value::Value(spec.expression.clone()),
+        timezone: Value::Value(spec.timezone.clone()),
+        flexible_window_minutes: Value::Value(i64::from(spec.flexible_window_minutes)),
+        start_date: date_state(spec.start_date, prior.map(|p| &p.start_date)),
+        end_date: date_state(spec.end_date, prior.map(|p| &p.end_date)),
+        enabled: Value::Value(spec.enabled),
+        select: Value::Value(SelectState::from_doc(&d.select)),
+        exclude: opt(d.exclude.as_ref().map(ExcludeState::from_doc)),
+        retention_days: opt(r.days.map(i64::from)),
+        min_snapshots: opt(r.min_snapshots.map(i64::from)),
+        max_snapshots: opt(r.max_snapshots.map(i64::from)),
+        retry_attempts: Value::Value(i64::from(spec.retry_attempts)),
+        max_event_age_seconds: Value::Value(i64::from(spec.max_event_age_seconds)),
+        dead_letter_queue_arn: opt(spec.dead_letter_arn.clone()),
+    })
+}
+
+impl TargetResource {
+    async fn read_aws(
+        &self,
+        diags: &mut Diagnostics,
+        policy: &str,
+        name: &str,
+        prior: Option<&TargetState>,
+    ) -> Result<Option<TargetState>, ()> {
+        let c = self.shared.get(diags).ok_or(())?;
+        match scheduler::get_schedule(&c.clients.scheduler, policy, name).await {
+            Ok(Some(spec)) => from_aws(&spec, prior, diags).map(Some).ok_or(()),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                aws_diag(diags, &e);
+                Err(())
+            }
+        }
+    }
+
+    async fn write(
+        &self,
+        diags: &mut Diagnostics,
+        s: &TargetState,
+        create: bool,
+    ) -> Option<TargetState> {
+        let c = self.shared.get(diags)?;
+        let (target_arn, role_arn) = c.target_arns(diags)?;
+        let (policy, name) = (get(&s.policy)?, get(&s.name)?);
+        let Some(d) = to_doc(s) else {
+            diags.root_error_short("the target has values that are still unknown at apply time");
+            return None;
+        };
+        let input = match doc::to_input(&d) {
+            Ok(i) => i,
+            Err(e) => {
+                diags.error("Target document too large", e, p("select"));
+                return None;
+            }
+        };
+        let date = |v: &V<String>| get(v).and_then(|x| x.parse::<jiff::Timestamp>().ok());
+        let spec = ScheduleSpec {
+            policy: policy.clone(),
+            name: name.clone(),
+            description: get(&s.description),
+            expression: get(&s.schedule)?,
+            timezone: get(&s.timezone)?,
+            flexible_window_minutes: i32::try_from(get(&s.flexible_window_minutes)?).ok()?,
+            start_date: date(&s.start_date),
+            end_date: date(&s.end_date),
+            enabled: get(&s.enabled)?,
+            target_arn,
+            role_arn,
+            input,
+            retry_attempts: i32::try_from(get(&s.retry_attempts)?).ok()?,
+            max_event_age_seconds: i32::try_from(get(&s.max_event_age_seconds)?).ok()?,
+            dead_letter_arn: get(&s.dead_letter_queue_arn),
+            arn: None,
+        };
+        let client = &c.clients.scheduler;
+        let result = async {
+            if scheduler::get_group(client, &policy).await?.is_none() {
+                return Err(crate::error::AwsError {
+                    action: format!("creating EventBridge Scheduler Schedule ({policy}/{name})"),
+                    code: "ResourceNotFoundException".into(),
+                    message: format!(
+                        "policy {policy:?} does not exist (no schedule group {}); create the ebssnap_policy first, e.g. policy = ebssnap_policy.<name>.name",
+                        scheduler::group_name(&policy)
+                    ),
+                    retryable: false,
+                });
+            }
+            let exists = scheduler::get_schedule(client, &policy, &name).await?.is_some();
+            scheduler::put_schedule(client, &spec, create || !exists).await
+        }
+        .await;
+        if let Err(e) = result {
+            aws_diag(diags, &e);
+            return None;
+        }
+        match self.read_aws(diags, &policy, &name, Some(s)).await {
+            Ok(Some(state)) => Some(state),
+            Ok(None) => {
+                diags.root_error_short(format!(
+                    "target {policy}/{name} vanished right after it was written"
+                ));
+                None
+            }
+            Err(()) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for TargetResource {
+    type State<'a> = TargetState;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(target_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        validate_config(&config, diags);
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let (policy, name) = (get(&state.policy)?, get(&state.name)?);
+        match self.read_aws(diags, &policy, &name, Some(&state)).await {
+            Ok(Some(s)) => Some((s, private)),
+            Ok(None) | Err(()) => None,
+        }
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let c = self.shared.peek();
+        Some((plan(&config, None, c.as_deref()), ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        _proposed: Self::State<'a>,
+        config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let c = self.shared.peek();
+        let planned = plan(&config, Some(&prior), c.as_deref());
+        let mut replace = Vec::new();
+        if planned.policy != prior.policy {
+            replace.push(p("policy"));
+        }
+        if planned.name != prior.name {
+            replace.push(p("name"));
+        }
+        Some((planned, private, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(private)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((self.write(diags, &planned, true).await?, private))
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        _prior: Self::State<'a>,
+        planned: Self::State<'a>,
+        _config: Self::State<'a>,
+        private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        Some((self.write(diags, &planned, false).await?, private))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: Self::State<'a>,
+        _private: Self::PrivateState<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        let c = self.shared.get(diags)?;
+        let (policy, name) = (get(&prior.policy)?, get(&prior.name)?);
+        match scheduler::delete_schedule(&c.clients.scheduler, &policy, &name).await {
+            Ok(()) => Some(()),
+            Err(e) => {
+                aws_diag(diags, &e);
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let (policy, name) = match parse_id(&id) {
+            Ok(x) => x,
+            Err(e) => {
+                diags.root_error("Invalid import id", e);
+                return None;
+            }
+        };
+        match self.read_aws(diags, &policy, &name, None).await {
+            Ok(Some(s)) => Some((s, ValueEmpty::default())),
+            Ok(None) => {
+                diags.root_error(
+                    "Cannot import non-existent remote object",
+                    format!("schedule {policy}/{name} does not exist"),
+                );
+                None
+            }
+            Err(()) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_ids() {
+        assert_eq!(parse_id("std/web").unwrap(), ("std".into(), "web".into()));
+        for bad in ["std", "std/", "/web", "std/web/x", "std/_policy"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
+        assert!(
+            parse_id("std")
+                .unwrap_err()
+                .contains("expected POLICY/TARGET")
+        );
+    }
+}

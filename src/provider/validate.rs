@@ -1,0 +1,164 @@
+//! Plan-time validation of single values, each error attached to the attribute's path with a
+//! message that says what to write instead. Unknown values are not validated here (Terraform calls
+//! validation again once they are known).
+
+use tf_provider::{AttributePath, Diagnostics};
+
+use crate::core::{doc, schedule};
+
+pub fn policy_name(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    if let Err(e) = doc::validate_policy_name(v) {
+        diags.error("Invalid policy name", e, at);
+    }
+}
+
+pub fn target_name(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    if let Err(e) = doc::validate_target_name(v) {
+        diags.error("Invalid target name", e, at);
+    }
+}
+
+pub fn schedule_expression(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    if let Err(e) = schedule::parse(v) {
+        diags.error("Invalid schedule expression", e.0, at);
+    }
+}
+
+pub fn timezone(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    if !schedule::valid_timezone(v) {
+        diags.error(
+            "Invalid time zone",
+            format!("{v:?} is not an IANA time zone name; use e.g. \"UTC\", \"Europe/London\" or \"America/Chicago\"."),
+            at,
+        );
+    }
+}
+
+/// An ARN `arn:<partition>:<service>:<region>:<account>:<resource>`, of `service` when given.
+pub fn arn(diags: &mut Diagnostics, at: AttributePath, v: &str, service: Option<&str>) {
+    let parts: Vec<&str> = v.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && matches!(
+            parts[1],
+            "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b"
+        )
+        && !parts[2].is_empty()
+        && service.is_none_or(|s| parts[2] == s)
+        && (parts[4].is_empty()
+            || (parts[4].len() == 12 && parts[4].chars().all(|c| c.is_ascii_digit())))
+        && !parts[5].is_empty();
+    if !ok {
+        let want = service
+            .map(|s| format!(" of service {s}"))
+            .unwrap_or_default();
+        diags.error(
+            "Invalid ARN",
+            format!("{v:?} is not a valid ARN{want}: expected arn:aws:<service>:<region>:<account-id>:<resource>."),
+            at,
+        );
+    }
+}
+
+/// The failure webhook: https, or http to a loopback address only (local testing).
+pub fn webhook_url(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    match url::Url::parse(v) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+        Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
+        Ok(u) if u.scheme() == "http" => diags.error(
+            "Insecure webhook URL",
+            format!("{v:?} uses http; tickets carry account details, so use https (plain http is only accepted for 127.0.0.1, ::1 or localhost)."),
+            at,
+        ),
+        _ => diags.error("Invalid webhook URL", format!("{v:?} is not an https URL."), at),
+    }
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// An endpoint URL (http or https, any host).
+pub fn endpoint_url(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    match url::Url::parse(v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+        _ => diags.error(
+            "Invalid endpoint URL",
+            format!("{v:?} is not an http(s) URL."),
+            at,
+        ),
+    }
+}
+
+/// An RFC 3339 time such as `2026-12-01T00:00:00Z`.
+pub fn rfc3339(diags: &mut Diagnostics, at: AttributePath, v: &str) -> Option<jiff::Timestamp> {
+    match v.parse::<jiff::Timestamp>() {
+        Ok(t) => Some(t),
+        Err(_) => {
+            diags.error(
+                "Invalid date",
+                format!(
+                    "{v:?} is not an RFC 3339 date and time; write e.g. \"2026-12-01T00:00:00Z\"."
+                ),
+                at,
+            );
+            None
+        }
+    }
+}
+
+pub fn range(diags: &mut Diagnostics, at: AttributePath, name: &str, v: i64, min: i64, max: i64) {
+    if v < min || v > max {
+        diags.error(
+            "Value out of range",
+            format!("{name} must be between {min} and {max}, got {v}."),
+            at,
+        );
+    }
+}
+
+pub fn description(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    if v.chars().count() > 512 {
+        diags.error(
+            "Description too long",
+            "description must be at most 512 characters.",
+            at,
+        );
+    }
+}
+
+/// Tag maps on AWS objects: keys 1–128 characters without the reserved `aws:` prefix, values ≤ 256.
+pub fn tags(
+    diags: &mut Diagnostics,
+    at: AttributePath,
+    tags: &std::collections::BTreeMap<String, String>,
+    reserved: &[&str],
+) {
+    for (k, v) in tags {
+        let lower = k.to_ascii_lowercase();
+        if k.is_empty() || k.chars().count() > 128 {
+            diags.error(
+                "Invalid tag key",
+                format!("tag keys must be 1 to 128 characters, got {k:?}."),
+                at.clone().key(k.clone()),
+            );
+        } else if let Some(p) = reserved.iter().find(|p| lower.starts_with(**p)) {
+            diags.error(
+                "Reserved tag key",
+                format!("tag key {k:?} uses the reserved prefix {p:?}."),
+                at.clone().key(k.clone()),
+            );
+        } else if v.chars().count() > 256 {
+            diags.error(
+                "Invalid tag value",
+                format!("the value of tag {k:?} is longer than 256 characters."),
+                at.clone().key(k.clone()),
+            );
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `data "ebssnap_volumes"`: what a selector matches right now (the runner's own selection code),
+//! so a plan can show which volumes a target will protect.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{AttributeType, NestedBlock, Schema};
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, DataSource, Diagnostics};
+
+use super::schema::{Computed, attr, block, exclude_block, select_block, string, string_list};
+use super::selector::{ExcludeState, SelectState};
+use super::values::{StrList, StrMap, V, list_value, map_value, opt};
+use super::{Shared, aws_diag};
+use crate::aws::ec2;
+use crate::core::select;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    pub volume_id: V<String>,
+    pub instance_id: V<String>,
+    pub device: V<String>,
+    pub size_gb: V<i64>,
+    pub tags: StrMap,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VolumesState {
+    pub id: V<String>,
+    pub select: V<SelectState>,
+    #[serde(with = "tf_provider::value::serde_as_vec")]
+    pub exclude: V<ExcludeState>,
+    pub volume_ids: StrList,
+    pub volumes: V<Vec<VolumeInfo>>,
+}
+
+pub fn volumes_schema() -> Schema {
+    let volume = AttributeType::Object(
+        [
+            ("volume_id", AttributeType::String),
+            ("instance_id", AttributeType::String),
+            ("device", AttributeType::String),
+            ("size_gb", AttributeType::Number),
+            ("tags", AttributeType::Map(Box::new(AttributeType::String))),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    );
+    Schema {
+        version: 1,
+        block: block(
+            "The EBS volumes a selector matches right now, with the same rules the runner applies at run time: a plan-time preview of an `ebssnap_target`'s `select` and `exclude` blocks.",
+            vec![
+                (
+                    "id",
+                    attr(
+                        string(),
+                        Computed,
+                        "`<count>:<volume ids>` of the selection, cut to 200 characters.",
+                    ),
+                ),
+                (
+                    "volume_ids",
+                    attr(
+                        string_list(),
+                        Computed,
+                        "Ids of the selected volumes, sorted.",
+                    ),
+                ),
+                (
+                    "volumes",
+                    attr(
+                        AttributeType::List(Box::new(volume)),
+                        Computed,
+                        "The selected volumes: `volume_id`, `instance_id` (null when detached), `device`, `size_gb` and `tags`.",
+                    ),
+                ),
+            ],
+            vec![
+                ("select", NestedBlock::Single(select_block())),
+                ("exclude", NestedBlock::Optional(exclude_block())),
+            ],
+        ),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VolumesDataSource {
+    pub shared: Shared,
+}
+
+#[async_trait]
+impl DataSource for VolumesDataSource {
+    type State<'a> = VolumesState;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(volumes_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        if let Value::Value(s) = &config.select {
+            s.validate(&AttributePath::new("select"), diags);
+        }
+        if let Value::Value(e) = &config.exclude {
+            e.validate(&AttributePath::new("exclude").index(0), diags);
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        config: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::State<'a>> {
+        let c = self.shared.get(diags)?;
+        let sel = match &config.select {
+            Value::Value(s) => s.clone().with_defaults().to_doc()?,
+            _ => return None,
+        };
+        let excl = match &config.exclude {
+            Value::Value(e) => e.clone().with_defaults().to_doc()?,
+            _ => Default::default(),
+        };
+        let inv = match ec2::fetch_inventory(&c.clients.ec2, &c.clients.autoscaling, &sel).await {
+            Ok(i) => i,
+            Err(e) => {
+                aws_diag(diags, &e);
+                return None;
+            }
+        };
+        let chosen = select::select(&sel, &excl, &inv);
+        let ids: Vec<String> = chosen.iter().map(|s| s.volume_id.clone()).collect();
+        let volumes = chosen
+            .into_iter()
+            .map(|s| VolumeInfo {
+                tags: map_value(Some(
+                    inv.volumes
+                        .get(&s.volume_id)
+                        .map(|v| v.tags.clone())
+                        .unwrap_or_else(BTreeMap::new),
+                )),
+                volume_id: Value::Value(s.volume_id),
+                instance_id: opt(s.instance_id),
+                device: opt(s.device),
+                size_gb: Value::Value(s.size_gb),
+            })
+            .collect();
+        let mut state = config;
+        state.select = state.select.map(SelectState::with_defaults);
+        state.exclude = state.exclude.map(ExcludeState::with_defaults);
+        state.id = Value::Value(
+            format!("{}:{}", ids.len(), ids.join(","))
+                .chars()
+                .take(200)
+                .collect(),
+        );
+        state.volume_ids = list_value(Some(ids));
+        state.volumes = Value::Value(volumes);
+        Some(state)
+    }
+}
