@@ -389,8 +389,19 @@ pub fn to_doc(s: &TargetState) -> Option<TargetDocument> {
 }
 
 /// A date as the user wrote it when it is the same instant as AWS's, else AWS's in RFC 3339.
+/// A configured date in the past that AWS does not hold is kept: it was not sent (see `write`).
 fn date_state(aws: Option<jiff::Timestamp>, prior: Option<&V<String>>) -> V<String> {
-    let Some(t) = aws else { return Value::Null };
+    let Some(t) = aws else {
+        return match prior {
+            Some(Value::Value(s))
+                if s.parse::<jiff::Timestamp>()
+                    .is_ok_and(|p| p <= jiff::Timestamp::now()) =>
+            {
+                Value::Value(s.clone())
+            }
+            _ => Value::Null,
+        };
+    };
     if let Some(Value::Value(s)) = prior {
         if s.parse::<jiff::Timestamp>()
             .is_ok_and(|p| p.as_second() == t.as_second())
@@ -483,6 +494,11 @@ impl TargetResource {
             }
         };
         let date = |v: &V<String>| get(v).and_then(|x| x.parse::<jiff::Timestamp>().ok());
+        // Scheduler refuses a start date more than 5 minutes in the past, on create and on every
+        // update. A past start date changes nothing (the schedule is active), so it is not sent;
+        // read keeps the configured value (see `date_state`).
+        let now = jiff::Timestamp::now();
+        let start_date = date(&s.start_date).filter(|t| *t > now);
         let spec = ScheduleSpec {
             policy: policy.clone(),
             name: name.clone(),
@@ -490,7 +506,7 @@ impl TargetResource {
             expression: get(&s.schedule)?,
             timezone: get(&s.timezone)?,
             flexible_window_minutes: i32::try_from(get(&s.flexible_window_minutes)?).ok()?,
-            start_date: date(&s.start_date),
+            start_date,
             end_date: date(&s.end_date),
             enabled: get(&s.enabled)?,
             target_arn,

@@ -12,3 +12,5 @@ mod mocks;
 mod moto;
 mod proxy;
 mod runner;
+mod terraform;
+mod tf;

@@ -1,0 +1,536 @@
+//! The provider through the real `terraform` CLI against moto (DESIGN §9, layer 3): lifecycle of
+//! each resource, import (command and `import {}` blocks), drift, validation with attribute paths,
+//! the documents the runner reads, and schema descriptions.
+
+use ebssnap::aws::scheduler;
+use ebssnap::core::doc;
+use serde_json::{Value, json};
+
+use crate::cli::ebssnap;
+use crate::fleet;
+use crate::moto::Moto;
+use crate::tf::Tf;
+
+/// Plan output with runs of spaces folded, so alignment does not matter.
+fn squash(s: &str) -> String {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+macro_rules! setup {
+    () => {{
+        let Some(m) = Moto::start() else { return };
+        let Some(tf) = Tf::new(Some(&m)) else { return };
+        (m, tf)
+    }};
+}
+
+const POLICY: &str = r#"
+resource "ebssnap_policy" "std" {
+  name           = "std"
+  description    = "standard"
+  retention_days = 14
+  min_snapshots  = 3
+  snapshot_tags  = { Backup = "ebssnap" }
+  tags           = { Team = "ops" }
+}
+"#;
+
+#[tokio::test]
+async fn policy_lifecycle_apply_import_update_replace_drift_destroy() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    tf.write(POLICY);
+    tf.apply();
+    tf.assert_no_changes();
+
+    // In AWS: the group (tagged) and the _policy schedule holding the documented document.
+    let group = scheduler::get_group(&c.scheduler, "std")
+        .await
+        .unwrap()
+        .expect("group exists");
+    assert_eq!(group.tags.get("Team").map(String::as_str), Some("ops"));
+    let sched = scheduler::get_schedule(&c.scheduler, "std", "_policy")
+        .await
+        .unwrap()
+        .expect("_policy exists");
+    assert_eq!(sched.expression, "rate(1 day)");
+    assert!(sched.enabled);
+    assert_eq!(sched.description.as_deref(), Some("standard"));
+    let input: Value = serde_json::from_str(&sched.input).unwrap();
+    assert_eq!(
+        input,
+        json!({"ebssnap": 1, "kind": "policy", "policy": "std",
+               "retention": {"days": 14, "min_snapshots": 3, "max_snapshots": null},
+               "tags": {"copy_volume_tags": true, "copy_instance_tags": false, "extra": {"Backup": "ebssnap"}},
+               "orphans": null, "crash_consistent": false, "notify": null,
+               "invocation": {"scheduled_time": "<aws.scheduler.scheduled-time>",
+                              "execution_id": "<aws.scheduler.execution-id>",
+                              "attempt": "<aws.scheduler.attempt-number>",
+                              "schedule_arn": "<aws.scheduler.schedule-arn>"}})
+    );
+
+    // Import into a fresh state: the plan is empty.
+    let fresh = Tf::new(Some(&m)).unwrap();
+    fresh.write(POLICY);
+    let imp = fresh.run(&["import", "ebssnap_policy.std", "std"]);
+    assert_eq!(imp.code, 0, "{}{}", imp.stdout, imp.stderr);
+    fresh.assert_no_changes();
+    drop(fresh);
+
+    // Update in place.
+    tf.write(&POLICY.replace("retention_days = 14", "retention_days = 30"));
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    assert!(
+        squash(&plan.stdout).contains("~ retention_days = 14 -> 30"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        squash(&plan.stdout).contains("1 to change"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    let sched = scheduler::get_schedule(&c.scheduler, "std", "_policy")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(doc::parse_policy(&sched.input).unwrap().rules().days, 30);
+    tf.assert_no_changes();
+
+    // A snapshot that must survive everything below.
+    let vol = fleet::volume(&c, &[]).await;
+    let snap = fleet::manual_snapshot(
+        &c,
+        &vol,
+        &[("ebssnap:policy", "std"), ("ebssnap:target", "web")],
+    )
+    .await;
+
+    // Edited outside Terraform: the plan shows the drift.
+    let mut edited = scheduler::get_schedule(&c.scheduler, "std", "_policy")
+        .await
+        .unwrap()
+        .unwrap();
+    edited.input = edited.input.replace("\"days\":30", "\"days\":7");
+    scheduler::put_schedule(&c.scheduler, &edited, false)
+        .await
+        .unwrap();
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    assert!(
+        squash(&plan.stdout).contains("~ retention_days = 7 -> 30"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+
+    // Deleted outside Terraform: the next plan creates it again.
+    scheduler::delete_group(&c.scheduler, "std").await.unwrap();
+    let plan = tf.plan();
+    assert!(
+        squash(&plan.stdout).contains("will be created"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    assert!(
+        scheduler::get_schedule(&c.scheduler, "std", "_policy")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Renaming forces a replacement.
+    tf.write(
+        &POLICY
+            .replace("name           = \"std\"", "name           = \"gold\"")
+            .replace("retention_days = 14", "retention_days = 30"),
+    );
+    let plan = tf.plan();
+    assert!(
+        squash(&plan.stdout).contains("must be replaced"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        squash(&plan.stdout).contains("forces replacement"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    assert!(
+        scheduler::get_group(&c.scheduler, "std")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        scheduler::get_group(&c.scheduler, "gold")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tf.assert_no_changes();
+
+    // Destroy: gone from AWS, every snapshot still there.
+    let out = tf.run(&["destroy", "-auto-approve"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        scheduler::get_group(&c.scheduler, "gold")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        fleet::snapshots(&c).await.contains_key(&snap),
+        "destroy never deletes snapshots"
+    );
+}
+
+const TARGET: &str = r#"
+resource "ebssnap_policy" "std" {
+  name           = "std"
+  retention_days = 14
+}
+resource "ebssnap_target" "web" {
+  policy   = ebssnap_policy.std.name
+  name     = "web"
+  schedule = "cron(0 5 * * ? *)"
+  timezone = "Europe/London"
+  start_date = "2030-01-01T00:00:00Z"
+  select {
+    instance_names = ["web-*"]
+    instance_tags  = { Env = "prod" }
+  }
+  exclude {
+    root_volumes = true
+  }
+  retention_days = 30
+}
+"#;
+
+#[tokio::test]
+async fn target_lifecycle_apply_import_update_replace_drift_destroy() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    tf.write(TARGET);
+    tf.apply();
+    tf.assert_no_changes();
+
+    let sched = scheduler::get_schedule(&c.scheduler, "std", "web")
+        .await
+        .unwrap()
+        .expect("schedule exists");
+    assert_eq!(sched.expression, "cron(0 5 * * ? *)");
+    assert_eq!(sched.timezone, "Europe/London");
+    assert_eq!(
+        sched.start_date.map(|t| t.to_string()).as_deref(),
+        Some("2030-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        sched.target_arn,
+        "arn:aws:lambda:us-east-1:123456789012:function:ebssnap"
+    );
+    let input: Value = serde_json::from_str(&sched.input).unwrap();
+    assert_eq!(
+        input,
+        json!({"ebssnap": 1, "kind": "target", "policy": "std", "target": "web",
+               "select": {"all_volumes": false, "asg_names": null, "instance_names": ["web-*"],
+                          "instance_ids": null, "instance_tags": {"Env": "prod"},
+                          "volume_ids": null, "volume_tags": null},
+               "exclude": {"volume_ids": null, "volume_tags": null, "root_volumes": true},
+               "retention": {"days": 30, "min_snapshots": null, "max_snapshots": null},
+               "invocation": {"scheduled_time": "<aws.scheduler.scheduled-time>",
+                              "execution_id": "<aws.scheduler.execution-id>",
+                              "attempt": "<aws.scheduler.attempt-number>",
+                              "schedule_arn": "<aws.scheduler.schedule-arn>"}})
+    );
+
+    // Import both into a fresh state.
+    let fresh = Tf::new(Some(&m)).unwrap();
+    fresh.write(TARGET);
+    for (addr, id) in [
+        ("ebssnap_policy.std", "std"),
+        ("ebssnap_target.web", "std/web"),
+    ] {
+        let imp = fresh.run(&["import", addr, id]);
+        assert_eq!(imp.code, 0, "{}{}", imp.stdout, imp.stderr);
+    }
+    fresh.assert_no_changes();
+    let bad = fresh.run(&["import", "ebssnap_target.web", "std"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("expected POLICY/TARGET"),
+        "{}",
+        bad.stderr
+    );
+    drop(fresh);
+
+    // Update in place: schedule, selector, retention.
+    tf.write(
+        &TARGET
+            .replace("cron(0 5 * * ? *)", "cron(30 2 ? * MON-FRI *)")
+            .replace(
+                "instance_names = [\"web-*\"]",
+                "instance_names = [\"web-*\", \"api-*\"]",
+            )
+            .replace("retention_days = 30", "retention_days = 45"),
+    );
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    for want in [
+        "~ schedule",
+        "~ retention_days = 30 -> 45",
+        "+ \"api-*\"",
+        "update in-place",
+        "1 to change",
+    ] {
+        assert!(
+            squash(&plan.stdout).contains(want),
+            "missing {want:?} in:\n{}",
+            plan.stdout
+        );
+    }
+    tf.apply();
+    let sched = scheduler::get_schedule(&c.scheduler, "std", "web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sched.expression, "cron(30 2 ? * MON-FRI *)");
+    let d = doc::parse_target(&sched.input).unwrap();
+    assert_eq!(d.select.instance_names(), ["web-*", "api-*"]);
+    tf.assert_no_changes();
+
+    // Edited outside Terraform: drift shows.
+    let mut edited = sched.clone();
+    edited.expression = "rate(1 hour)".into();
+    edited.enabled = false;
+    scheduler::put_schedule(&c.scheduler, &edited, false)
+        .await
+        .unwrap();
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    assert!(
+        squash(&plan.stdout)
+            .contains("~ schedule = \"rate(1 hour)\" -> \"cron(30 2 ? * MON-FRI *)\""),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        squash(&plan.stdout).contains("~ enabled = false -> true"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+
+    // Deleted outside Terraform: recreated.
+    scheduler::delete_schedule(&c.scheduler, "std", "web")
+        .await
+        .unwrap();
+    let plan = tf.plan();
+    assert!(
+        squash(&plan.stdout).contains("ebssnap_target.web will be created"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+
+    // Renaming forces a replacement.
+    tf.write(&TARGET.replace("name     = \"web\"", "name     = \"web2\""));
+    let plan = tf.plan();
+    assert!(
+        squash(&plan.stdout).contains("ebssnap_target.web must be replaced"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    assert!(
+        scheduler::get_schedule(&c.scheduler, "std", "web")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        scheduler::get_schedule(&c.scheduler, "std", "web2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let vol = fleet::volume(&c, &[]).await;
+    let snap = fleet::manual_snapshot(
+        &c,
+        &vol,
+        &[("ebssnap:policy", "std"), ("ebssnap:target", "web2")],
+    )
+    .await;
+    let out = tf.run(&["destroy", "-auto-approve"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        scheduler::get_schedule(&c.scheduler, "std", "web2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        scheduler::get_group(&c.scheduler, "std")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        fleet::snapshots(&c).await.contains_key(&snap),
+        "destroy never deletes snapshots"
+    );
+}
+
+#[tokio::test]
+async fn import_blocks_generate_configuration_that_applies_without_changes() {
+    let (m, tf) = setup!();
+    tf.write(TARGET);
+    tf.apply();
+    let gen_dir = Tf::new(Some(&m)).unwrap();
+    gen_dir.write(
+        r#"
+import {
+  to = ebssnap_policy.std
+  id = "std"
+}
+import {
+  to = ebssnap_target.web
+  id = "std/web"
+}
+"#,
+    );
+    let out = gen_dir.run(&["plan", "-generate-config-out=gen.tf"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("2 to import, 0 to add, 0 to change, 0 to destroy"),
+        "{}",
+        out.stdout
+    );
+    let generated = std::fs::read_to_string(gen_dir.dir.join("gen.tf")).unwrap();
+    assert!(
+        generated.contains("resource \"ebssnap_target\" \"web\""),
+        "{generated}"
+    );
+    let applied = gen_dir.apply();
+    assert!(
+        applied
+            .stdout
+            .contains("2 imported, 0 added, 0 changed, 0 destroyed"),
+        "{}",
+        applied.stdout
+    );
+    gen_dir.assert_no_changes();
+}
+
+#[tokio::test]
+async fn the_runner_reads_what_the_provider_wrote() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let (_, root) = fleet::instance(&c, &[("Name", "web-1"), ("Env", "prod")]).await;
+    let data = fleet::volume(&c, &[("Role", "data")]).await;
+    let (inst, _) = fleet::instance(&c, &[("Name", "web-2"), ("Env", "prod")]).await;
+    fleet::attach(&c, &data, &inst, "/dev/sdf").await;
+    tf.write(
+        r#"
+resource "ebssnap_policy" "std" {
+  name           = "std"
+  retention_days = 14
+  snapshot_tags  = { Backup = "ebssnap" }
+}
+resource "ebssnap_target" "web" {
+  policy = ebssnap_policy.std.name
+  name   = "web"
+  select {
+    instance_names = ["web-*"]
+  }
+  exclude {
+    root_volumes = true
+  }
+}
+data "ebssnap_volumes" "web" {
+  select {
+    instance_names = ["web-*"]
+  }
+  exclude {
+    root_volumes = true
+  }
+}
+output "ids" {
+  value = data.ebssnap_volumes.web.volume_ids
+}
+"#,
+    );
+    let out = tf.apply();
+    assert!(
+        out.stdout.contains(&format!("\"{data}\"")),
+        "data source output: {}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains(&root),
+        "root volumes are excluded: {}",
+        out.stdout
+    );
+    let run = ebssnap(
+        &m.env(),
+        &["run", "--policy", "std", "--target", "web", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["created"].as_array().unwrap().len(), 1);
+    assert_eq!(report["created"][0]["volume_id"], data.as_str());
+    let snaps = fleet::snapshots(&c).await;
+    let (_, tags) = snaps
+        .values()
+        .find(|(v, _)| *v == data)
+        .expect("snapshot of the data volume");
+    assert_eq!(tags["Backup"], "ebssnap");
+    assert_eq!(tags["Role"], "data");
+    assert_eq!(tags["ebssnap:target"], "web");
+}
+
+#[tokio::test]
+async fn every_attribute_has_a_description() {
+    let Some(m) = Moto::start() else { return };
+    let Some(tf) = Tf::new(Some(&m)) else { return };
+    tf.write("");
+    let out = tf.run(&["providers", "schema", "-json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let schema: Value = serde_json::from_str(&out.stdout).unwrap();
+    let p = &schema["provider_schemas"]["registry.terraform.io/rackerlabs/ebssnap"];
+    let mut missing = Vec::new();
+    fn walk(path: &str, block: &Value, missing: &mut Vec<String>) {
+        if block["description"].as_str().unwrap_or("").is_empty() {
+            missing.push(path.to_string());
+        }
+        for (name, a) in block["attributes"].as_object().into_iter().flatten() {
+            let d = a["description"].as_str().unwrap_or("");
+            if d.is_empty() || d == "empty" {
+                missing.push(format!("{path}.{name}"));
+            }
+        }
+        for (name, b) in block["block_types"].as_object().into_iter().flatten() {
+            walk(&format!("{path}.{name}"), &b["block"], missing);
+        }
+    }
+    walk("provider", &p["provider"]["block"], &mut missing);
+    for kind in ["resource_schemas", "data_source_schemas"] {
+        for (name, s) in p[kind].as_object().expect(kind) {
+            walk(name, &s["block"], &mut missing);
+        }
+    }
+    assert_eq!(p["resource_schemas"].as_object().unwrap().len(), 2);
+    assert!(
+        missing.is_empty(),
+        "attributes without a description: {missing:?}"
+    );
+}
