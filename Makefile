@@ -9,10 +9,13 @@ REQUIREMENTS := tests/requirements.txt
 export EBSSNAP_MOTO_SERVER := $(VENV)/bin/moto_server
 export EBSSNAP_PYTHON := $(VENV)/bin/python
 
-.PHONY: deps demo test lint unit build clean-venv
+.PHONY: deps demo test lint unit build docs clean-venv
 
+# protoc builds the provider (tf-provider's gRPC code); terraform drives the acceptance tests.
 deps: $(VENV)/.installed
+	@command -v protoc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
 	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
+	@command -v terraform >/dev/null 2>&1 || [ -n "$${EBSSNAP_TERRAFORM:-}" ] || { echo "terraform is not installed: the Terraform tests will fail under CI=true"; }
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	python3 -m venv $(VENV)
@@ -20,7 +23,11 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	touch $@
 
 build:
-	cargo build --bin ebssnap
+	cargo build --bins
+
+## Regenerate the registry docs (docs/index.md, docs/resources, docs/data-sources) from the schema.
+docs: build
+	$(CARGO_TARGET_DIR)/debug/terraform-provider-ebssnap docs .
 
 ## The main job on a local emulator: seed a fleet, run targets, show snapshots and pruning.
 demo: deps build

@@ -270,7 +270,7 @@ fn merged_tags(defaults: &BTreeMap<String, String>, tags: &StrMap) -> StrMap {
 fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured>) -> PolicyState {
     let or = |v: &V<bool>, d: bool| match v {
         Value::Null => Value::Value(d),
-        other => other.clone(),
+        other => *other,
     };
     let same_name = prior.is_some_and(|p| p.name == config.name);
     PolicyState {
@@ -282,17 +282,17 @@ fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured
         },
         name: config.name.clone(),
         description: config.description.clone(),
-        retention_days: config.retention_days.clone(),
+        retention_days: config.retention_days,
         min_snapshots: match &config.min_snapshots {
             Value::Null => Value::Value(i64::from(doc::DEFAULT_MIN_SNAPSHOTS)),
-            v => v.clone(),
+            v => *v,
         },
-        max_snapshots: config.max_snapshots.clone(),
+        max_snapshots: config.max_snapshots,
         copy_volume_tags: or(&config.copy_volume_tags, true),
         copy_instance_tags: or(&config.copy_instance_tags, false),
         snapshot_tags: config.snapshot_tags.clone(),
         crash_consistent: or(&config.crash_consistent, false),
-        orphan_retention_days: config.orphan_retention_days.clone(),
+        orphan_retention_days: config.orphan_retention_days,
         failure_webhook_url: config.failure_webhook_url.clone(),
         sweep_schedule: match &config.sweep_schedule {
             Value::Null => Value::Value(DEFAULT_SWEEP.into()),

@@ -307,7 +307,7 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
 fn default_i(v: &V<i64>, d: i64) -> V<i64> {
     match v {
         Value::Null => Value::Value(d),
-        v => v.clone(),
+        v => *v,
     }
 }
 
@@ -338,13 +338,13 @@ fn plan(config: &TargetState, prior: Option<&TargetState>, c: Option<&Configured
         end_date: config.end_date.clone(),
         enabled: match &config.enabled {
             Value::Null => Value::Value(true),
-            v => v.clone(),
+            v => *v,
         },
         select: config.select.clone().map(SelectState::with_defaults),
         exclude: config.exclude.clone().map(ExcludeState::with_defaults),
-        retention_days: config.retention_days.clone(),
-        min_snapshots: config.min_snapshots.clone(),
-        max_snapshots: config.max_snapshots.clone(),
+        retention_days: config.retention_days,
+        min_snapshots: config.min_snapshots,
+        max_snapshots: config.max_snapshots,
         retry_attempts: default_i(&config.retry_attempts, DEFAULT_RETRY_ATTEMPTS),
         max_event_age_seconds: default_i(&config.max_event_age_seconds, DEFAULT_MAX_EVENT_AGE),
         dead_letter_queue_arn: config.dead_letter_queue_arn.clone(),

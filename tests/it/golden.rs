@@ -70,3 +70,32 @@ fn the_runner_examples_are_valid_documents() {
         doc::parse_document(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
 }
+
+#[test]
+fn registry_docs_are_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stale = Vec::new();
+    for (rel, want) in ebssnap::provider::docs::render_all(root) {
+        let have = std::fs::read_to_string(root.join(&rel)).unwrap_or_default();
+        if have != want {
+            stale.push(rel.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "generated docs are stale: {stale:?}; run `make docs` and commit"
+    );
+}
+
+#[test]
+fn registry_manifest_declares_protocol_6() {
+    let path = format!(
+        "{}/terraform-registry-manifest.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"version": 1, "metadata": {"protocol_versions": ["6.0"]}})
+    );
+}

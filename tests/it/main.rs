@@ -14,3 +14,4 @@ mod proxy;
 mod runner;
 mod terraform;
 mod tf;
+mod validation;
