@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::ebssnap;
 use crate::fleet;
 use crate::moto::Moto;
-use crate::tf::Tf;
+use crate::tf::{Tf, Version};
 
 /// Plan output with runs of spaces folded, so alignment does not matter.
 fn squash(s: &str) -> String {
@@ -20,9 +20,14 @@ fn squash(s: &str) -> String {
 }
 
 macro_rules! setup {
-    () => {{
+    () => {
+        setup!(Version::Default)
+    };
+    ($v:expr) => {{
         let Some(m) = Moto::start() else { return };
-        let Some(tf) = Tf::new(Some(&m)) else { return };
+        let Some(tf) = Tf::with(Some(&m), $v) else {
+            return;
+        };
         (m, tf)
     }};
 }
@@ -40,7 +45,24 @@ resource "ebssnap_policy" "std" {
 
 #[tokio::test]
 async fn policy_lifecycle_apply_import_update_replace_drift_destroy() {
-    let (m, tf) = setup!();
+    policy_lifecycle(Version::Default).await;
+}
+
+#[tokio::test]
+async fn policy_lifecycle_on_terraform_1_15() {
+    policy_lifecycle(Version::V115).await;
+}
+
+async fn policy_lifecycle(v: Version) {
+    let (m, tf) = setup!(v);
+    if let Version::V115 = v {
+        let version = tf.run(&["version"]);
+        assert!(
+            version.stdout.contains("Terraform v1.15"),
+            "{}",
+            version.stdout
+        );
+    }
     let c = m.clients().await;
     tf.write(POLICY);
     tf.apply();
@@ -73,7 +95,7 @@ async fn policy_lifecycle_apply_import_update_replace_drift_destroy() {
     );
 
     // Import into a fresh state: the plan is empty.
-    let fresh = Tf::new(Some(&m)).unwrap();
+    let fresh = Tf::with(Some(&m), v).unwrap();
     fresh.write(POLICY);
     let imp = fresh.run(&["import", "ebssnap_policy.std", "std"]);
     assert_eq!(imp.code, 0, "{}{}", imp.stdout, imp.stderr);
@@ -216,7 +238,24 @@ resource "ebssnap_target" "web" {
 
 #[tokio::test]
 async fn target_lifecycle_apply_import_update_replace_drift_destroy() {
-    let (m, tf) = setup!();
+    target_lifecycle(Version::Default).await;
+}
+
+#[tokio::test]
+async fn target_lifecycle_on_terraform_1_15() {
+    target_lifecycle(Version::V115).await;
+}
+
+async fn target_lifecycle(v: Version) {
+    let (m, tf) = setup!(v);
+    if let Version::V115 = v {
+        let version = tf.run(&["version"]);
+        assert!(
+            version.stdout.contains("Terraform v1.15"),
+            "{}",
+            version.stdout
+        );
+    }
     let c = m.clients().await;
     tf.write(TARGET);
     tf.apply();
@@ -252,7 +291,7 @@ async fn target_lifecycle_apply_import_update_replace_drift_destroy() {
     );
 
     // Import both into a fresh state.
-    let fresh = Tf::new(Some(&m)).unwrap();
+    let fresh = Tf::with(Some(&m), v).unwrap();
     fresh.write(TARGET);
     for (addr, id) in [
         ("ebssnap_policy.std", "std"),

