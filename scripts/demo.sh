@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# The demo: the runner's main job on a local AWS emulator (moto on loopback), start to finish.
-# Run it with `make demo` (which installs the emulator and builds the runner first).
+# The demo: ebssnap's main job on a local AWS emulator (moto on loopback), start to finish:
+# Terraform creates the schedules, the runner snapshots and prunes, Terraform destroys.
+# Run it with `make demo` (which installs the emulator and builds the binaries first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+repo=$(pwd)
 
 target_dir="${CARGO_TARGET_DIR:-target}"
-ebssnap_bin="$target_dir/debug/ebssnap"
+bin_dir="$target_dir/debug"
 moto="${EBSSNAP_MOTO_SERVER:-moto_server}"
 python="${EBSSNAP_PYTHON:-python3}"
+terraform="${EBSSNAP_TERRAFORM:-terraform}"
 
+work=$(mktemp -d)
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-log=$(mktemp)
-MOTO_EC2_LOAD_DEFAULT_AMIS=false "$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+MOTO_EC2_LOAD_DEFAULT_AMIS=false "$moto" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
-cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"; }
+cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -22,27 +25,57 @@ done
 
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_EC2_METADATA_DISABLED=true
-ebssnap() { "$ebssnap_bin" "$@"; }
+ebssnap() { "$bin_dir/ebssnap" "$@"; }
 heading() { printf '\n== %s\n' "$*"; }
+
+# Terraform with the freshly built provider (dev_overrides; no registry, no `terraform init`).
+cp "$repo/examples/quickstart/main.tf" "$work/main.tf"
+cat >"$work/cli.tfrc" <<RC
+provider_installation {
+  dev_overrides {
+    "registry.terraform.io/rackerlabs/ebssnap" = "$(cd "$bin_dir" && pwd)"
+  }
+  direct {}
+}
+RC
+export TF_CLI_CONFIG_FILE="$work/cli.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0
+tf() { "$terraform" -chdir="$work" "$@" -no-color 2> >(grep -v -e 'development overrides' -e '^ - rackerlabs' -e 'may therefore not match' -e 'applying changes may' -e 'releases\.$' -e '^The following provider' -e '^configuration:$' -e '^$' -e '^╷' -e '^╵' -e '^│ *$' >&2); }
 
 heading "Emulator on 127.0.0.1:$port; seeding a small fleet"
 "$python" scripts/demo_seed.py "$AWS_ENDPOINT_URL"
 
+heading "terraform apply examples/quickstart (policy std, targets web and nightly)"
+tf apply -auto-approve | grep -E '^(ebssnap|data\.|Apply|Outputs|web_volume_ids|  "|\])' || true
+
+heading "The schedules Terraform created in EventBridge Scheduler"
+"$python" - "$AWS_ENDPOINT_URL" <<'PY'
+import boto3, json, sys
+s = boto3.client("scheduler", endpoint_url=sys.argv[1], region_name="us-east-1",
+                 aws_access_key_id="testing", aws_secret_access_key="testing")
+for item in s.list_schedules(GroupName="ebssnap-std")["Schedules"]:
+    d = s.get_schedule(GroupName="ebssnap-std", Name=item["Name"])
+    doc = json.loads(d["Target"]["Input"])
+    what = doc.get("select") or doc.get("retention")
+    what = {k: v for k, v in what.items() if v not in (None, False, [], {})}
+    print(f'  ebssnap-std/{item["Name"]:<8} {d["ScheduleExpression"]:<20} {d.get("ScheduleExpressionTimezone", "UTC"):<16} {doc["kind"]}: {json.dumps(what)}')
+PY
+
 heading "What target std/web selects now (ASG web-prod + instances named db-*)"
 ebssnap volumes --policy std --target web
 
-heading "Five scheduled runs of std/web (run keys day-1..day-5)"
+heading "Five scheduled runs of std/web, as Scheduler would fire them (run keys day-1..day-5)"
 for day in 1 2 3 4 5; do
   ebssnap run --policy std --target web --run-key "day-$day" --json |
     "$python" -c 'import json,sys; r=json.load(sys.stdin); print("%s: created %d, deleted %d, %d API calls" % (r["run_key"], len(r["created"]), len(r["deleted"]), sum(r["api_calls"].values())))'
   sleep 1
 done
+ebssnap run --policy std --target nightly --run-key day-5 | head -n 3
 
 heading "A redelivery of day-5 (Scheduler is at-least-once): nothing new"
 ebssnap run --policy std --target web --run-key day-5 | head -n 5
 
 heading "Snapshots of db-1's data volume carry its tags (aws: keys skipped) and ebssnap's"
-aws_tags=$("$python" - "$AWS_ENDPOINT_URL" <<'PY'
+"$python" - "$AWS_ENDPOINT_URL" <<'PY'
 import boto3, sys
 ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="us-east-1",
                    aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -50,17 +83,23 @@ snaps = ec2.describe_snapshots(Filters=[{"Name": "tag:Role", "Values": ["data"]}
 s = sorted(snaps, key=lambda s: s["StartTime"])[-1]
 print(s["SnapshotId"] + ": " + ", ".join(f'{t["Key"]}={t["Value"]}' for t in sorted(s["Tags"], key=lambda t: t["Key"])))
 PY
-)
-echo "$aws_tags"
 
-heading "Managed snapshots and when each expires (14 days, minimum 3 per volume)"
-ebssnap snapshots --policy std
+heading "Managed snapshots of std/web and when each expires (14 days, minimum 3 per volume)"
+ebssnap snapshots --policy std --target web | head -n 8
+echo "  ..."
 
 later=$("$python" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
 heading "40 days later (--now $later): a new run prunes, always keeping the newest 3"
-ebssnap run --policy std --target web --run-key day-40 --now "$later"
+ebssnap run --policy std --target web --run-key day-40 --now "$later" | grep -v '^    snap-.* <- '
 
-heading "The sweep of policy std (all targets, removed ones and orphans) 40 days later, dry run"
-ebssnap sweep --policy std --now "$later" --dry-run
+heading "terraform destroy: the schedules go, the snapshots stay"
+tf destroy -auto-approve | grep -E '^(Destroy|ebssnap_.*Destruction complete)' || true
+"$python" - "$AWS_ENDPOINT_URL" <<'PY'
+import boto3, sys
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+groups = [g["Name"] for g in boto3.client("scheduler", **kw).list_schedule_groups()["ScheduleGroups"] if g["Name"].startswith("ebssnap-")]
+snaps = boto3.client("ec2", **kw).describe_snapshots(Filters=[{"Name": "tag-key", "Values": ["ebssnap:policy"]}])["Snapshots"]
+print(f"  ebssnap schedule groups left: {len(groups)}; managed snapshots left: {len(snaps)}")
+PY
 
 heading "Done: the emulator is stopped on exit"

@@ -1,6 +1,7 @@
 //! The `ebssnap` command line (DESIGN §8). A thin shell: parse arguments, build clients, call
 //! the engine, print the report, map the outcome to a documented exit code.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -208,10 +209,25 @@ fn options(common: &Common, run_key: Option<String>) -> RunOptions {
     }
 }
 
-fn print_json<T: Serialize>(value: &T) {
+/// Writes to stdout. A closed pipe (`ebssnap snapshots | head`) is not an error: the exit code
+/// still reflects the run, so write errors are ignored rather than panicking like `print!`.
+fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, value);
-    let _ = writeln!(out);
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+/// `println!` into a `String` buffer.
+macro_rules! outln {
+    ($buf:expr, $($arg:tt)*) => {{
+        let _ = writeln!($buf, $($arg)*);
+    }};
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => emit(&(s + "\n")),
+        Err(e) => eprintln!("ebssnap: error: cannot serialize the output: {e}"),
+    }
 }
 
 /// Prints a report and gives the exit code it stands for.
@@ -219,7 +235,7 @@ fn finish(report: &crate::report::Report, json: bool) -> i32 {
     if json {
         print_json(report)
     } else {
-        print!("{}", report.human())
+        emit(&report.human())
     }
     if report.failed() {
         exit::VOLUME_FAILED
@@ -306,12 +322,18 @@ async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Resu
     if json {
         print_json(&rows);
     } else {
-        println!(
+        let mut buf = String::new();
+        outln!(
+            buf,
             "{:<24} {:<21} {:<12} {:>6}  ROOT",
-            "VOLUME", "INSTANCE", "DEVICE", "GiB"
+            "VOLUME",
+            "INSTANCE",
+            "DEVICE",
+            "GiB"
         );
         for r in &rows {
-            println!(
+            outln!(
+                buf,
                 "{:<24} {:<21} {:<12} {:>6}  {}",
                 r.volume_id,
                 r.instance_id.as_deref().unwrap_or("-"),
@@ -320,12 +342,14 @@ async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Resu
                 if r.root { "yes" } else { "" }
             );
         }
-        println!(
+        outln!(
+            buf,
             "{} volume(s) selected by {}/{}",
             rows.len(),
             target.policy,
             target.target
         );
+        emit(&buf);
     }
     Ok(exit::OK)
 }
@@ -398,12 +422,20 @@ async fn snapshots(
     if json {
         print_json(&rows);
     } else {
-        println!(
+        let mut buf = String::new();
+        outln!(
+            buf,
             "{:<24} {:<12} {:<24} {:<10} {:<21} {:<14} EXPIRES",
-            "SNAPSHOT", "TARGET", "VOLUME", "STATE", "STARTED", "STATUS"
+            "SNAPSHOT",
+            "TARGET",
+            "VOLUME",
+            "STATE",
+            "STARTED",
+            "STATUS"
         );
         for r in &rows {
-            println!(
+            outln!(
+                buf,
                 "{:<24} {:<12} {:<24} {:<10} {:<21} {:<14} {}",
                 r.snapshot_id,
                 r.target.as_deref().unwrap_or("-"),
@@ -416,7 +448,8 @@ async fn snapshots(
                     .unwrap_or_else(|| "-".into())
             );
         }
-        println!("{} managed snapshot(s) of policy {policy}", rows.len());
+        outln!(buf, "{} managed snapshot(s) of policy {policy}", rows.len());
+        emit(&buf);
     }
     Ok(exit::OK)
 }

@@ -326,6 +326,23 @@ async fn documents_from_scheduler_run_and_volumes_preview() {
     assert!(human.stdout.contains("created: 1"), "{}", human.stdout);
     assert!(human.stdout.contains(&root));
 
+    // A closed stdout (`ebssnap volumes | head -0`) is not a crash.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebssnap"))
+        .envs(m.env())
+        .args(["volumes", "--policy", "std", "--target", "web"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let sweep = ebssnap(&m.env(), &["sweep", "--policy", "std", "--json"]);
     assert_eq!(sweep.code, 0, "{}", sweep.stderr);
     assert_eq!(sweep.json()["kind"], "sweep");

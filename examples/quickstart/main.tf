@@ -1,0 +1,78 @@
+# The quickstart: one policy, two targets and a preview of what they select.
+# `make demo` applies it against a local AWS emulator; against AWS, set runner_arn and
+# scheduler_role_arn to your runner Lambda and Scheduler role (see docs/index.md).
+
+terraform {
+  required_providers {
+    ebssnap = {
+      source = "rackerlabs/ebssnap"
+    }
+  }
+}
+
+variable "runner_arn" {
+  type    = string
+  default = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap-runner"
+}
+
+variable "scheduler_role_arn" {
+  type    = string
+  default = "arn:aws:iam::123456789012:role/ebssnap-scheduler"
+}
+
+provider "ebssnap" {
+  runner_arn         = var.runner_arn
+  scheduler_role_arn = var.scheduler_role_arn
+  default_timezone   = "Europe/London"
+  default_tags = {
+    ManagedBy = "terraform"
+  }
+}
+
+resource "ebssnap_policy" "std" {
+  name           = "std"
+  description    = "Two weeks, never fewer than 3 snapshots per volume"
+  retention_days = 14
+  min_snapshots  = 3
+  snapshot_tags = {
+    Backup = "ebssnap"
+  }
+}
+
+# The web tier (a whole Auto Scaling group) and the databases (by Name glob), nightly.
+resource "ebssnap_target" "web" {
+  policy   = ebssnap_policy.std.name
+  name     = "web"
+  schedule = "cron(0 5 * * ? *)"
+
+  select {
+    asg_names      = ["web-prod"]
+    instance_names = ["db-*"]
+  }
+}
+
+# Any volume tagged Backup=nightly, attached or not, kept 30 days.
+resource "ebssnap_target" "nightly" {
+  policy         = ebssnap_policy.std.name
+  name           = "nightly"
+  schedule       = "cron(30 1 * * ? *)"
+  timezone       = "America/Chicago"
+  retention_days = 30
+
+  select {
+    volume_tags = {
+      Backup = "nightly"
+    }
+  }
+}
+
+data "ebssnap_volumes" "web" {
+  select {
+    asg_names      = ["web-prod"]
+    instance_names = ["db-*"]
+  }
+}
+
+output "web_volume_ids" {
+  value = data.ebssnap_volumes.web.volume_ids
+}

@@ -1,0 +1,51 @@
+//! The README's demo command end to end: `scripts/demo.sh` (what `make demo` runs after
+//! installing and building) must succeed and show the whole story.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let Some(terraform) = crate::tf::terraform_binary() else {
+        return;
+    };
+    let moto = std::env::var("EBSSNAP_MOTO_SERVER").ok();
+    if moto.is_none() && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("EBSSNAP_MOTO_SERVER is not set under CI=true: run through `make test`");
+    }
+    let Some(moto) = moto else {
+        eprintln!("SKIP: EBSSNAP_MOTO_SERVER not set");
+        return;
+    };
+    let python = std::env::var("EBSSNAP_PYTHON").unwrap_or_else(|_| "python3".into());
+    // The binaries of this build: <target>/debug/{ebssnap,terraform-provider-ebssnap}.
+    let debug = Path::new(env!("CARGO_BIN_EXE_ebssnap")).parent().unwrap();
+    let target = debug.parent().unwrap();
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/demo.sh"))
+        .env("CARGO_TARGET_DIR", target)
+        .env("EBSSNAP_MOTO_SERVER", moto)
+        .env("EBSSNAP_PYTHON", python)
+        .env("EBSSNAP_TERRAFORM", terraform)
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    for want in [
+        "Apply complete! Resources: 3 added",
+        "ebssnap-std/web",
+        "5 volume(s) selected by std/web",
+        "day-5: created 5",
+        "already snapshotted in run day-5",
+        "Backup=ebssnap, CostCenter=42, Role=data",
+        "deleted: 10, kept: 20",
+        "Destroy complete! Resources: 3 destroyed.",
+        "ebssnap schedule groups left: 0; managed snapshots left: 21",
+    ] {
+        assert!(
+            stdout.contains(want),
+            "missing {want:?} in:\n{stdout}\n{stderr}"
+        );
+    }
+}
