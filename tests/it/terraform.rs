@@ -573,3 +573,164 @@ async fn every_attribute_has_a_description() {
         "attributes without a description: {missing:?}"
     );
 }
+
+#[tokio::test]
+async fn provider_block_settings_endpoint_region_assume_role_and_default_tags() {
+    let Some(m) = Moto::start() else { return };
+    let Some(tf) = Tf::new(None) else { return };
+    // No AWS_ENDPOINT_URL here: the provider block points at moto; credentials go through STS.
+    std::fs::write(
+        tf.dir.join("main.tf"),
+        format!(
+            r#"
+terraform {{
+  required_providers {{
+    ebssnap = {{ source = "rackerlabs/ebssnap" }}
+  }}
+}}
+provider "ebssnap" {{
+  region             = "us-east-1"
+  endpoint_url       = "{endpoint}"
+  runner_arn         = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap"
+  scheduler_role_arn = "arn:aws:iam::123456789012:role/ebssnap-scheduler"
+  default_tags       = {{ ManagedBy = "terraform", Team = "default" }}
+  assume_role {{
+    role_arn     = "arn:aws:iam::123456789012:role/deployer"
+    session_name = "ebssnap-test"
+  }}
+}}
+resource "ebssnap_policy" "std" {{
+  name           = "std"
+  retention_days = 7
+  tags           = {{ Team = "ops" }}
+}}
+"#,
+            endpoint = m.endpoint()
+        ),
+    )
+    .unwrap();
+    let out = tf.run(&["apply", "-auto-approve"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let c = m.clients().await;
+    let group = scheduler::get_group(&c.scheduler, "std")
+        .await
+        .unwrap()
+        .expect("group in moto");
+    assert_eq!(
+        group.tags.get("ManagedBy").map(String::as_str),
+        Some("terraform")
+    );
+    assert_eq!(
+        group.tags.get("Team").map(String::as_str),
+        Some("ops"),
+        "resource tags win"
+    );
+    tf.assert_no_changes();
+    let show = tf.run(&["state", "show", "ebssnap_policy.std"]);
+    assert!(
+        squash(&show.stdout).contains("\"ManagedBy\" = \"terraform\""),
+        "{}",
+        show.stdout
+    );
+}
+
+#[tokio::test]
+async fn schedule_writes_wait_for_iam_propagation() {
+    use crate::proxy::{Action, Proxy};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    c.scheduler
+        .create_schedule_group()
+        .name("ebssnap-std")
+        .send()
+        .await
+        .unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let invalid = Arc::new(AtomicUsize::new(0));
+    let (n, bad_calls) = (refused.clone(), invalid.clone());
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |method, url, _| {
+            if method == "POST" && url.starts_with("/schedules/bad") {
+                bad_calls.fetch_add(1, Ordering::SeqCst);
+                return Action::Respond(
+                    400,
+                    "application/json",
+                    r#"{"__type":"ValidationException","message":"Invalid Schedule Expression nonsense."}"#.into(),
+                );
+            }
+            if method == "POST"
+                && url.starts_with("/schedules/")
+                && n.fetch_add(1, Ordering::SeqCst) < 1
+            {
+                return Action::Respond(
+                    400,
+                    "application/json",
+                    r#"{"__type":"ValidationException","message":"The execution role you provide must allow AWS EventBridge Scheduler to assume the role."}"#.into(),
+                );
+            }
+            Action::Forward
+        }),
+    );
+    let sdk = ebssnap::aws::config_loader(&ebssnap::aws::ConnectOptions {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(proxy.endpoint()),
+        max_attempts: Some(1),
+        ..Default::default()
+    })
+    .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+        "testing", "testing", None, None, "t",
+    ))
+    .load()
+    .await;
+    let via_proxy = aws_sdk_scheduler::Client::new(&sdk);
+    let spec = scheduler::ScheduleSpec {
+        policy: "std".into(),
+        name: "web".into(),
+        description: None,
+        expression: "rate(1 day)".into(),
+        timezone: "UTC".into(),
+        flexible_window_minutes: 0,
+        start_date: None,
+        end_date: None,
+        enabled: true,
+        target_arn: "arn:aws:lambda:us-east-1:123456789012:function:ebssnap".into(),
+        role_arn: "arn:aws:iam::123456789012:role/new-role".into(),
+        input: "{}".into(),
+        retry_attempts: 185,
+        max_event_age_seconds: 86_400,
+        dead_letter_arn: None,
+        arn: None,
+    };
+    scheduler::put_schedule(&via_proxy, &spec, true)
+        .await
+        .expect("created after the role became assumable");
+    assert_eq!(
+        refused.load(Ordering::SeqCst),
+        2,
+        "one refusal, then success"
+    );
+    assert!(
+        scheduler::get_schedule(&c.scheduler, "std", "web")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Other validation errors fail at once, with the action, the code and AWS's message.
+    let bad = scheduler::ScheduleSpec {
+        expression: "nonsense".into(),
+        name: "bad".into(),
+        ..spec
+    };
+    let err = scheduler::put_schedule(&via_proxy, &bad, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "ValidationException");
+    assert_eq!(
+        err.to_string(),
+        "creating EventBridge Scheduler Schedule (std/bad): ValidationException: Invalid Schedule Expression nonsense."
+    );
+    assert_eq!(invalid.load(Ordering::SeqCst), 1, "not retried");
+}
