@@ -412,40 +412,30 @@ pub async fn put_schedule(
     let started = Instant::now();
     let mut wait = Duration::from_secs(2);
     loop {
+        // CreateSchedule and UpdateSchedule take the same fields on different builder types.
+        macro_rules! send_with_fields {
+            ($builder:expr) => {
+                $builder
+                    .group_name(group_name(&s.policy))
+                    .name(&s.name)
+                    .set_description(s.description.clone())
+                    .schedule_expression(&s.expression)
+                    .schedule_expression_timezone(&s.timezone)
+                    .flexible_time_window(window(s)?)
+                    .set_start_date(s.start_date.map(to_dt))
+                    .set_end_date(s.end_date.map(to_dt))
+                    .state(state.clone())
+                    .target(build_target(s)?)
+                    .send()
+                    .await
+                    .map(|o| o.schedule_arn().to_string())
+                    .map_err(|e| aws_error(action.clone(), e))
+            };
+        }
         let result = if create {
-            client
-                .create_schedule()
-                .group_name(group_name(&s.policy))
-                .name(&s.name)
-                .set_description(s.description.clone())
-                .schedule_expression(&s.expression)
-                .schedule_expression_timezone(&s.timezone)
-                .flexible_time_window(window(s)?)
-                .set_start_date(s.start_date.map(to_dt))
-                .set_end_date(s.end_date.map(to_dt))
-                .state(state.clone())
-                .target(build_target(s)?)
-                .send()
-                .await
-                .map(|o| o.schedule_arn().to_string())
-                .map_err(|e| aws_error(action.clone(), e))
+            send_with_fields!(client.create_schedule())
         } else {
-            client
-                .update_schedule()
-                .group_name(group_name(&s.policy))
-                .name(&s.name)
-                .set_description(s.description.clone())
-                .schedule_expression(&s.expression)
-                .schedule_expression_timezone(&s.timezone)
-                .flexible_time_window(window(s)?)
-                .set_start_date(s.start_date.map(to_dt))
-                .set_end_date(s.end_date.map(to_dt))
-                .state(state.clone())
-                .target(build_target(s)?)
-                .send()
-                .await
-                .map(|o| o.schedule_arn().to_string())
-                .map_err(|e| aws_error(action.clone(), e))
+            send_with_fields!(client.update_schedule())
         };
         match result {
             Err(e) if iam_not_ready(&e) && started.elapsed() + wait < IAM_PROPAGATION => {
