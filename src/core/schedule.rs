@@ -344,6 +344,227 @@ pub fn valid_timezone(name: &str) -> bool {
     !name.is_empty() && jiff::tz::db().get(name).is_ok()
 }
 
+// ---- When a schedule fires (for overdue detection) ----
+
+/// A set of allowed values of one plain cron field (`*`, lists, ranges, steps, names).
+fn value_set(f: &Field, spec: &str) -> Vec<bool> {
+    let mut set = vec![false; f.max as usize + 1];
+    for item in spec.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => (r, s.parse::<u32>().unwrap_or(1).max(1)),
+            None => (item, 1),
+        };
+        let (lo, hi) = if range == "*" {
+            (f.min, f.max)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (f.value(a).unwrap_or(f.min), f.value(b).unwrap_or(f.max))
+        } else {
+            let v = f.value(range).unwrap_or(f.min);
+            // `a/n` means a, a+n, ... up to the maximum.
+            (
+                v,
+                if step > 1 || item.contains('/') {
+                    f.max
+                } else {
+                    v
+                },
+            )
+        };
+        // A range may wrap (FRI-MON).
+        let values: Vec<u32> = if lo <= hi {
+            (lo..=hi).collect()
+        } else {
+            (lo..=f.max).chain(f.min..=hi).collect()
+        };
+        for (i, v) in values.into_iter().enumerate() {
+            if i as u32 % step == 0 {
+                set[v as usize] = true;
+            }
+        }
+    }
+    set
+}
+
+fn allows(set: &[bool], v: u32) -> bool {
+    set.get(v as usize).copied().unwrap_or(false)
+}
+
+impl Cron {
+    fn field(&self, name: &str) -> Field {
+        match name {
+            "minutes" => Field {
+                name: "minutes",
+                min: 0,
+                max: 59,
+                names: &[],
+            },
+            "hours" => Field {
+                name: "hours",
+                min: 0,
+                max: 23,
+                names: &[],
+            },
+            "day-of-month" => Field {
+                name: "day-of-month",
+                min: 1,
+                max: 31,
+                names: &[],
+            },
+            "month" => Field {
+                name: "month",
+                min: 1,
+                max: 12,
+                names: &MONTHS,
+            },
+            "day-of-week" => Field {
+                name: "day-of-week",
+                min: 1,
+                max: 7,
+                names: &DAYS,
+            },
+            _ => Field {
+                name: "year",
+                min: 1970,
+                max: 2199,
+                names: &[],
+            },
+        }
+    }
+
+    /// Whether the schedule fires on this calendar day.
+    fn fires_on(&self, d: jiff::civil::Date) -> bool {
+        let (year, month, day) = (d.year() as u32, d.month() as u32, d.day() as u32);
+        if !allows(&value_set(&self.field("year"), &self.year), year)
+            || !allows(&value_set(&self.field("month"), &self.month), month)
+        {
+            return false;
+        }
+        let last = d.last_of_month().day() as u32;
+        // 1 = SUN ... 7 = SAT, as in Scheduler's cron.
+        let weekday = d.weekday().to_sunday_one_offset() as u32;
+        if self.day_of_month != "?" {
+            let spec = self.day_of_month.as_str();
+            return match spec {
+                "L" => day == last,
+                "LW" => day == nearest_weekday(d, last),
+                _ if spec.ends_with('W') => {
+                    let n = spec
+                        .trim_end_matches('W')
+                        .parse::<u32>()
+                        .unwrap_or(0)
+                        .min(last);
+                    day == nearest_weekday(d, n)
+                }
+                _ => allows(&value_set(&self.field("day-of-month"), spec), day),
+            };
+        }
+        let spec = self.day_of_week.as_str();
+        let dow = self.field("day-of-week");
+        if spec == "L" {
+            return weekday == 7;
+        }
+        if let Some((w, nth)) = spec.split_once('#') {
+            let (w, nth) = (dow.value(w).unwrap_or(0), nth.parse::<u32>().unwrap_or(0));
+            return weekday == w && (day - 1) / 7 + 1 == nth;
+        }
+        if let Some(w) = spec.strip_suffix('L') {
+            return weekday == dow.value(w).unwrap_or(0) && day + 7 > last;
+        }
+        allows(&value_set(&dow, spec), weekday)
+    }
+}
+
+/// The weekday (Mon-Fri) nearest to day `n` of `d`'s month, without leaving the month.
+fn nearest_weekday(d: jiff::civil::Date, n: u32) -> u32 {
+    let Ok(target) = d
+        .first_of_month()
+        .checked_add(jiff::Span::new().days(i64::from(n.max(1)) - 1))
+    else {
+        return n;
+    };
+    let last = d.last_of_month().day() as u32;
+    match target.weekday() {
+        jiff::civil::Weekday::Saturday if n == 1 => 3,
+        jiff::civil::Weekday::Saturday => n - 1,
+        jiff::civil::Weekday::Sunday if n == last => n - 2,
+        jiff::civil::Weekday::Sunday => n + 1,
+        _ => n,
+    }
+}
+
+/// The next `count` fire times strictly after `after`, in time zone `tz` (at most ~5 years ahead).
+pub fn next_fires(
+    expr: &Expression,
+    tz: &jiff::tz::TimeZone,
+    after: jiff::Timestamp,
+    count: usize,
+) -> Vec<jiff::Timestamp> {
+    let mut out = Vec::new();
+    match expr {
+        Expression::At(dt) => {
+            if let Ok(t) = tz
+                .to_ambiguous_timestamp(*dt)
+                .compatible()
+            {
+                if t > after {
+                    out.push(t);
+                }
+            }
+        }
+        Expression::Rate { value, unit } => {
+            let step = jiff::SignedDuration::from_secs(i64::from(*value) * unit.seconds() as i64);
+            let mut t = after;
+            for _ in 0..count {
+                match t.checked_add(step) {
+                    Ok(n) => {
+                        out.push(n);
+                        t = n;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Expression::Cron(c) => {
+            let minutes = value_set(&c.field("minutes"), &c.minutes);
+            let hours = value_set(&c.field("hours"), &c.hours);
+            let mut day = after.to_zoned_datetime(tz.clone()).date();
+            for _ in 0..(366 * 5) {
+                if c.fires_on(day) {
+                    for h in (0..24).filter(|h| allows(&hours, *h)) {
+                        for m in (0..60).filter(|m| allows(&minutes, *m)) {
+                            let dt = day.at(h as i8, m as i8, 0, 0);
+                            if let Ok(t) = tz.to_ambiguous_timestamp(dt).compatible() {
+                                if t > after && out.last() != Some(&t) {
+                                    out.push(t);
+                                    if out.len() >= count {
+                                        return out;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                match day.tomorrow() {
+                    Ok(d) => day = d,
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The longest gap between consecutive fires after `now` (over the next 10 fires), or `None` for
+/// a schedule that fires fewer than twice (a one-off `at()`, or a cron limited to past years).
+pub fn interval(
+    expr: &Expression,
+    tz: &jiff::tz::TimeZone,
+    now: jiff::Timestamp,
+) -> Option<jiff::SignedDuration> {
+    let fires = next_fires(expr, tz, now, 10);
+    fires.windows(2).map(|w| w[1].duration_since(w[0])).max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +617,92 @@ mod tests {
             let got = parse(e).unwrap_err().0;
             assert!(got.contains(want), "{e}: {got}");
         }
+    }
+
+    fn ts(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn fires(expr: &str, tz: &str, after: &str, n: usize) -> Vec<String> {
+        let tz = jiff::tz::TimeZone::get(tz).unwrap();
+        next_fires(&parse(expr).unwrap(), &tz, ts(after), n)
+            .into_iter()
+            .map(|t| t.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn cron_fire_times() {
+        assert_eq!(
+            fires("cron(0 5 * * ? *)", "UTC", "2026-11-26T06:00:00Z", 2),
+            ["2026-11-27T05:00:00Z", "2026-11-28T05:00:00Z"]
+        );
+        // 05:00 in London is 05:00Z in winter and 04:00Z in summer.
+        assert_eq!(
+            fires(
+                "cron(0 5 * * ? *)",
+                "Europe/London",
+                "2026-06-01T00:00:00Z",
+                1
+            ),
+            ["2026-06-01T04:00:00Z"]
+        );
+        // Weekdays only: Friday 2026-11-27, then Monday 2026-11-30.
+        assert_eq!(
+            fires("cron(30 2 ? * MON-FRI *)", "UTC", "2026-11-26T03:00:00Z", 2),
+            ["2026-11-27T02:30:00Z", "2026-11-30T02:30:00Z"]
+        );
+        assert_eq!(
+            fires("cron(0 0 L * ? *)", "UTC", "2026-02-01T00:00:00Z", 1),
+            ["2026-02-28T00:00:00Z"]
+        );
+        // Third Friday (6#3) of December 2026 is the 18th; last Friday (6L) the 25th.
+        assert_eq!(
+            fires("cron(0 12 ? 12 6#3 *)", "UTC", "2026-11-26T00:00:00Z", 1),
+            ["2026-12-18T12:00:00Z"]
+        );
+        assert_eq!(
+            fires("cron(0 12 ? 12 6L *)", "UTC", "2026-11-26T00:00:00Z", 1),
+            ["2026-12-25T12:00:00Z"]
+        );
+        // 15W in August 2026: the 15th is a Saturday, so Friday the 14th.
+        assert_eq!(
+            fires("cron(0 8 15W 8 ? *)", "UTC", "2026-08-01T00:00:00Z", 1),
+            ["2026-08-14T08:00:00Z"]
+        );
+        assert_eq!(
+            fires("cron(0/20 * * * ? *)", "UTC", "2026-01-01T00:05:00Z", 3),
+            [
+                "2026-01-01T00:20:00Z",
+                "2026-01-01T00:40:00Z",
+                "2026-01-01T01:00:00Z"
+            ]
+        );
+        assert!(fires("cron(0 5 * * ? 2020)", "UTC", "2026-01-01T00:00:00Z", 1).is_empty());
+    }
+
+    #[test]
+    fn intervals() {
+        let utc = jiff::tz::TimeZone::UTC;
+        let now = ts("2026-11-26T06:00:00Z");
+        let h = |n: i64| Some(jiff::SignedDuration::from_hours(n));
+        assert_eq!(
+            interval(&parse("rate(12 hours)").unwrap(), &utc, now),
+            h(12)
+        );
+        assert_eq!(
+            interval(&parse("cron(0 5 * * ? *)").unwrap(), &utc, now),
+            h(24)
+        );
+        // Weekdays: the longest gap spans the weekend.
+        assert_eq!(
+            interval(&parse("cron(0 5 ? * MON-FRI *)").unwrap(), &utc, now),
+            h(72)
+        );
+        assert_eq!(
+            interval(&parse("at(2027-01-01T00:00:00)").unwrap(), &utc, now),
+            None
+        );
     }
 
     #[test]
