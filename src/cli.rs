@@ -111,6 +111,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Failure tickets: send a sample, or receive and verify them locally
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// List a policy's managed snapshots and when each expires
     Snapshots {
         #[arg(long)]
@@ -121,6 +126,26 @@ pub enum Command {
         now: Option<Timestamp>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Send a sample ticket to the policy's webhook (or --url) and report the receiver's answer
+    Test {
+        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        policy: Option<String>,
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// A local receiver: print each ticket and verify its signature with EBSSNAP_WEBHOOK_SECRET
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080
+        #[arg(long)]
+        listen: String,
+        /// Exit after this many tickets
+        #[arg(long)]
+        count: Option<usize>,
     },
 }
 
@@ -205,6 +230,7 @@ fn options(common: &Common, run_key: Option<String>) -> RunOptions {
         run_key,
         concurrency: usize::from(common.concurrency),
         progress,
+        delivery: crate::webhook::DeliveryOptions::from_env(),
         ..RunOptions::default()
     }
 }
@@ -273,6 +299,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             let (_, target) = documents(&clients, which).await?;
             volumes(&clients, &target, *json).await
         }
+        Command::Webhook { command } => webhook_command(&cli.global, command).await,
         Command::Snapshots {
             policy,
             target,
@@ -288,6 +315,111 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
                 *json,
             )
             .await
+        }
+    }
+}
+
+async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Error> {
+    use crate::core::ticket;
+    match command {
+        WebhookCommand::Test { policy, url } => {
+            let (url, policy_name) = match (url, policy) {
+                (Some(u), _) => (u.clone(), "webhook-test".to_string()),
+                (None, Some(p)) => {
+                    let clients = connect(g).await;
+                    let doc = engine::load_policy(&clients, p).await?;
+                    let u = doc.webhook_url().map(String::from).ok_or_else(|| {
+                        Error::Input(format!("policy {p:?} has no failure_webhook_url"))
+                    })?;
+                    (u, p.clone())
+                }
+                (None, None) => return Err(Error::Input("give --policy or --url".into())),
+            };
+            crate::webhook::check_url(&url).map_err(Error::Input)?;
+            let now = Timestamp::now();
+            let t = ticket::Ticket {
+                ebssnap: 1,
+                event: ticket::EVENT_FAILED.into(),
+                severity: "critical".into(),
+                dedup_key: format!("{policy_name}/webhook-test/{}", now.as_second()),
+                occurred_at: now.to_string(),
+                policy: policy_name,
+                target: Some("sample".into()),
+                run: ticket::RunInfo {
+                    kind: "run".into(),
+                    key: "webhook-test".into(),
+                    ..Default::default()
+                },
+                failures: vec![ticket::TicketFailure {
+                    volume_id: Some("vol-0123456789abcdef0".into()),
+                    instance_id: Some("i-0123456789abcdef0".into()),
+                    device: Some("/dev/xvda".into()),
+                    code: "Sample".into(),
+                    message: "a sample ticket sent by `ebssnap webhook test`".into(),
+                    ..Default::default()
+                }],
+                runner_version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            };
+            let out =
+                crate::webhook::deliver(&url, &t, &crate::webhook::DeliveryOptions::from_env())
+                    .await;
+            let mut buf = String::new();
+            outln!(
+                buf,
+                "{} to {}: {} after {} attempt(s){}",
+                if out.delivered {
+                    "delivered"
+                } else {
+                    "NOT delivered"
+                },
+                out.url,
+                out.status
+                    .map(|s| format!("HTTP {s}"))
+                    .unwrap_or_else(|| "no answer".into()),
+                out.attempts,
+                out.error
+                    .as_ref()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            );
+            emit(&buf);
+            Ok(if out.delivered { exit::OK } else { exit::AWS })
+        }
+        WebhookCommand::Serve { listen, count } => {
+            let secret = std::env::var("EBSSNAP_WEBHOOK_SECRET")
+                .ok()
+                .and_then(crate::webhook::Secret::new);
+            eprintln!(
+                "ebssnap: receiving tickets on http://{listen}/ ({})",
+                if secret.is_some() {
+                    "verifying signatures"
+                } else {
+                    "no EBSSNAP_WEBHOOK_SECRET: not verifying"
+                }
+            );
+            let listen = listen.clone();
+            let count = *count;
+            tokio::task::spawn_blocking(move || {
+                crate::webhook::serve(&listen, secret.as_ref(), count, |r| {
+                    let pretty = serde_json::from_str::<serde_json::Value>(&r.body)
+                        .and_then(|v| serde_json::to_string_pretty(&v))
+                        .unwrap_or_else(|_| r.body.clone());
+                    let sig = match &r.verified {
+                        None => "not verified (no secret)".to_string(),
+                        Some(Ok(())) => "valid".to_string(),
+                        Some(Err(e)) => format!("INVALID: {e}"),
+                    };
+                    emit(&format!(
+                        "--- ticket (Idempotency-Key: {}; signature: {sig})\n{pretty}\n",
+                        r.idempotency_key.as_deref().unwrap_or("-")
+                    ));
+                })
+            })
+            .await
+            .map_err(|e| Error::Input(format!("receiver stopped: {e}")))?
+            .map_err(Error::Input)?;
+            Ok(exit::OK)
         }
     }
 }

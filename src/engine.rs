@@ -13,13 +13,17 @@ use jiff::Timestamp;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::aws::ec2::{self, Deleted, ManagedSnapshot};
+use crate::aws::scheduler::ScheduleSpec;
 use crate::aws::{Clients, scheduler};
 use crate::core::doc::{self, PolicyDocument, Rules, TargetDocument};
 use crate::core::retention::{self, Scope, SnapState};
+use crate::core::schedule;
 use crate::core::select::{self, Inventory, Selected};
 use crate::core::tags::{self, Identity, TAG_RUN};
+use crate::core::ticket::{self, Ticket};
 use crate::error::{AwsError, Error};
-use crate::report::{Created, DeletedSnapshot, Failure, InUse, Report, Skipped};
+use crate::report::{Created, DeletedSnapshot, Failure, InUse, Overdue, Report, Skipped};
+use crate::webhook::{self, DeliveryOptions};
 
 /// Progress of a long run, for a terminal.
 pub type Progress = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
@@ -41,6 +45,10 @@ pub struct RunOptions {
     pub create_attempts: u32,
     pub backoff: Duration,
     pub progress: Option<Progress>,
+    /// How failure tickets are delivered (secret, retries); the deadline comes from `deadline`.
+    pub delivery: DeliveryOptions,
+    /// The hard end of the run's time budget (the Lambda deadline): ticket delivery stops here.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +62,8 @@ impl Default for RunOptions {
             create_attempts: 4,
             backoff: Duration::from_secs(2),
             progress: None,
+            delivery: DeliveryOptions::default(),
+            deadline: None,
         }
     }
 }
@@ -371,17 +381,112 @@ pub async fn run_target(
     }
     let run_key = run_key(target.invocation.as_ref(), opts);
     let span = info_span!("run", policy = %policy.policy, target = %target.target, run = %run_key);
-    run_target_in_span(
+    let result = run_target_in_span(
         clients,
         policy,
         target,
         opts,
-        run_key,
+        run_key.clone(),
         started,
         calls_before,
     )
     .instrument(span)
+    .await;
+    finish(
+        clients,
+        policy,
+        Some(&target.target),
+        &run_key,
+        target.invocation.as_ref(),
+        opts,
+        result,
+    )
     .await
+}
+
+/// Sends the ticket a finished (or failed) run calls for, records the outcome, logs the report.
+async fn finish(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    target: Option<&str>,
+    run_key: &str,
+    invocation: Option<&doc::Invocation>,
+    opts: &RunOptions,
+    result: Result<Report, Error>,
+) -> Result<Report, Error> {
+    let url = match (policy.webhook_url(), &result) {
+        (Some(url), Ok(r)) if !r.dry_run => url,
+        (Some(url), Err(Error::Aws(_))) => url,
+        _ => {
+            if let Ok(r) = &result {
+                log_report(r);
+            }
+            return result;
+        }
+    };
+    let before = clients.calls.snapshot();
+    let account = match invocation
+        .and_then(|i| i.schedule_arn())
+        .and_then(ticket::account_of_arn)
+    {
+        Some(a) => Some(a),
+        None => clients.account_id().await,
+    };
+    let ctx = ticket::Context {
+        account,
+        region: clients.region.clone(),
+        occurred_at: Timestamp::now().to_string(),
+        invocation: invocation.cloned(),
+    };
+    match result {
+        Ok(mut report) => {
+            if let Some(t) = ticket::from_report(&report, &ctx) {
+                report.ticket = Some(send(url, &t, opts).await);
+                for (op, n) in clients.calls.since(&before) {
+                    *report.api_calls.entry(op).or_insert(0) += n;
+                }
+            }
+            log_report(&report);
+            Ok(report)
+        }
+        Err(Error::Aws(e)) => {
+            let t = ticket::run_failed(
+                &policy.policy,
+                target,
+                run_key,
+                &e.code,
+                &e.to_string(),
+                e.retryable,
+                &ctx,
+            );
+            send(url, &t, opts).await;
+            Err(Error::Aws(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Delivers a ticket; an undelivered one is logged in full (never the secret or the URL's
+/// credentials), so it is not lost.
+async fn send(url: &str, t: &Ticket, opts: &RunOptions) -> crate::report::TicketOutcome {
+    let delivery = DeliveryOptions {
+        deadline: opts.deadline.or(opts.delivery.deadline),
+        ..opts.delivery.clone()
+    };
+    let outcome = webhook::deliver(url, t, &delivery).await;
+    if outcome.delivered {
+        info!(event = %t.event, dedup_key = %t.dedup_key, attempts = outcome.attempts, "ticket delivered");
+    } else {
+        let body = serde_json::to_string(t).unwrap_or_default();
+        tracing::error!(
+            url = %outcome.url,
+            attempts = outcome.attempts,
+            error = outcome.error.as_deref().unwrap_or(""),
+            ticket = %body,
+            "ticket NOT delivered"
+        );
+    }
+    outcome
 }
 
 async fn run_target_in_span(
@@ -489,7 +594,6 @@ async fn run_target_in_span(
 
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;
-    log_report(&report);
     Ok(report)
 }
 
@@ -569,9 +673,26 @@ pub async fn sweep(
     policy.validate()?;
     let run_key = run_key(policy.invocation.as_ref(), opts);
     let span = info_span!("sweep", policy = %policy.policy, run = %run_key);
-    sweep_in_span(clients, policy, opts, run_key, started, calls_before)
-        .instrument(span)
-        .await
+    let result = sweep_in_span(
+        clients,
+        policy,
+        opts,
+        run_key.clone(),
+        started,
+        calls_before,
+    )
+    .instrument(span)
+    .await;
+    finish(
+        clients,
+        policy,
+        None,
+        &run_key,
+        policy.invocation.as_ref(),
+        opts,
+        result,
+    )
+    .await
 }
 
 async fn sweep_in_span(
@@ -598,9 +719,20 @@ async fn sweep_in_span(
     // Rules of every live target; a target whose document cannot be read is not pruned at all,
     // since the policy's rules might be shorter than its own.
     let mut rules: BTreeMap<String, Option<Rules>> = BTreeMap::new();
+    let mut live: Vec<(ScheduleSpec, TargetDocument)> = Vec::new();
     for name in names {
-        let r = match load_target(clients, &policy.policy, &name).await {
-            Ok(t) => Some(t.rules(&policy_rules)),
+        let read = scheduler::get_schedule(&clients.scheduler, &policy.policy, &name).await?;
+        let parsed = read
+            .map(|spec| doc::parse_target(&spec.input).map(|d| (spec, d)))
+            .transpose();
+        let r = match parsed {
+            Ok(Some((spec, t))) => {
+                let r = t.rules(&policy_rules);
+                live.push((spec, t));
+                Some(r)
+            }
+            // Deleted between the listing and now: its snapshots follow the policy's rules.
+            Ok(None) => continue,
             Err(e) => {
                 report.failures.push(Failure {
                     volume_id: String::new(),
@@ -636,10 +768,75 @@ async fn sweep_in_span(
         opts.now,
     );
     prune(clients, plan, opts, &mut report).await;
+    for (spec, target) in &live {
+        report
+            .overdue
+            .extend(overdue(clients, spec, target, &existing, opts.now).await?);
+    }
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;
-    log_report(&report);
     Ok(report)
+}
+
+/// The selected volumes of a live target whose newest completed snapshot is older than twice the
+/// schedule's interval (or that never got one, once the schedule and the volume are that old).
+async fn overdue(
+    clients: &Clients,
+    spec: &ScheduleSpec,
+    target: &TargetDocument,
+    snapshots: &[ManagedSnapshot],
+    now: Timestamp,
+) -> Result<Vec<Overdue>, Error> {
+    let active = spec.enabled
+        && spec.start_date.is_none_or(|t| t <= now)
+        && spec.end_date.is_none_or(|t| t > now);
+    let Ok(expr) = schedule::parse(&spec.expression) else {
+        return Ok(vec![]);
+    };
+    let Ok(tz) = jiff::tz::TimeZone::get(&spec.timezone) else {
+        return Ok(vec![]);
+    };
+    let Some(interval) = schedule::interval(&expr, &tz, now) else {
+        return Ok(vec![]);
+    };
+    if !active {
+        return Ok(vec![]);
+    }
+    let due_before = now - interval * 2;
+    let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
+    let mut newest: BTreeMap<String, &ManagedSnapshot> = BTreeMap::new();
+    for s in snapshots.iter().filter(|s| {
+        s.tag(tags::TAG_TARGET) == Some(target.target.as_str()) && s.state == "completed"
+    }) {
+        let e = newest.entry(s.volume()).or_insert(s);
+        if s.start_time > e.start_time {
+            *e = s;
+        }
+    }
+    let mut out = Vec::new();
+    for sel in select::select(&target.select, &target.exclude(), &inv) {
+        let last = newest.get(&sel.volume_id);
+        let late = match last {
+            Some(s) => s.start_time < due_before,
+            None => {
+                let created = inv.volumes.get(&sel.volume_id).and_then(|v| v.created);
+                spec.created.is_some_and(|t| t < due_before)
+                    && created.is_some_and(|t| t < due_before)
+            }
+        };
+        if late {
+            out.push(Overdue {
+                target: target.target.clone(),
+                volume_id: sel.volume_id,
+                instance_id: sel.instance_id,
+                device: sel.device,
+                newest_snapshot_id: last.map(|s| s.id.clone()),
+                newest_at: last.map(|s| s.start_time.to_string()),
+                interval_seconds: interval.as_secs(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The report as one structured log line.

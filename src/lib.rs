@@ -15,3 +15,4 @@ pub mod lambda;
 #[cfg(feature = "provider")]
 pub mod provider;
 pub mod report;
+pub mod webhook;

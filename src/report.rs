@@ -52,6 +52,32 @@ pub struct Failure {
     pub retryable: bool,
 }
 
+/// A selected volume whose newest completed snapshot is older than twice its schedule's interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Overdue {
+    pub target: String,
+    pub volume_id: String,
+    pub instance_id: Option<String>,
+    pub device: Option<String>,
+    pub newest_snapshot_id: Option<String>,
+    /// RFC 3339; `null` when the volume has no completed snapshot.
+    pub newest_at: Option<String>,
+    pub interval_seconds: i64,
+}
+
+/// What happened to the failure ticket of this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TicketOutcome {
+    pub event: String,
+    pub dedup_key: String,
+    /// The webhook URL without credentials, query or fragment.
+    pub url: String,
+    pub delivered: bool,
+    pub attempts: u32,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// `run` (a target) or `sweep` (a policy).
@@ -69,16 +95,22 @@ pub struct Report {
     pub kept: usize,
     pub in_use: Vec<InUse>,
     /// Snapshots found in state `error`.
-    pub error_snapshots: Vec<String>,
+    pub error_snapshots: Vec<crate::core::retention::ErrorSnapshot>,
+    /// Sweeps only: volumes whose snapshots stopped coming.
+    pub overdue: Vec<Overdue>,
     pub failures: Vec<Failure>,
     pub tags_dropped: Vec<DroppedTag>,
     pub api_calls: BTreeMap<String, u64>,
     pub duration_ms: u64,
+    /// The failure ticket, when one was due.
+    pub ticket: Option<TicketOutcome>,
 }
 
 impl Report {
+    /// A volume failed, or a due ticket could not be delivered: the run must fail so that
+    /// Scheduler's retries and dead-letter queue see it.
     pub fn failed(&self) -> bool {
-        !self.failures.is_empty()
+        !self.failures.is_empty() || self.ticket.as_ref().is_some_and(|t| !t.delivered)
     }
 
     /// A short, readable summary for people (the CLI without `--json`).
@@ -140,11 +172,20 @@ impl Report {
                 u.snapshot_id, u.message
             );
         }
-        if !self.error_snapshots.is_empty() {
+        for e in &self.error_snapshots {
             let _ = writeln!(
                 s,
-                "  snapshots in state error: {}",
-                self.error_snapshots.join(", ")
+                "  snapshot in state error: {} ({}, target {})",
+                e.snapshot_id, e.volume_id, e.target
+            );
+        }
+        for o in &self.overdue {
+            let _ = writeln!(
+                s,
+                "  OVERDUE {} ({}): newest completed snapshot {}",
+                o.volume_id,
+                o.target,
+                o.newest_at.as_deref().unwrap_or("never")
             );
         }
         for t in &self.tags_dropped {
@@ -162,6 +203,25 @@ impl Report {
                 f.instance_id.as_deref().unwrap_or("-"),
                 f.code,
                 f.message
+            );
+        }
+        if let Some(t) = &self.ticket {
+            let what = if t.delivered {
+                "delivered"
+            } else {
+                "NOT DELIVERED"
+            };
+            let _ = writeln!(
+                s,
+                "  ticket {} {what} to {} after {} attempt(s){} (dedup key {})",
+                t.event,
+                t.url,
+                t.attempts,
+                t.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
+                t.dedup_key
             );
         }
         let calls: u64 = self.api_calls.values().sum();

@@ -122,6 +122,9 @@ async fn describe_volumes(
                     size_gb: v.size().map(i64::from).unwrap_or_default(),
                     tags: tag_map(v.tags()),
                     attachment,
+                    created: v
+                        .create_time()
+                        .and_then(|t| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()),
                 },
             );
         }

@@ -88,6 +88,7 @@ pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub scheduler: aws_sdk_scheduler::Client,
+    pub sts: aws_sdk_sts::Client,
     pub calls: ApiCalls,
     pub region: Option<String>,
 }
@@ -151,6 +152,11 @@ impl Clients {
             ),
             scheduler: aws_sdk_scheduler::Client::from_conf(
                 aws_sdk_scheduler::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(
+                aws_sdk_sts::config::Builder::from(sdk)
                     .interceptor(calls.clone())
                     .build(),
             ),
@@ -228,4 +234,17 @@ pub fn is_retryable_code(code: &str) -> bool {
             | "InternalServerException"
             | "ConcurrentSnapshotLimitExceeded"
     )
+}
+
+impl Clients {
+    /// This account's id (one `GetCallerIdentity`; only asked for when a ticket needs it).
+    pub async fn account_id(&self) -> Option<String> {
+        match self.sts.get_caller_identity().send().await {
+            Ok(o) => o.account().map(String::from),
+            Err(e) => {
+                tracing::warn!(error = %aws_error("reading the caller identity", e), "account id unknown");
+                None
+            }
+        }
+    }
 }

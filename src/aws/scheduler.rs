@@ -118,6 +118,8 @@ pub struct ScheduleSpec {
     pub dead_letter_arn: Option<String>,
     /// Set when read from AWS.
     pub arn: Option<String>,
+    /// When the schedule was created (read from AWS).
+    pub created: Option<jiff::Timestamp>,
 }
 
 fn not_found(e: &AwsError) -> bool {
@@ -343,6 +345,7 @@ pub async fn get_schedule(
             .and_then(|d| d.arn())
             .map(String::from),
         arn: out.arn().map(String::from),
+        created: out.creation_date().and_then(from_dt),
     }))
 }
 

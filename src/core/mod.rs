@@ -6,3 +6,4 @@ pub mod retention;
 pub mod schedule;
 pub mod select;
 pub mod tags;
+pub mod ticket;

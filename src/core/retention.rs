@@ -107,12 +107,20 @@ pub struct Decision {
     pub expires_at: Option<Timestamp>,
 }
 
+/// A snapshot found in state `error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorSnapshot {
+    pub snapshot_id: String,
+    pub target: String,
+    pub volume_id: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub delete: Vec<Decision>,
     pub keep: Vec<Decision>,
     /// Snapshots found in state `error` (deleted or kept), for the report and tickets.
-    pub errors: Vec<String>,
+    pub errors: Vec<ErrorSnapshot>,
 }
 
 fn days(d: u32) -> SignedDuration {
@@ -197,7 +205,11 @@ fn plan_pair(
         match s.state {
             SnapState::Pending => out.keep.push(decide(s, Reason::KeptPending, false)),
             SnapState::Error => {
-                out.errors.push(s.id.clone());
+                out.errors.push(ErrorSnapshot {
+                    snapshot_id: s.id.clone(),
+                    target: target.to_string(),
+                    volume_id: volume.to_string(),
+                });
                 if old {
                     out.delete.push(decide(s, Reason::ErrorExpired, false));
                 } else {

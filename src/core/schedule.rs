@@ -502,10 +502,7 @@ pub fn next_fires(
     let mut out = Vec::new();
     match expr {
         Expression::At(dt) => {
-            if let Ok(t) = tz
-                .to_ambiguous_timestamp(*dt)
-                .compatible()
-            {
+            if let Ok(t) = tz.to_ambiguous_timestamp(*dt).compatible() {
                 if t > after {
                     out.push(t);
                 }

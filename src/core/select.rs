@@ -165,6 +165,8 @@ pub struct Volume {
     pub tags: BTreeMap<String, String>,
     /// The first attachment: (instance id, device).
     pub attachment: Option<(String, String)>,
+    /// When the volume was created (for overdue detection of never-snapshotted volumes).
+    pub created: Option<jiff::Timestamp>,
 }
 
 /// Everything the AWS layer found; a superset of the selection.
@@ -321,6 +323,7 @@ mod tests {
                     size_gb: 8,
                     tags: tags(t),
                     attachment: att.map(|(i, d)| (i.to_string(), d.to_string())),
+                    created: None,
                 },
             );
         };

@@ -476,6 +476,7 @@ impl PolicyResource {
             max_event_age_seconds: 86_400,
             dead_letter_arn: None,
             arn: None,
+            created: None,
         })
     }
 

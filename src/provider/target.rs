@@ -516,6 +516,7 @@ impl TargetResource {
             max_event_age_seconds: i32::try_from(get(&s.max_event_age_seconds)?).ok()?,
             dead_letter_arn: get(&s.dead_letter_queue_arn),
             arn: None,
+            created: None,
         };
         let client = &c.clients.scheduler;
         let result = async {

@@ -30,10 +30,19 @@ fn creds() -> Credentials {
 
 /// Clients whose EC2 answers only from `rules` (an unmatched call fails the test's run).
 fn clients(rules: &[&Rule]) -> Clients {
+    clients_with(rules, &[])
+}
+
+fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
     let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
     for r in rules {
         mocks = mocks.with_rule(r);
     }
+    mocks
+}
+
+/// Mocked EC2 and Scheduler; Auto Scaling and STS answer nothing.
+fn clients_with(ec2_rules: &[&Rule], scheduler_rules: &[&Rule]) -> Clients {
     let calls = ApiCalls::default();
     let ec2 = Ec2::from_conf(
         aws_sdk_ec2::Config::builder()
@@ -41,7 +50,7 @@ fn clients(rules: &[&Rule]) -> Clients {
             .region(Region::new("us-east-1"))
             .credentials_provider(creds())
             .http_client(create_mock_http_client())
-            .interceptor(mocks)
+            .interceptor(interceptor(ec2_rules))
             .interceptor(calls.clone())
             .build(),
     );
@@ -59,12 +68,23 @@ fn clients(rules: &[&Rule]) -> Clients {
             .region(aws_sdk_scheduler::config::Region::new("us-east-1"))
             .credentials_provider(creds())
             .http_client(create_mock_http_client())
+            .interceptor(interceptor(scheduler_rules))
+            .interceptor(calls.clone())
+            .build(),
+    );
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
             .build(),
     );
     Clients {
         ec2,
         autoscaling,
         scheduler,
+        sts,
         calls,
         region: Some("us-east-1".into()),
     }
@@ -295,7 +315,13 @@ async fn pages_are_followed_and_pending_snapshots_never_deleted() {
         ["snap-err", "snap-old"],
         "pending kept; error pruned by age"
     );
-    assert_eq!(r.error_snapshots, ["snap-err"]);
+    let errors: Vec<&str> = r
+        .error_snapshots
+        .iter()
+        .map(|e| e.snapshot_id.as_str())
+        .collect();
+    assert_eq!(errors, ["snap-err"]);
+    assert_eq!(r.error_snapshots[0].volume_id, "vol-1");
     assert_eq!(
         r.kept, 3,
         "pending, the newest completed (the minimum), the new one"

@@ -703,6 +703,7 @@ async fn schedule_writes_wait_for_iam_propagation() {
         max_event_age_seconds: 86_400,
         dead_letter_arn: None,
         arn: None,
+        created: None,
     };
     scheduler::put_schedule(&via_proxy, &spec, true)
         .await
