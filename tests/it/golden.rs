@@ -99,3 +99,198 @@ fn registry_manifest_declares_protocol_6() {
         serde_json::json!({"version": 1, "metadata": {"protocol_versions": ["6.0"]}})
     );
 }
+
+mod tickets {
+    use ebssnap::core::doc::Invocation;
+    use ebssnap::core::retention::ErrorSnapshot;
+    use ebssnap::core::ticket::{self, Context, Ticket};
+    use ebssnap::report::{Failure, Overdue, Report};
+    use serde_json::Value;
+
+    fn ctx() -> Context {
+        Context {
+            account: Some("123456789012".into()),
+            region: Some("us-east-1".into()),
+            occurred_at: "2026-11-26T05:01:12Z".into(),
+            invocation: Some(Invocation {
+                scheduled_time: Some("2026-11-26T05:00:00Z".into()),
+                execution_id: Some("6d0f5a7e-2b1c-4c4e-9d1e-1f2a3b4c5d6e".into()),
+                attempt: Some("1".into()),
+                schedule_arn: Some(
+                    "arn:aws:scheduler:us-east-1:123456789012:schedule/ebssnap-std/web".into(),
+                ),
+            }),
+        }
+    }
+
+    fn examples() -> Vec<(&'static str, Ticket)> {
+        let mut run = Report {
+            kind: "run",
+            policy: "std".into(),
+            target: Some("web".into()),
+            run_key: "2026-11-26T05:00:00Z".into(),
+            volumes_selected: 3,
+            duration_ms: 842,
+            ..Report::default()
+        };
+        run.failures.push(Failure {
+            volume_id: "vol-0a1b2c3d4e5f60718".into(),
+            instance_id: Some("i-0123456789abcdef0".into()),
+            device: Some("/dev/sdf".into()),
+            snapshot_id: None,
+            code: "IncorrectState".into(),
+            message: "The volume is in an incorrect state.".into(),
+            retryable: false,
+        });
+        let mut sweep = Report {
+            kind: "sweep",
+            policy: "std".into(),
+            run_key: "2026-11-26T00:00:00Z".into(),
+            duration_ms: 1312,
+            ..Report::default()
+        };
+        sweep.overdue.push(Overdue {
+            target: "web".into(),
+            volume_id: "vol-0a1b2c3d4e5f60718".into(),
+            instance_id: Some("i-0123456789abcdef0".into()),
+            device: Some("/dev/sdf".into()),
+            newest_snapshot_id: Some("snap-0f1e2d3c4b5a69788".into()),
+            newest_at: Some("2026-11-23T05:00:41Z".into()),
+            interval_seconds: 86_400,
+        });
+        let mut errored = Report {
+            kind: "sweep",
+            policy: "std".into(),
+            run_key: "2026-11-26T00:00:00Z".into(),
+            ..Report::default()
+        };
+        errored.error_snapshots.push(ErrorSnapshot {
+            snapshot_id: "snap-0badc0ffee0000001".into(),
+            target: "web".into(),
+            volume_id: "vol-0a1b2c3d4e5f60718".into(),
+        });
+        let mut sweep_ctx = ctx();
+        sweep_ctx.invocation = None;
+        vec![
+            (
+                "snapshot.failed.json",
+                ticket::from_report(&run, &ctx()).unwrap(),
+            ),
+            (
+                "snapshot.overdue.json",
+                ticket::from_report(&sweep, &sweep_ctx).unwrap(),
+            ),
+            (
+                "snapshot.failed-sweep.json",
+                ticket::from_report(&errored, &sweep_ctx).unwrap(),
+            ),
+            (
+                "run.failed.json",
+                ticket::run_failed(
+                    "std",
+                    Some("web"),
+                    "2026-11-26T05:00:00Z",
+                    "UnauthorizedOperation",
+                    "describing EC2 instances: UnauthorizedOperation: You are not authorized to perform this operation.",
+                    false,
+                    &ctx(),
+                ),
+            ),
+        ]
+    }
+
+    fn dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/tickets")
+    }
+
+    /// The example payloads in docs/tickets/ are exactly what the runner builds
+    /// (`EBSSNAP_BLESS=1` rewrites them).
+    #[test]
+    fn ticket_examples_are_golden() {
+        for (name, mut t) in examples() {
+            t.runner_version = "0.1.0".into();
+            let want = serde_json::to_string_pretty(&t).unwrap() + "\n";
+            let path = dir().join(name);
+            if std::env::var("EBSSNAP_BLESS").is_ok() {
+                std::fs::write(&path, &want).unwrap();
+            }
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(
+                have, want,
+                "{name} is stale; rerun with EBSSNAP_BLESS=1 and review the diff"
+            );
+        }
+    }
+
+    /// Every example uses exactly the fields the JSON Schema declares, with its required ones.
+    #[test]
+    fn ticket_examples_match_the_schema() {
+        let schema: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir().join("ticket.schema.json")).unwrap(),
+        )
+        .unwrap();
+        fn check(obj: &Value, schema: &Value, at: &str) {
+            let props = schema["properties"].as_object().unwrap();
+            let o = obj
+                .as_object()
+                .unwrap_or_else(|| panic!("{at} is not an object"));
+            for k in o.keys() {
+                assert!(props.contains_key(k), "{at}.{k} is not in the schema");
+            }
+            for r in schema["required"].as_array().unwrap() {
+                assert!(
+                    o.contains_key(r.as_str().unwrap()),
+                    "{at} misses required {r}"
+                );
+            }
+        }
+        for (name, t) in examples() {
+            let v = serde_json::to_value(&t).unwrap();
+            check(&v, &schema, name);
+            check(&v["run"], &schema["properties"]["run"], name);
+            check(&v["summary"], &schema["properties"]["summary"], name);
+            for f in v["failures"].as_array().unwrap() {
+                check(f, &schema["properties"]["failures"]["items"], name);
+            }
+            let events: Vec<&str> = schema["properties"]["event"]["enum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_str().unwrap())
+                .collect();
+            assert!(events.contains(&v["event"].as_str().unwrap()));
+        }
+    }
+
+    #[test]
+    fn run_tickets_of_the_same_scheduled_time_share_a_dedup_key() {
+        let a = &examples()[0].1;
+        let mut later = ctx();
+        later.occurred_at = "2026-11-26T05:09:30Z".into();
+        let mut report = Report {
+            kind: "run",
+            policy: "std".into(),
+            target: Some("web".into()),
+            run_key: "2026-11-26T05:00:00Z".into(),
+            ..Report::default()
+        };
+        report.failures.push(Failure {
+            volume_id: "vol-x".into(),
+            instance_id: None,
+            device: None,
+            snapshot_id: None,
+            code: "X".into(),
+            message: "x".into(),
+            retryable: true,
+        });
+        assert_eq!(
+            ticket::from_report(&report, &later).unwrap().dedup_key,
+            a.dedup_key
+        );
+        report.failures.clear();
+        assert!(
+            ticket::from_report(&report, &later).is_none(),
+            "nothing failed: no ticket"
+        );
+    }
+}

@@ -15,4 +15,5 @@ mod proxy;
 mod runner;
 mod terraform;
 mod tf;
+mod tickets;
 mod validation;

@@ -417,3 +417,83 @@ async fn past_the_deadline_no_new_work_starts_and_the_rest_is_reported() {
     assert!(r.skipped.iter().all(|s| s.reason.starts_with("deadline")));
     assert_eq!(r.kept, 2, "the due deletion was not started");
 }
+
+#[tokio::test]
+async fn a_sweep_turns_error_state_snapshots_into_a_snapshot_failed_ticket() {
+    use aws_sdk_scheduler::Client as Sched;
+    use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
+    use aws_sdk_scheduler::operation::list_schedules::ListSchedulesOutput;
+    use aws_sdk_scheduler::types::{ScheduleState, ScheduleSummary, Target};
+
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let target_doc = docs::target("std", "web", json!({"volume_tags": {"B": "y"}}));
+    let input = target_doc.to_string();
+    let list = mock!(Sched::list_schedules).then_output(|| {
+        ListSchedulesOutput::builder()
+            .schedules(ScheduleSummary::builder().name("_policy").build())
+            .schedules(ScheduleSummary::builder().name("web").build())
+            .build()
+            .unwrap()
+    });
+    let get = mock!(Sched::get_schedule)
+        .match_requests(|r| r.name() == Some("web"))
+        .then_output(move || {
+            GetScheduleOutput::builder()
+                .name("web")
+                .schedule_expression("cron(0 5 * * ? *)")
+                .schedule_expression_timezone("UTC")
+                .state(ScheduleState::Enabled)
+                .target(
+                    Target::builder()
+                        .arn("arn:aws:lambda:us-east-1:123456789012:function:ebssnap")
+                        .role_arn("arn:aws:iam::123456789012:role/r")
+                        .input(input.clone())
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume("vol-1", None, &[("B", "y")]))
+            .build()
+    });
+    let snaps = mock!(Ec2::describe_snapshots).then_output(|| {
+        let mut err = managed("snap-err", "vol-1", SnapshotState::Error, 1);
+        err.tags = Some(vec![
+            tag("ebssnap:policy", "std"),
+            tag("ebssnap:target", "web"),
+            tag("ebssnap:volume", "vol-1"),
+        ]);
+        let mut ok = managed("snap-ok", "vol-1", SnapshotState::Completed, 0);
+        ok.tags = err.tags.clone();
+        DescribeSnapshotsOutput::builder()
+            .snapshots(err)
+            .snapshots(ok)
+            .build()
+    });
+    let c = clients_with(&[&volumes, &snaps], &[&list, &get]);
+    let mut pol = docs::policy("std", 14, 1);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    let r = engine::sweep(&c, &p(&pol), &opts()).await.unwrap();
+    assert_eq!(r.error_snapshots.len(), 1);
+    assert!(
+        r.overdue.is_empty(),
+        "a fresh completed snapshot: not overdue"
+    );
+    assert_eq!(
+        r.ticket.as_ref().map(|t| t.delivered),
+        Some(true),
+        "{:?}",
+        r.ticket
+    );
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let t = got[0].json();
+    assert_eq!(t["event"], "snapshot.failed");
+    assert_eq!(t["failures"][0]["code"], "SnapshotError");
+    assert_eq!(t["failures"][0]["snapshot_id"], "snap-err");
+    assert_eq!(t["failures"][0]["volume_id"], "vol-1");
+    assert_eq!(t["failures"][0]["dedup_key"], "std/web/snap-err");
+    assert_eq!(t["run"]["kind"], "sweep");
+}

@@ -1,0 +1,524 @@
+//! Failure tickets end to end (DESIGN §7): one signed ticket per failed run, retries and
+//! Retry-After, an unreachable receiver, nothing sent when all is well, sweep events, stable
+//! dedup keys. Every receiver is on loopback.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ebssnap::core::ticket::{self, Ticket};
+use ebssnap::webhook::{self, DeliveryOptions, Secret};
+use serde_json::{Value, json};
+
+use crate::cli::{Out, ebssnap};
+use crate::docs;
+use crate::fleet;
+use crate::moto::Moto;
+use crate::proxy::{Action, Proxy};
+
+const SECRET: &str = "s3cr3t-signing-key-4242";
+const URL_TOKEN: &str = "TOKEN-in-the-query-9876";
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Got {
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub at: Instant,
+}
+
+impl Got {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+/// A loopback webhook receiver answering `script` in order (then 200), recording every request.
+pub struct Receiver {
+    pub port: u16,
+    pub got: Arc<Mutex<Vec<Got>>>,
+    server: Arc<tiny_http::Server>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+impl Receiver {
+    pub fn start(script: Vec<(u16, Option<&'static str>)>) -> Receiver {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (srv, g) = (server.clone(), got.clone());
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            while let Ok(mut req) = srv.recv() {
+                let mut body = String::new();
+                let _ = std::io::Read::read_to_string(req.as_reader(), &mut body);
+                let headers = req
+                    .headers()
+                    .iter()
+                    .map(|h| (h.field.to_string(), h.value.to_string()))
+                    .collect();
+                g.lock().unwrap().push(Got {
+                    body,
+                    headers,
+                    at: Instant::now(),
+                });
+                let (status, retry_after) = script.next().unwrap_or((200, None));
+                let mut resp = tiny_http::Response::from_string("{}").with_status_code(status);
+                if let Some(ra) = retry_after {
+                    resp =
+                        resp.with_header(tiny_http::Header::from_bytes("Retry-After", ra).unwrap());
+                }
+                let _ = req.respond(resp);
+            }
+        });
+        Receiver { port, got, server }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks/ebs?token={URL_TOKEN}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Got> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+fn sample_ticket() -> Ticket {
+    Ticket {
+        ebssnap: 1,
+        event: ticket::EVENT_FAILED.into(),
+        severity: "critical".into(),
+        dedup_key: "std/web/2026-11-26T05:00:00Z".into(),
+        policy: "std".into(),
+        ..Default::default()
+    }
+}
+
+fn fast() -> DeliveryOptions {
+    DeliveryOptions {
+        backoff: Duration::from_millis(20),
+        ..DeliveryOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn five_hundreds_then_success_is_one_delivery_with_one_idempotency_key() {
+    let r = Receiver::start(vec![(500, None), (500, None)]);
+    let out = webhook::deliver(&r.url(), &sample_ticket(), &fast()).await;
+    assert!(out.delivered, "{out:?}");
+    assert_eq!(out.attempts, 3);
+    let got = r.received();
+    assert_eq!(got.len(), 3);
+    for g in &got {
+        assert_eq!(
+            g.header("Idempotency-Key"),
+            Some("std/web/2026-11-26T05:00:00Z")
+        );
+        assert_eq!(g.header("Content-Type"), Some("application/json"));
+        assert!(
+            g.header("User-Agent")
+                .is_some_and(|u| u.starts_with("ebssnap/"))
+        );
+    }
+    assert_eq!(got[0].body, got[2].body, "the same ticket each time");
+    assert!(
+        !out.url.contains(URL_TOKEN),
+        "the reported URL is redacted: {}",
+        out.url
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_permanent_errors_stop() {
+    let r = Receiver::start(vec![(429, Some("1"))]);
+    let out = webhook::deliver(&r.url(), &sample_ticket(), &fast()).await;
+    assert!(out.delivered);
+    let got = r.received();
+    assert_eq!(got.len(), 2);
+    let gap = got[1].at.duration_since(got[0].at);
+    assert!(
+        gap >= Duration::from_millis(950),
+        "waited only {gap:?} despite Retry-After: 1"
+    );
+
+    let r = Receiver::start(vec![(400, None)]);
+    let out = webhook::deliver(&r.url(), &sample_ticket(), &fast()).await;
+    assert!(!out.delivered);
+    assert_eq!(out.attempts, 1, "a 4xx other than 408/429 is permanent");
+    assert_eq!(out.status, Some(400));
+
+    // Plain http to a non-loopback host is refused without a request.
+    let out = webhook::deliver("http://tickets.example.com/x", &sample_ticket(), &fast()).await;
+    assert!(
+        !out.delivered && out.attempts == 0 && out.error.unwrap().contains("https is required")
+    );
+}
+
+#[tokio::test]
+async fn the_signature_verifies_with_the_secret_and_not_with_another() {
+    let r = Receiver::start(vec![]);
+    let opts = DeliveryOptions {
+        secret: Secret::new(SECRET.into()),
+        ..fast()
+    };
+    assert!(
+        webhook::deliver(&r.url(), &sample_ticket(), &opts)
+            .await
+            .delivered
+    );
+    let g = &r.received()[0];
+    let sig = g.header("X-Ebssnap-Signature").expect("signed");
+    let now = jiff::Timestamp::now().as_second();
+    assert_eq!(
+        ticket::verify(SECRET, sig, g.body.as_bytes(), now, 300),
+        Ok(())
+    );
+    assert_eq!(
+        ticket::verify("another-secret", sig, g.body.as_bytes(), now, 300),
+        Err(ticket::VerifyError::Mismatch)
+    );
+}
+
+/// A fleet with one volume whose snapshot EC2 refuses (through a proxy in front of moto).
+struct FailingFleet {
+    proxy: Proxy,
+    instance: String,
+    data: String,
+    root: String,
+}
+
+async fn failing_fleet(m: &Moto) -> FailingFleet {
+    let c = m.clients().await;
+    let (instance, root) = fleet::instance(&c, &[("Name", "db-1")]).await;
+    let data = fleet::volume(&c, &[("Role", "data")]).await;
+    fleet::attach(&c, &data, &instance, "/dev/sdf").await;
+    let victim = data.clone();
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            if body.contains("Action=CreateSnapshot")
+                && body.contains(&format!("VolumeId={victim}"))
+            {
+                return Action::Respond(
+                    400,
+                    "text/xml",
+                    "<Response><Errors><Error><Code>IncorrectState</Code><Message>The volume is in an incorrect state.</Message></Error></Errors><RequestID>r</RequestID></Response>".into(),
+                );
+            }
+            Action::Forward
+        }),
+    );
+    FailingFleet {
+        proxy,
+        instance,
+        data,
+        root,
+    }
+}
+
+fn run_cli(
+    m: &Moto,
+    proxy: &Proxy,
+    policy: &Value,
+    target: &Value,
+    extra_env: &[(&'static str, String)],
+) -> Out {
+    let dir = std::env::temp_dir().join(format!(
+        "ebssnap-tickets-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (tf, pf) = (dir.join("t.json"), dir.join("p.json"));
+    std::fs::write(&tf, target.to_string()).unwrap();
+    std::fs::write(&pf, policy.to_string()).unwrap();
+    let mut env = m.env();
+    env[0].1 = proxy.endpoint();
+    env.push(("EBSSNAP_WEBHOOK_SECRET", SECRET.into()));
+    env.push(("EBSSNAP_WEBHOOK_BACKOFF_MS", "20".into()));
+    env.extend(extra_env.iter().cloned());
+    let out = ebssnap(
+        &env,
+        &[
+            "run",
+            "--input",
+            tf.to_str().unwrap(),
+            "--policy-input",
+            pf.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    std::fs::remove_dir_all(dir).ok();
+    out
+}
+
+fn assert_no_secrets(out: &Out) {
+    for s in [SECRET, URL_TOKEN] {
+        assert!(
+            !out.stdout.contains(s) && !out.stderr.contains(s),
+            "{s} leaked:\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_volume_sends_exactly_one_signed_ticket_with_a_stable_dedup_key() {
+    let Some(m) = Moto::start() else { return };
+    let f = failing_fleet(&m).await;
+    let r = Receiver::start(vec![]);
+    let mut policy = docs::policy("std", 14, 1);
+    policy["notify"] = json!({"webhook_url": r.url()});
+    let target = docs::with_run(
+        docs::target("std", "db", json!({"instance_names": ["db-*"]})),
+        "2026-11-26T05:00:00Z",
+    );
+
+    let out = run_cli(&m, &f.proxy, &policy, &target, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_no_secrets(&out);
+    let report = out.json();
+    assert_eq!(
+        report["created"][0]["volume_id"],
+        f.root.as_str(),
+        "the other volume is snapshotted"
+    );
+    assert_eq!(report["ticket"]["delivered"], true);
+    let got = r.received();
+    assert_eq!(got.len(), 1, "exactly one ticket");
+    let t = got[0].json();
+    assert_eq!(t["ebssnap"], 1);
+    assert_eq!(t["event"], "snapshot.failed");
+    assert_eq!(t["severity"], "critical");
+    assert_eq!(t["policy"], "std");
+    assert_eq!(t["target"], "db");
+    assert_eq!(t["account"], "123456789012");
+    assert_eq!(t["region"], "us-east-1");
+    assert_eq!(t["run"]["scheduled_time"], "2026-11-26T05:00:00Z");
+    assert_eq!(t["failures"].as_array().unwrap().len(), 1);
+    assert_eq!(t["failures"][0]["volume_id"], f.data.as_str());
+    assert_eq!(t["failures"][0]["instance_id"], f.instance.as_str());
+    assert_eq!(t["failures"][0]["device"], "/dev/sdf");
+    assert_eq!(t["failures"][0]["code"], "IncorrectState");
+    assert_eq!(t["summary"]["created"], 1);
+    assert_eq!(t["dedup_key"], "std/db/2026-11-26T05:00:00Z");
+    assert_eq!(
+        got[0].header("Idempotency-Key"),
+        Some("std/db/2026-11-26T05:00:00Z")
+    );
+    let now = jiff::Timestamp::now().as_second();
+    let sig = got[0].header("X-Ebssnap-Signature").unwrap();
+    assert_eq!(
+        ticket::verify(SECRET, sig, got[0].body.as_bytes(), now, 300),
+        Ok(())
+    );
+    assert!(ticket::verify("not-the-secret", sig, got[0].body.as_bytes(), now, 300).is_err());
+
+    // A retry of the same scheduled time fails the same way: the same dedup key.
+    let again = run_cli(&m, &f.proxy, &policy, &target, &[]);
+    assert_eq!(again.code, 1);
+    let got = r.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].json()["dedup_key"], t["dedup_key"]);
+}
+
+#[tokio::test]
+async fn an_unreachable_receiver_fails_the_run_and_the_log_keeps_the_ticket() {
+    let Some(m) = Moto::start() else { return };
+    let f = failing_fleet(&m).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut policy = docs::policy("std", 14, 1);
+    policy["notify"] = json!({"webhook_url": format!("http://user:hunter2pw@127.0.0.1:{closed}/hooks?token={URL_TOKEN}")});
+    let target = docs::target("std", "db", json!({"instance_names": ["db-*"]}));
+    let out = run_cli(
+        &m,
+        &f.proxy,
+        &policy,
+        &target,
+        &[("EBSSNAP_WEBHOOK_ATTEMPTS", "2".into())],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_no_secrets(&out);
+    assert!(
+        !out.stdout.contains("hunter2pw") && !out.stderr.contains("hunter2pw"),
+        "URL password leaked"
+    );
+    let report = out.json();
+    assert_eq!(report["ticket"]["delivered"], false);
+    assert_eq!(report["ticket"]["attempts"], 2);
+    assert!(
+        out.stderr.contains("ticket NOT delivered"),
+        "{}",
+        out.stderr
+    );
+    // The whole ticket is in the log line (escaped JSON inside it).
+    for want in [
+        "snapshot.failed",
+        f.data.as_str(),
+        "IncorrectState",
+        "dedup_key",
+        "runner_version",
+    ] {
+        assert!(
+            out.stderr.contains(want),
+            "log misses {want}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_run_without_failures_sends_nothing() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    fleet::volume(&c, &[("Backup", "yes")]).await;
+    let r = Receiver::start(vec![]);
+    let proxy = Proxy::start(m.port, Box::new(|_, _, _| Action::Forward));
+    let mut policy = docs::policy("std", 14, 1);
+    policy["notify"] = json!({"webhook_url": r.url()});
+    let target = docs::target("std", "ok", json!({"volume_tags": {"Backup": "yes"}}));
+    let out = run_cli(&m, &proxy, &policy, &target, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.json()["ticket"].is_null());
+    assert!(r.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_sweep_reports_overdue_volumes_and_a_healthy_policy_sends_nothing() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let (_, root) = fleet::instance(&c, &[("Name", "web-1")]).await;
+    let r = Receiver::start(vec![]);
+    let mut policy = docs::policy("std", 14, 1);
+    policy["notify"] = json!({"webhook_url": r.url()});
+    docs::store_policy(&c, &policy).await;
+    docs::store_target(
+        &c,
+        &docs::target("std", "web", json!({"instance_names": ["web-*"]})),
+    )
+    .await;
+    let mut env = m.env();
+    env.push(("EBSSNAP_WEBHOOK_SECRET", SECRET.into()));
+    let run = ebssnap(
+        &env,
+        &["run", "--policy", "std", "--target", "web", "--json"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+
+    // Now: the daily snapshot is fresh.
+    let healthy = ebssnap(&env, &["sweep", "--policy", "std", "--json"]);
+    assert_eq!(healthy.code, 0, "{}", healthy.stderr);
+    assert_eq!(healthy.json()["overdue"].as_array().unwrap().len(), 0);
+    assert!(r.received().is_empty(), "a healthy policy sends nothing");
+
+    // Three days later, with a daily schedule (cron(0 5 * * ? *)): overdue.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(72)).to_string();
+    let late = ebssnap(
+        &env,
+        &["sweep", "--policy", "std", "--now", &later, "--json"],
+    );
+    assert_eq!(
+        late.code, 0,
+        "a delivered overdue ticket is not a failed sweep: {}",
+        late.stderr
+    );
+    assert_no_secrets(&late);
+    let report = late.json();
+    assert_eq!(report["overdue"][0]["volume_id"], root.as_str());
+    assert_eq!(report["overdue"][0]["interval_seconds"], 86_400);
+    let got = r.received();
+    assert_eq!(got.len(), 1);
+    let t = got[0].json();
+    assert_eq!(t["event"], "snapshot.overdue");
+    assert_eq!(t["severity"], "error");
+    assert_eq!(t["failures"][0]["code"], "Overdue");
+    assert_eq!(t["failures"][0]["volume_id"], root.as_str());
+    assert_eq!(t["failures"][0]["target"], "web");
+    let day = &t["occurred_at"].as_str().unwrap()[..10];
+    assert_eq!(t["dedup_key"], format!("std/sweep/snapshot.overdue/{day}"));
+    assert_eq!(
+        t["failures"][0]["dedup_key"],
+        format!("std/web/{root}/{day}")
+    );
+}
+
+#[test]
+fn webhook_test_and_serve_work_together_and_verify_signatures() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_ebssnap"))
+        .args(["webhook", "serve", "--listen", &listen, "--count", "2"])
+        .env("EBSSNAP_WEBHOOK_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "receiver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://{listen}/hook");
+    let good = ebssnap(
+        &[("EBSSNAP_WEBHOOK_SECRET", SECRET.into())],
+        &["webhook", "test", "--url", &url],
+    );
+    assert_eq!(good.code, 0, "{}{}", good.stdout, good.stderr);
+    assert!(
+        good.stdout.contains("delivered to") && good.stdout.contains("HTTP 200"),
+        "{}",
+        good.stdout
+    );
+    // Signed with another secret: the receiver refuses it (401, a permanent answer).
+    let bad = ebssnap(
+        &[("EBSSNAP_WEBHOOK_SECRET", "wrong".into())],
+        &["webhook", "test", "--url", &url],
+    );
+    assert_eq!(bad.code, 3, "{}{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stdout.contains("NOT delivered") && bad.stdout.contains("HTTP 401"),
+        "{}",
+        bad.stdout
+    );
+    let out = serve.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(printed.contains("signature: valid"), "{printed}");
+    assert!(
+        printed.contains("signature: INVALID: signature does not match"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"event\": \"snapshot.failed\""),
+        "{printed}"
+    );
+    assert!(!printed.contains(SECRET));
+    // Plain http elsewhere than loopback is refused before sending anything.
+    let insecure = ebssnap(
+        &[],
+        &["webhook", "test", "--url", "http://tickets.example.com/x"],
+    );
+    assert_eq!(insecure.code, 2, "{}", insecure.stderr);
+}
