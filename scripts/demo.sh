@@ -16,7 +16,15 @@ work=$(mktemp -d)
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MOTO_EC2_LOAD_DEFAULT_AMIS=false "$moto" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
-cleanup() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -rf "$work"; }
+webhook_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+export EBSSNAP_WEBHOOK_SECRET="demo-secret-$RANDOM$RANDOM"
+EBSSNAP_WEBHOOK_SECRET="$EBSSNAP_WEBHOOK_SECRET" "$target_dir/debug/ebssnap" webhook serve --listen "127.0.0.1:$webhook_port" --count 1 >"$work/tickets.txt" 2>/dev/null &
+serve_pid=$!
+cleanup() {
+  kill "$moto_pid" "$serve_pid" 2>/dev/null || true
+  wait "$moto_pid" "$serve_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
@@ -45,7 +53,7 @@ heading "Emulator on 127.0.0.1:$port; seeding a small fleet"
 "$python" scripts/demo_seed.py "$AWS_ENDPOINT_URL"
 
 heading "terraform apply examples/quickstart (policy std, targets web and nightly)"
-tf apply -auto-approve | grep -E '^(ebssnap|data\.|Apply|Outputs|web_volume_ids|  "|\])' || true
+tf apply -auto-approve -var "failure_webhook_url=http://127.0.0.1:$webhook_port/hooks/ebs" | grep -E '^(ebssnap|data\.|Apply|Outputs|web_volume_ids|  "|\])' || true
 
 heading "The schedules Terraform created in EventBridge Scheduler"
 "$python" - "$AWS_ENDPOINT_URL" <<'PY'
@@ -92,8 +100,24 @@ later=$("$python" -c 'import datetime; print((datetime.datetime.now(datetime.tim
 heading "40 days later (--now $later): a new run prunes, always keeping the newest 3"
 ebssnap run --policy std --target web --run-key day-40 --now "$later" | grep -v '^    snap-.* <- '
 
+later3=$("$python" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
+heading "Three days without any run (--now $later3): the daily sweep raises an overdue ticket"
+ebssnap sweep --policy std --now "$later3" | grep -E 'OVERDUE|ticket' || true
+for _ in $(seq 1 100); do [ -s "$work/tickets.txt" ] && break; sleep 0.1; done
+echo "  what the receiver (ebssnap webhook serve) got:"
+"$python" - "$work/tickets.txt" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+head, _, body = text.partition("\n")
+t = json.loads(body)
+print("  " + head)
+print(f'  {t["event"]} ({t["severity"]}), dedup_key {t["dedup_key"]}')
+for f in t["failures"]:
+    print(f'    {f["code"]}: {f["volume_id"]} of target {f["target"]}: {f["message"]}')
+PY
+
 heading "terraform destroy: the schedules go, the snapshots stay"
-tf destroy -auto-approve | grep -E '^(Destroy|ebssnap_.*Destruction complete)' || true
+tf destroy -auto-approve -var "failure_webhook_url=http://127.0.0.1:$webhook_port/hooks/ebs" | grep -E '^(Destroy|ebssnap_.*Destruction complete)' || true
 "$python" - "$AWS_ENDPOINT_URL" <<'PY'
 import boto3, sys
 kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")

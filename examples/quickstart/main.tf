@@ -15,6 +15,12 @@ variable "runner_arn" {
   default = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap-runner"
 }
 
+variable "failure_webhook_url" {
+  type        = string
+  default     = null
+  description = "Where failure tickets go (https; http only for loopback)."
+}
+
 variable "scheduler_role_arn" {
   type    = string
   default = "arn:aws:iam::123456789012:role/ebssnap-scheduler"
@@ -37,6 +43,7 @@ resource "ebssnap_policy" "std" {
   snapshot_tags = {
     Backup = "ebssnap"
   }
+  failure_webhook_url = var.failure_webhook_url
 }
 
 # The web tier (a whole Auto Scaling group) and the databases (by Name glob), nightly.

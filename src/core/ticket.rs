@@ -156,7 +156,7 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             target: Some(o.target.clone()),
             code: "Overdue".into(),
             message: format!(
-                "newest completed snapshot: {newest}; the schedule fires every {} s, so one was due twice over",
+                "newest completed snapshot: {newest}, older than twice the schedule's interval ({} s)",
                 o.interval_seconds
             ),
             retryable: true,

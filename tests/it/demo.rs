@@ -40,6 +40,8 @@ fn the_demo_runs_end_to_end() {
         "already snapshotted in run day-5",
         "Backup=ebssnap, CostCenter=42, Role=data",
         "deleted: 10, kept: 20",
+        "ticket snapshot.overdue delivered",
+        "signature: valid",
         "Destroy complete! Resources: 3 destroyed.",
         "ebssnap schedule groups left: 0; managed snapshots left: 21",
     ] {
