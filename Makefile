@@ -15,7 +15,7 @@ ifeq ($(shell command -v terraform 2>/dev/null),)
 export EBSSNAP_TERRAFORM ?= $(EBSSNAP_TERRAFORM_115)
 endif
 
-.PHONY: deps demo test lint unit build docs clean-venv
+.PHONY: deps demo test lint unit build docs release clean-venv
 
 # protoc builds the provider (tf-provider's gRPC code); terraform drives the acceptance tests.
 deps: $(VENV)/.installed
@@ -40,6 +40,14 @@ docs: build
 demo: deps build
 	bash scripts/demo.sh
 
+## Release artifacts in dist/ (see docs/deployment.md): the provider zip, manifest, SHA256SUMS
+## and the runner's Lambda bundle. Static binaries (glibc, crt-static): no musl toolchain here.
+RELEASE_TARGET := x86_64-unknown-linux-gnu
+RELEASE_DIR := $(CARGO_TARGET_DIR)/$(RELEASE_TARGET)/release
+release: deps
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
+	python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
@@ -49,8 +57,8 @@ unit:
 
 ## Every test: formatting, lints, unit and property tests, the runner against moto, the CLI and
 ## the Lambda runtime. Under CI=true a missing emulator fails instead of skipping.
-test: deps lint
-	cargo nextest run --workspace --no-fail-fast
+test: deps lint release
+	EBSSNAP_DIST=$(CURDIR)/dist cargo nextest run --workspace --no-fail-fast
 
 clean-venv:
 	rm -rf $(VENV)

@@ -8,7 +8,7 @@ use tf_provider::schema::{
     Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema,
 };
 
-use super::{policy, provider_schema, target, volumes};
+use super::{iam_policy, policy, provider_schema, target, volumes};
 
 fn type_name(t: &AttributeType) -> String {
     match t {
@@ -194,6 +194,17 @@ pub fn render_all(root: &Path) -> Vec<(PathBuf, String)> {
                 &target::target_schema(),
                 "examples/resources/ebssnap_target",
                 true,
+            ),
+        ),
+        (
+            PathBuf::from("docs/data-sources/iam_policy.md"),
+            page(
+                root,
+                "Data Source",
+                "ebssnap_iam_policy",
+                &iam_policy::iam_policy_schema(),
+                "examples/data-sources/ebssnap_iam_policy",
+                false,
             ),
         ),
         (

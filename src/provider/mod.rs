@@ -4,6 +4,7 @@
 //! (Terraform's handshake channel); it logs with `tracing`.
 
 pub mod docs;
+pub mod iam_policy;
 pub mod policy;
 pub mod schema;
 pub mod selector;
@@ -345,6 +346,12 @@ impl Provider for EbssnapProvider {
         m.insert(
             "volumes".into(),
             Box::new(volumes::VolumesDataSource {
+                shared: self.shared.clone(),
+            }),
+        );
+        m.insert(
+            "iam_policy".into(),
+            Box::new(iam_policy::IamPolicyDataSource {
                 shared: self.shared.clone(),
             }),
         );

@@ -12,10 +12,10 @@ use crate::fleet;
 use crate::moto::Moto;
 
 /// What the function answered for one invocation: (request id, "response" | "error", body).
-type Answer = (String, String, Value);
+pub type Answer = (String, String, Value);
 
 /// Serves `events` one by one on GET .../invocation/next and reports every answer.
-fn fake_runtime_api(events: Vec<Value>) -> (u16, mpsc::Receiver<Answer>) {
+pub fn fake_runtime_api(events: Vec<Value>) -> (u16, mpsc::Receiver<Answer>) {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("listen");
     let port = server.server_addr().to_ip().unwrap().port();
     let (tx, rx) = mpsc::channel();

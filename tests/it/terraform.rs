@@ -735,3 +735,68 @@ async fn schedule_writes_wait_for_iam_propagation() {
     );
     assert_eq!(invalid.load(Ordering::SeqCst), 1, "not retried");
 }
+
+#[tokio::test]
+async fn the_iam_policy_data_source_renders_both_roles() {
+    let (_m, tf) = setup!();
+    tf.write(
+        r#"
+data "ebssnap_iam_policy" "this" {
+  policy_names = ["std"]
+}
+output "runner" {
+  value = data.ebssnap_iam_policy.this.runner_policy_json
+}
+output "scheduler" {
+  value = data.ebssnap_iam_policy.this.scheduler_policy_json
+}
+output "trust" {
+  value = data.ebssnap_iam_policy.this.scheduler_assume_role_policy_json
+}
+"#,
+    );
+    tf.apply();
+    let out = tf.run(&["output", "-json"]);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let runner: Value = serde_json::from_str(v["runner"]["value"].as_str().unwrap()).unwrap();
+    let sched: Value = serde_json::from_str(v["scheduler"]["value"].as_str().unwrap()).unwrap();
+    let trust: Value = serde_json::from_str(v["trust"]["value"].as_str().unwrap()).unwrap();
+    let del = runner["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"] == "ec2:DeleteSnapshot")
+        .unwrap();
+    assert_eq!(
+        del["Condition"]["StringLike"]["ec2:ResourceTag/ebssnap:policy"],
+        json!(["std"])
+    );
+    // The provider's runner_arn is the default target of the Scheduler role.
+    assert_eq!(
+        sched["Statement"][0]["Resource"][0],
+        "arn:aws:lambda:us-east-1:123456789012:function:ebssnap"
+    );
+    assert_eq!(
+        trust["Statement"][0]["Principal"]["Service"],
+        "scheduler.amazonaws.com"
+    );
+    tf.assert_no_changes();
+}
+
+#[test]
+fn examples_are_terraform_fmt_clean() {
+    let Some(bin) = crate::tf::terraform_binary() else {
+        return;
+    };
+    let out = std::process::Command::new(bin)
+        .args(["fmt", "-check", "-recursive", "-diff", "-no-color"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "terraform fmt would change:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -1,0 +1,243 @@
+//! The IAM policies ebssnap needs, generated from the one table of the AWS operations the runner
+//! calls, so the policy cannot drift from the code (a test compares this table with the
+//! operations counted in the emulator tests).
+
+use serde_json::{Value, json};
+
+/// Every AWS operation the runner calls, with the IAM action it needs. `None`: no permission is
+/// needed (`GetCallerIdentity` always works).
+pub const RUNNER_OPERATIONS: &[(&str, Option<&str>)] = &[
+    ("DescribeInstances", Some("ec2:DescribeInstances")),
+    ("DescribeVolumes", Some("ec2:DescribeVolumes")),
+    ("DescribeSnapshots", Some("ec2:DescribeSnapshots")),
+    ("CreateSnapshot", Some("ec2:CreateSnapshot")),
+    ("CreateSnapshots", Some("ec2:CreateSnapshots")),
+    ("DeleteSnapshot", Some("ec2:DeleteSnapshot")),
+    (
+        "DescribeAutoScalingGroups",
+        Some("autoscaling:DescribeAutoScalingGroups"),
+    ),
+    ("GetSchedule", Some("scheduler:GetSchedule")),
+    ("ListSchedules", Some("scheduler:ListSchedules")),
+    ("GetCallerIdentity", None),
+];
+
+/// The IAM action of an operation the runner calls; `Err` for an operation the table lacks.
+pub fn action_for(operation: &str) -> Result<Option<&'static str>, String> {
+    RUNNER_OPERATIONS
+        .iter()
+        .find(|(op, _)| *op == operation)
+        .map(|(_, a)| *a)
+        .ok_or_else(|| format!("the runner calls {operation}, which src/core/iam.rs does not list"))
+}
+
+/// What the policies are scoped to.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub partition: String,
+    /// Policy names whose snapshots and schedules the runner may touch (`*` = all).
+    pub policies: Vec<String>,
+    /// The runner Lambda function's ARN, for the Scheduler role (`*` = any).
+    pub runner_arn: String,
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope {
+            partition: "aws".into(),
+            policies: vec!["*".into()],
+            runner_arn: "*".into(),
+        }
+    }
+}
+
+fn action(op: &str) -> &'static str {
+    action_for(op).ok().flatten().unwrap_or("")
+}
+
+/// The runner's execution-role policy: read the fleet, create snapshots tagged by ebssnap, delete
+/// only snapshots tagged by ebssnap (of the given policies), read the policies' schedules, write logs.
+pub fn runner_policy(s: &Scope) -> Value {
+    let p = &s.partition;
+    let schedule_arns: Vec<String> = s
+        .policies
+        .iter()
+        .map(|n| format!("arn:{p}:scheduler:*:*:schedule/ebssnap-{n}/*"))
+        .collect();
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadFleet",
+                "Effect": "Allow",
+                "Action": [
+                    action("DescribeInstances"),
+                    action("DescribeVolumes"),
+                    action("DescribeSnapshots"),
+                    action("DescribeAutoScalingGroups")
+                ],
+                "Resource": "*"
+            },
+            {
+                "Sid": "CreateSnapshots",
+                "Effect": "Allow",
+                "Action": [action("CreateSnapshot"), action("CreateSnapshots")],
+                "Resource": [
+                    format!("arn:{p}:ec2:*::snapshot/*"),
+                    format!("arn:{p}:ec2:*:*:volume/*"),
+                    format!("arn:{p}:ec2:*:*:instance/*")
+                ]
+            },
+            {
+                "Sid": "TagSnapshotsAtCreation",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": format!("arn:{p}:ec2:*::snapshot/*"),
+                "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateSnapshot", "CreateSnapshots"]}}
+            },
+            {
+                "Sid": "DeleteOnlyEbssnapSnapshots",
+                "Effect": "Allow",
+                "Action": action("DeleteSnapshot"),
+                "Resource": format!("arn:{p}:ec2:*::snapshot/*"),
+                "Condition": {"StringLike": {"ec2:ResourceTag/ebssnap:policy": s.policies.clone()}}
+            },
+            {
+                "Sid": "ReadPolicyDocuments",
+                "Effect": "Allow",
+                "Action": action("GetSchedule"),
+                "Resource": schedule_arns
+            },
+            {
+                "Sid": "ListSchedules",
+                "Effect": "Allow",
+                "Action": action("ListSchedules"),
+                "Resource": "*"
+            },
+            {
+                "Sid": "Logs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": format!("arn:{p}:logs:*:*:*")
+            }
+        ]
+    })
+}
+
+/// The policy of the role EventBridge Scheduler assumes: invoke the runner, nothing else.
+pub fn scheduler_policy(s: &Scope) -> Value {
+    let resources: Vec<String> = if s.runner_arn == "*" {
+        vec!["*".into()]
+    } else {
+        // The function and its versions/aliases.
+        vec![s.runner_arn.clone(), format!("{}:*", s.runner_arn)]
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "InvokeRunner",
+            "Effect": "Allow",
+            "Action": "lambda:InvokeFunction",
+            "Resource": resources
+        }]
+    })
+}
+
+/// Trust policy letting `service` (`scheduler.amazonaws.com`, `lambda.amazonaws.com`) assume a role.
+pub fn assume_role_policy(service: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// Every IAM action a policy document allows.
+pub fn actions(policy: &Value) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for st in policy["Statement"].as_array().into_iter().flatten() {
+        match &st["Action"] {
+            Value::String(a) => {
+                out.insert(a.clone());
+            }
+            Value::Array(list) => {
+                out.extend(list.iter().filter_map(|a| a.as_str().map(String::from)))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runner_policy_allows_exactly_the_table_plus_tagging_and_logs() {
+        let got = actions(&runner_policy(&Scope::default()));
+        let mut want: std::collections::BTreeSet<String> = RUNNER_OPERATIONS
+            .iter()
+            .filter_map(|(_, a)| a.map(String::from))
+            .collect();
+        want.extend(
+            [
+                "ec2:CreateTags",
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+            ]
+            .map(String::from),
+        );
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn deletes_are_limited_to_ebssnap_snapshots_of_the_policies() {
+        let p = runner_policy(&Scope {
+            policies: vec!["std".into(), "gold".into()],
+            ..Scope::default()
+        });
+        let del = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"] == "ec2:DeleteSnapshot")
+            .unwrap();
+        assert_eq!(
+            del["Condition"]["StringLike"]["ec2:ResourceTag/ebssnap:policy"],
+            json!(["std", "gold"])
+        );
+        let read = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "ReadPolicyDocuments")
+            .unwrap();
+        assert!(
+            read["Resource"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "arn:aws:scheduler:*:*:schedule/ebssnap-std/*")
+        );
+    }
+
+    #[test]
+    fn the_scheduler_role_only_invokes_the_runner() {
+        let arn = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap";
+        let p = scheduler_policy(&Scope {
+            runner_arn: arn.into(),
+            ..Scope::default()
+        });
+        assert_eq!(actions(&p), ["lambda:InvokeFunction".to_string()].into());
+        assert_eq!(
+            p["Statement"][0]["Resource"],
+            json!([arn, format!("{arn}:*")])
+        );
+        assert!(action_for("RunInstances").is_err());
+    }
+}

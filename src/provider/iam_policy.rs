@@ -1,0 +1,171 @@
+//! `data "ebssnap_iam_policy"`: the IAM policy documents the runner's execution role and the
+//! Scheduler role need, generated from the runner's own table of AWS operations.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::Schema;
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, DataSource, Diagnostics};
+
+use super::schema::{Computed, Optional, OptionalComputed, attr, block, string, string_list};
+use super::values::{StrList, V, get, k_list};
+use super::{Shared, validate};
+use crate::core::iam;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IamPolicyState {
+    pub id: V<String>,
+    pub runner_arn: V<String>,
+    pub policy_names: StrList,
+    pub partition: V<String>,
+    pub runner_policy_json: V<String>,
+    pub scheduler_policy_json: V<String>,
+    pub runner_assume_role_policy_json: V<String>,
+    pub scheduler_assume_role_policy_json: V<String>,
+}
+
+pub fn iam_policy_schema() -> Schema {
+    Schema {
+        version: 1,
+        block: block(
+            "Least-privilege IAM policy documents for an ebssnap deployment: the runner Lambda's execution role (exactly the EC2, Auto Scaling and Scheduler actions the runner calls; `DeleteSnapshot` only on snapshots tagged `ebssnap:policy`), and the role EventBridge Scheduler assumes (`lambda:InvokeFunction` on the runner), with their trust policies.",
+            vec![
+                ("id", attr(string(), Computed, "A digest of the inputs.")),
+                (
+                    "runner_arn",
+                    attr(
+                        string(),
+                        OptionalComputed,
+                        "ARN of the runner Lambda function the Scheduler role may invoke. Default: the provider's `runner_arn`, else `*`.",
+                    ),
+                ),
+                (
+                    "policy_names",
+                    attr(
+                        string_list(),
+                        Optional,
+                        "Policies whose snapshots and schedules the runner may touch. Default: all (`*`).",
+                    ),
+                ),
+                (
+                    "partition",
+                    attr(
+                        string(),
+                        OptionalComputed,
+                        "AWS partition of the ARNs. Default `aws`.",
+                    ),
+                ),
+                (
+                    "runner_policy_json",
+                    attr(
+                        string(),
+                        Computed,
+                        "Policy of the runner's execution role (JSON).",
+                    ),
+                ),
+                (
+                    "scheduler_policy_json",
+                    attr(
+                        string(),
+                        Computed,
+                        "Policy of the role EventBridge Scheduler assumes (JSON).",
+                    ),
+                ),
+                (
+                    "runner_assume_role_policy_json",
+                    attr(
+                        string(),
+                        Computed,
+                        "Trust policy of the runner's role (`lambda.amazonaws.com`).",
+                    ),
+                ),
+                (
+                    "scheduler_assume_role_policy_json",
+                    attr(
+                        string(),
+                        Computed,
+                        "Trust policy of the Scheduler role (`scheduler.amazonaws.com`).",
+                    ),
+                ),
+            ],
+            vec![],
+        ),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IamPolicyDataSource {
+    pub shared: Shared,
+}
+
+#[async_trait]
+impl DataSource for IamPolicyDataSource {
+    type State<'a> = IamPolicyState;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(iam_policy_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, c: Self::State<'a>) -> Option<()> {
+        if let Some(a) = get(&c.runner_arn) {
+            if a != "*" {
+                validate::arn(diags, AttributePath::new("runner_arn"), &a, Some("lambda"));
+            }
+        }
+        if let Some(names) = k_list(&c.policy_names).known() {
+            for (i, n) in names.iter().enumerate() {
+                if n != "*" {
+                    if let Err(e) = crate::core::doc::validate_policy_name(n) {
+                        diags.error(
+                            "Invalid policy name",
+                            e,
+                            AttributePath::new("policy_names").index(i as i64),
+                        );
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        c: Self::State<'a>,
+        _meta: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::State<'a>> {
+        let provider_runner = self.shared.peek().and_then(|p| p.runner_arn.clone());
+        let scope = iam::Scope {
+            partition: get(&c.partition).unwrap_or_else(|| "aws".into()),
+            policies: k_list(&c.policy_names)
+                .known()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| vec!["*".into()]),
+            runner_arn: get(&c.runner_arn)
+                .or(provider_runner)
+                .unwrap_or_else(|| "*".into()),
+        };
+        let json = |v: serde_json::Value| {
+            serde_json::to_string(&v)
+                .ok()
+                .map(Value::Value)
+                .unwrap_or(Value::Null)
+        };
+        let mut s = c;
+        s.partition = Value::Value(scope.partition.clone());
+        s.runner_arn = Value::Value(scope.runner_arn.clone());
+        s.runner_policy_json = json(iam::runner_policy(&scope));
+        s.scheduler_policy_json = json(iam::scheduler_policy(&scope));
+        s.runner_assume_role_policy_json = json(iam::assume_role_policy("lambda.amazonaws.com"));
+        s.scheduler_assume_role_policy_json =
+            json(iam::assume_role_policy("scheduler.amazonaws.com"));
+        s.id = Value::Value(format!(
+            "{}:{}:{}",
+            scope.partition,
+            scope.runner_arn,
+            scope.policies.join(",")
+        ));
+        Some(s)
+    }
+}

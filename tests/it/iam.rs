@@ -1,0 +1,92 @@
+//! The IAM drift test: the runner's policy is generated from `core::iam::RUNNER_OPERATIONS`;
+//! this scenario exercises every code path that calls AWS and checks that the operations counted
+//! by the SDK interceptor are exactly that table. Adding an SDK call without listing it fails here.
+
+use std::collections::BTreeSet;
+
+use ebssnap::core::iam;
+use ebssnap::engine::{self, RunOptions};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::docs::{self, p, t};
+use crate::fleet;
+use crate::moto::Moto;
+use crate::tickets::Receiver;
+
+#[tokio::test]
+async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    fleet::asg(&c, "web-prod", 1).await;
+    let (inst, _) = fleet::instance(&c, &[("Name", "db-1")]).await;
+    let receiver = Receiver::start(vec![]);
+    let mut called: BTreeSet<String> = BTreeSet::new();
+    let mut note = |r: &ebssnap::report::Report| called.extend(r.api_calls.keys().cloned());
+
+    let mut pol = docs::policy("std", 7, 1);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    docs::store_policy(&c, &pol).await;
+    let web = docs::target("std", "web", json!({"asg_names": ["web-prod"]}));
+    docs::store_target(&c, &web).await;
+    let o = |key: &str| RunOptions {
+        run_key: Some(key.into()),
+        ..RunOptions::default()
+    };
+    note(
+        &engine::run_target(&c, &p(&pol), &t(&web), &o("r1"))
+            .await
+            .unwrap(),
+    );
+    let later = RunOptions {
+        now: Timestamp::now() + SignedDuration::from_hours(24 * 30),
+        ..o("r2")
+    };
+    // 30 days later: prunes (DeleteSnapshot), and the sweep finds the target overdue (a ticket,
+    // whose account comes from GetCallerIdentity).
+    note(
+        &engine::run_target(&c, &p(&pol), &t(&web), &later)
+            .await
+            .unwrap(),
+    );
+    let sweep = engine::sweep(&c, &p(&pol), &later).await.unwrap();
+    assert!(
+        sweep.ticket.as_ref().is_some_and(|t| t.delivered),
+        "{:?}",
+        sweep.ticket
+    );
+    note(&sweep);
+
+    // Crash-consistent sets.
+    let mut cc = docs::policy("cc", 7, 1);
+    cc["crash_consistent"] = json!(true);
+    let db = docs::target("cc", "db", json!({"instance_ids": [inst]}));
+    note(
+        &engine::run_target(&c, &p(&cc), &t(&db), &o("r1"))
+            .await
+            .unwrap(),
+    );
+
+    for op in &called {
+        if let Err(e) = iam::action_for(op) {
+            panic!("{e}: add it (and its IAM action) to RUNNER_OPERATIONS");
+        }
+    }
+    let table: BTreeSet<String> = iam::RUNNER_OPERATIONS
+        .iter()
+        .map(|(op, _)| op.to_string())
+        .collect();
+    assert_eq!(
+        called, table,
+        "operations called vs. the IAM table (an unused entry grants too much)"
+    );
+    let allowed = iam::actions(&iam::runner_policy(&iam::Scope::default()));
+    for op in &called {
+        if let Ok(Some(action)) = iam::action_for(op) {
+            assert!(
+                allowed.contains(action),
+                "{op} needs {action}, which the policy lacks"
+            );
+        }
+    }
+}

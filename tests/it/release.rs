@@ -1,0 +1,258 @@
+//! The release artifacts (`make release` → dist/): names, layout, checksums, the provider
+//! installing through a filesystem mirror with `terraform init`, and the static `bootstrap`
+//! answering a Lambda invocation in an empty environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// dist/, from `EBSSNAP_DIST` (set by `make test`). Under CI=true a missing dist/ fails.
+fn dist() -> Option<PathBuf> {
+    match std::env::var("EBSSNAP_DIST").map(PathBuf::from) {
+        Ok(d) if d.is_dir() => Some(d),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("dist/ missing under CI=true: run `make release` (make test does)")
+        }
+        _ => {
+            eprintln!("SKIP: EBSSNAP_DIST not set; run `make release`");
+            None
+        }
+    }
+}
+
+fn python(args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into()
+}
+
+/// (name, unix mode) of every entry of a zip.
+fn zip_entries(zip: &Path) -> Vec<(String, u32)> {
+    let listing = python(&[
+        "-c",
+        "import sys,zipfile\nfor i in zipfile.ZipFile(sys.argv[1]).infolist(): print(i.filename, i.external_attr >> 16)",
+        zip.to_str().unwrap(),
+    ]);
+    listing
+        .lines()
+        .filter_map(|l| {
+            l.rsplit_once(' ')
+                .map(|(n, m)| (n.to_string(), m.parse().unwrap_or(0)))
+        })
+        .collect()
+}
+
+fn extract(zip: &Path, name: &str, to: &Path) {
+    python(&[
+        "-c",
+        "import sys,zipfile\nzipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])",
+        zip.to_str().unwrap(),
+        name,
+        to.to_str().unwrap(),
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(to.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn sha256_hex(path: &Path) -> String {
+    python(&[
+        "-c",
+        "import sys,hashlib\nprint(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+        path.to_str().unwrap(),
+    ])
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn release_artifacts_have_the_registry_layout_and_checksums() {
+    let Some(dist) = dist() else { return };
+    let provider_zip = dist.join(format!(
+        "terraform-provider-ebssnap_{VERSION}_linux_amd64.zip"
+    ));
+    let manifest = dist.join(format!(
+        "terraform-provider-ebssnap_{VERSION}_manifest.json"
+    ));
+    let sums = dist.join(format!("terraform-provider-ebssnap_{VERSION}_SHA256SUMS"));
+    let runner_zip = dist.join(format!("ebssnap-runner_{VERSION}_lambda_x86_64.zip"));
+    for f in [&provider_zip, &manifest, &sums, &runner_zip] {
+        assert!(f.is_file(), "missing {}", f.display());
+    }
+    let entries = zip_entries(&provider_zip);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].0,
+        format!("terraform-provider-ebssnap_v{VERSION}")
+    );
+    assert_eq!(entries[0].1 & 0o111, 0o111, "the provider is executable");
+    let entries = zip_entries(&runner_zip);
+    assert_eq!(
+        entries.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        ["bootstrap"],
+        "bootstrap at the root, alone"
+    );
+    assert_eq!(entries[0].1 & 0o111, 0o111, "bootstrap is executable");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert_eq!(
+        std::fs::read(&manifest).unwrap(),
+        std::fs::read(root.join("terraform-registry-manifest.json")).unwrap()
+    );
+    let listed = std::fs::read_to_string(&sums).unwrap();
+    for f in [&provider_zip, &manifest, &runner_zip] {
+        let line = format!(
+            "{}  {}",
+            sha256_hex(f),
+            f.file_name().unwrap().to_string_lossy()
+        );
+        assert!(
+            listed.lines().any(|l| l == line),
+            "SHA256SUMS lacks {line:?}:\n{listed}"
+        );
+    }
+    // Sizes (targets in docs/benchmarks.md): under 20 MB each, compressed or not.
+    for f in [&provider_zip, &runner_zip] {
+        assert!(
+            std::fs::metadata(f).unwrap().len() < 20 * 1024 * 1024,
+            "{} is over 20 MB",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn the_provider_installs_from_a_filesystem_mirror_with_terraform_init() {
+    let Some(dist) = dist() else { return };
+    let Some(terraform) = crate::tf::terraform_binary() else {
+        return;
+    };
+    let work = std::env::temp_dir().join(format!("ebssnap-mirror-{}", std::process::id()));
+    let mirror = work.join("mirror/registry.terraform.io/rackerlabs/ebssnap");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let zip = format!("terraform-provider-ebssnap_{VERSION}_linux_amd64.zip");
+    std::fs::copy(dist.join(&zip), mirror.join(&zip)).unwrap();
+    let cfg = work.join("project");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(
+        work.join("cli.tfrc"),
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/rackerlabs/ebssnap\"]\n  }}\n}}\n",
+            work.join("mirror").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("main.tf"),
+        format!(
+            "terraform {{\n  required_providers {{\n    ebssnap = {{\n      source  = \"rackerlabs/ebssnap\"\n      version = \"{VERSION}\"\n    }}\n  }}\n}}\n\
+             provider \"ebssnap\" {{\n  region = \"us-east-1\"\n}}\ndata \"ebssnap_iam_policy\" \"x\" {{}}\noutput \"ok\" {{\n  value = length(data.ebssnap_iam_policy.x.runner_policy_json) > 0\n}}\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(&terraform)
+            .current_dir(&cfg)
+            .env("TF_CLI_CONFIG_FILE", work.join("cli.tfrc"))
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_IN_AUTOMATION", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .args(args)
+            .arg("-no-color")
+            .output()
+            .unwrap()
+    };
+    let init = run(&["init", "-input=false"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&init.stdout),
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(init.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("Installed rackerlabs/ebssnap v{VERSION}")),
+        "{text}"
+    );
+    let apply = run(&["apply", "-auto-approve", "-input=false"]);
+    let text = String::from_utf8_lossy(&apply.stdout);
+    assert!(
+        apply.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    assert!(text.contains("ok = true"), "{text}");
+    std::fs::remove_dir_all(&work).ok();
+}
+
+#[tokio::test]
+async fn the_static_bootstrap_answers_a_lambda_invocation_in_an_empty_environment() {
+    let Some(dist) = dist() else { return };
+    let Some(m) = crate::moto::Moto::start() else {
+        return;
+    };
+    let work = std::env::temp_dir().join(format!("ebssnap-bootstrap-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    extract(
+        &dist.join(format!("ebssnap-runner_{VERSION}_lambda_x86_64.zip")),
+        "bootstrap",
+        &work,
+    );
+    let bootstrap = work.join("bootstrap");
+    let ldd = Command::new("ldd").arg(&bootstrap).output().expect("ldd");
+    let ldd_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ldd.stdout),
+        String::from_utf8_lossy(&ldd.stderr)
+    );
+    assert!(
+        ldd_text.contains("statically linked") || ldd_text.contains("not a dynamic executable"),
+        "bootstrap is not static: {ldd_text}"
+    );
+    let c = m.clients().await;
+    crate::fleet::volume(&c, &[("Backup", "yes")]).await;
+    let pol = crate::docs::policy("std", 7, 1);
+    crate::docs::store_policy(&c, &pol).await;
+    let target = crate::docs::with_run(
+        crate::docs::target(
+            "std",
+            "t",
+            serde_json::json!({"volume_tags": {"Backup": "yes"}}),
+        ),
+        "2026-11-26T05:00:00Z",
+    );
+    let (port, answers) =
+        crate::lambda::fake_runtime_api(vec![target, serde_json::json!({"ebssnap": 9})]);
+    let mut child = Command::new(&bootstrap)
+        .env_clear()
+        .envs(m.env())
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ebssnap")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "s")
+        .current_dir(&work)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = answers.recv_timeout(std::time::Duration::from_secs(60));
+    let second = answers.recv_timeout(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let (_, kind, report) = first.expect("an answer to the first invocation");
+    assert_eq!(kind, "response");
+    assert_eq!(report["created"].as_array().unwrap().len(), 1);
+    let (_, kind, err) = second.expect("an answer to the second invocation");
+    assert_eq!(kind, "error");
+    assert_eq!(err["errorType"], "NonRetryable");
+    std::fs::remove_dir_all(&work).ok();
+}
