@@ -15,7 +15,7 @@ ifeq ($(shell command -v terraform 2>/dev/null),)
 export EBSSNAP_TERRAFORM ?= $(EBSSNAP_TERRAFORM_115)
 endif
 
-.PHONY: deps demo test lint unit build docs release clean-venv
+.PHONY: deps demo test lint unit build docs release bench clean-venv
 
 # protoc builds the provider (tf-provider's gRPC code); terraform drives the acceptance tests.
 deps: $(VENV)/.installed
@@ -47,6 +47,10 @@ RELEASE_DIR := $(CARGO_TARGET_DIR)/$(RELEASE_TARGET)/release
 release: deps
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
 	python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
+
+## Benchmarks (docs/benchmarks.md). Same target and flags as the release build, so they share it.
+bench: deps
+	RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET)
 
 lint:
 	cargo fmt --all -- --check
