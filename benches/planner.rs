@@ -21,12 +21,21 @@ fn main() {
                 policy: Some("std".into()),
                 target: Some(if v % 2 == 0 { "web" } else { "db" }.into()),
                 volume: format!("vol-{v:017}"),
-                state: if i % 50 == 7 { SnapState::Pending } else { SnapState::Completed },
+                state: if i % 50 == 7 {
+                    SnapState::Pending
+                } else {
+                    SnapState::Completed
+                },
                 start_time: Timestamp::from_second(1_800_000_000 - (i as i64) * 86_400).unwrap(),
             });
         }
     }
-    let rules = Rules { days: 14, min_snapshots: 7, max_snapshots: Some(60), orphan_delete_after_days: None };
+    let rules = Rules {
+        days: 14,
+        min_snapshots: 7,
+        max_snapshots: Some(60),
+        orphan_delete_after_days: None,
+    };
     let scope = Scope::Policy { policy: "std" };
     let mut times = Vec::new();
     let mut deleted = 0;
@@ -47,6 +56,10 @@ fn main() {
         deleted,
         median.as_secs_f64(),
         times[0].as_secs_f64(),
-        if median.as_secs_f64() < 1.0 { "met" } else { "MISSED" }
+        if median.as_secs_f64() < 1.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }
