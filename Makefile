@@ -49,8 +49,11 @@ release: deps
 	python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
 
 ## Benchmarks (docs/benchmarks.md). Same target and flags as the release build, so they share it.
-bench: deps
-	RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET)
+## They run moto with O(1) tag lookups (tests/moto_fast.py); the tests use stock moto.
+bench: release
+	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(VENV)/bin/python" "$(CURDIR)/tests/moto_fast.py" > $(VENV)/bin/moto_server_fast
+	chmod +x $(VENV)/bin/moto_server_fast
+	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET)
 
 lint:
 	cargo fmt --all -- --check
