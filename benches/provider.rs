@@ -21,11 +21,21 @@ fn plan_seconds(dir: &Path, rc: &Path) -> f64 {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .args(["plan", "-refresh=false", "-lock=false", "-input=false", "-no-color"])
+        .args([
+            "plan",
+            "-refresh=false",
+            "-lock=false",
+            "-input=false",
+            "-no-color",
+        ])
         .output()
         .expect("terraform");
     let secs = t0.elapsed().as_secs_f64();
-    assert!(out.status.success(), "plan failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "plan failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("200 to add"));
     secs
 }
@@ -36,7 +46,13 @@ fn main() {
     let (ours, theirs) = (work.join("ebssnap"), work.join("terraform_data"));
     std::fs::create_dir_all(&ours).unwrap();
     std::fs::create_dir_all(&theirs).unwrap();
-    let provider_dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let provider_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let rc = work.join("cli.tfrc");
     std::fs::write(
         &rc,
@@ -77,6 +93,10 @@ fn main() {
     println!("|---|---|");
     println!("| {n} × ebssnap_target | {x:.2} |");
     println!("| {n} × terraform_data | {y:.2} |");
-    println!("\nRatio: {:.2} (target ≤ 2: {}).", x / y, if x / y <= 2.0 { "met" } else { "MISSED" });
+    println!(
+        "\nRatio: {:.2} (target ≤ 2: {}).",
+        x / y,
+        if x / y <= 2.0 { "met" } else { "MISSED" }
+    );
     std::fs::remove_dir_all(&work).ok();
 }

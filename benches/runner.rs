@@ -189,6 +189,31 @@ fn main() {
         c.args([baseline_script, &m.endpoint(), "app-*", key, "3"]);
         measured(&mut c)
     };
+    if std::env::var("EBSSNAP_BENCH_MEMORY_ONLY").is_ok() {
+        // Peak RSS at scale: a dry run (selection, listing, planning) and a real run.
+        let (dsecs, drss, dout) = ebssnap_run("mem-dry", true);
+        let (rsecs, rrss, rout) = ebssnap_run("mem-run", false);
+        let (d, r): (Value, Value) = (
+            serde_json::from_str(&dout).unwrap(),
+            serde_json::from_str(&rout).unwrap(),
+        );
+        println!("## Memory at scale ({instances} instances, {volumes} volumes)\n");
+        println!("| run | volumes selected | created | seconds | peak RSS |");
+        println!("|---|---|---|---|---|");
+        println!(
+            "| dry run | {} | - | {dsecs:.1} | {:.1} MiB |",
+            d["volumes_selected"],
+            drss as f64 / 1024.0
+        );
+        println!(
+            "| run | {} | {} | {rsecs:.1} | {:.1} MiB |",
+            r["volumes_selected"],
+            r["created"].as_array().map(|a| a.len()).unwrap_or(0),
+            rrss as f64 / 1024.0
+        );
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    }
     // Three existing snapshots per volume for each side.
     for k in 0..3 {
         let _ = ebssnap_run(&format!("seed-{k}"), false);

@@ -49,7 +49,7 @@ RC
 export TF_CLI_CONFIG_FILE="$work/cli.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_INPUT=0
 tf() { "$terraform" -chdir="$work" "$@" -no-color 2> >(grep -v -e 'development overrides' -e '^ - rackerlabs' -e 'may therefore not match' -e 'applying changes may' -e 'releases\.$' -e '^The following provider' -e '^configuration:$' -e '^$' -e '^╷' -e '^╵' -e '^│ *$' >&2); }
 
-heading "Emulator on 127.0.0.1:$port; seeding a small fleet"
+heading "Emulator on 127.0.0.1:$port, ticket receiver on 127.0.0.1:$webhook_port; seeding a small fleet"
 "$python" scripts/demo_seed.py "$AWS_ENDPOINT_URL"
 
 heading "terraform apply examples/quickstart (policy std, targets web and nightly)"
