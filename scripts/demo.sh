@@ -18,11 +18,11 @@ MOTO_EC2_LOAD_DEFAULT_AMIS=false "$moto" -H 127.0.0.1 -p "$port" >"$work/moto.lo
 moto_pid=$!
 webhook_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export EBSSNAP_WEBHOOK_SECRET="demo-secret-$RANDOM$RANDOM"
-EBSSNAP_WEBHOOK_SECRET="$EBSSNAP_WEBHOOK_SECRET" "$target_dir/debug/ebssnap" webhook serve --listen "127.0.0.1:$webhook_port" --count 1 >"$work/tickets.txt" 2>/dev/null &
+EBSSNAP_WEBHOOK_SECRET="$EBSSNAP_WEBHOOK_SECRET" "$target_dir/debug/ebssnap" webhook serve --listen "127.0.0.1:$webhook_port" --count 2 >"$work/tickets.txt" 2>/dev/null &
 serve_pid=$!
 cleanup() {
-  kill "$moto_pid" "$serve_pid" 2>/dev/null || true
-  wait "$moto_pid" "$serve_pid" 2>/dev/null || true
+  kill "$moto_pid" "$serve_pid" ${proxy_pid:+"$proxy_pid"} 2>/dev/null || true
+  wait "$moto_pid" "$serve_pid" ${proxy_pid:+"$proxy_pid"} 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -50,7 +50,14 @@ export TF_CLI_CONFIG_FILE="$work/cli.tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION
 tf() { "$terraform" -chdir="$work" "$@" -no-color 2> >(grep -v -e 'development overrides' -e '^ - rackerlabs' -e 'may therefore not match' -e 'applying changes may' -e 'releases\.$' -e '^The following provider' -e '^configuration:$' -e '^$' -e '^╷' -e '^╵' -e '^│ *$' >&2); }
 
 heading "Emulator on 127.0.0.1:$port, ticket receiver on 127.0.0.1:$webhook_port; seeding a small fleet"
-"$python" scripts/demo_seed.py "$AWS_ENDPOINT_URL"
+"$python" scripts/demo_seed.py "$AWS_ENDPOINT_URL" "$work/victim"
+proxy_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$python" scripts/fault_proxy.py "$proxy_port" "$port" "$(cat "$work/victim")" &
+proxy_pid=$!
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break
+  sleep 0.1
+done
 
 heading "terraform apply examples/quickstart (policy std, targets web and nightly)"
 tf apply -auto-approve -var "failure_webhook_url=http://127.0.0.1:$webhook_port/hooks/ebs" | grep -E '^(ebssnap|data\.|Apply|Outputs|web_volume_ids|  "|\])' || true
@@ -77,7 +84,13 @@ for day in 1 2 3 4 5; do
     "$python" -c 'import json,sys; r=json.load(sys.stdin); print("%s: created %d, deleted %d, %d API calls" % (r["run_key"], len(r["created"]), len(r["deleted"]), sum(r["api_calls"].values())))'
   sleep 1
 done
-ebssnap run --policy std --target nightly --run-key day-5 | head -n 3
+
+heading "std/nightly: one volume's snapshot fails (EC2 refuses it); the others go on, the run fails, a ticket goes out"
+set +e
+AWS_ENDPOINT_URL="http://127.0.0.1:$proxy_port" ebssnap run --policy std --target nightly --run-key day-5 |
+  grep -E '^(ebssnap|  (volumes|created|FAILED|ticket))'
+echo "  exit code: ${PIPESTATUS[0]} (1: a volume failed)"
+set -e
 
 heading "A redelivery of day-5 (Scheduler is at-least-once): nothing new"
 ebssnap run --policy std --target web --run-key day-5 | head -n 5
@@ -102,18 +115,20 @@ ebssnap run --policy std --target web --run-key day-40 --now "$later" | grep -v 
 
 later3=$("$python" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
 heading "Three days without any run (--now $later3): the daily sweep raises an overdue ticket"
-ebssnap sweep --policy std --now "$later3" | grep -E 'OVERDUE|ticket' || true
-for _ in $(seq 1 100); do [ -s "$work/tickets.txt" ] && break; sleep 0.1; done
-echo "  what the receiver (ebssnap webhook serve) got:"
+ebssnap sweep --policy std --now "$later3" | grep -E 'ticket' || true
+wait "$serve_pid" 2>/dev/null || true
+heading "What the receiver (ebssnap webhook serve) got: two signed tickets"
 "$python" - "$work/tickets.txt" <<'PY'
 import json, sys
-text = open(sys.argv[1]).read()
-head, _, body = text.partition("\n")
-t = json.loads(body)
-print("  " + head)
-print(f'  {t["event"]} ({t["severity"]}), dedup_key {t["dedup_key"]}')
-for f in t["failures"]:
-    print(f'    {f["code"]}: {f["volume_id"]} of target {f["target"]}: {f["message"]}')
+for chunk in open(sys.argv[1]).read().split("--- ticket ")[1:]:
+    head, _, body = chunk.partition("\n")
+    t = json.loads(body)
+    print(f'  {t["event"]} ({t["severity"]}) {head}')
+    for f in t["failures"][:3]:
+        where = f.get("target") or t["target"]
+        print(f'    {f["code"]}: {f["volume_id"]} (target {where}): {f["message"]}')
+    if len(t["failures"]) > 3:
+        print(f'    ... and {len(t["failures"]) - 3} more')
 PY
 
 heading "terraform destroy: the schedules go, the snapshots stay"

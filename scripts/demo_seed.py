@@ -33,5 +33,9 @@ asg.create_auto_scaling_group(AutoScalingGroupName="web-prod", LaunchTemplate={"
                               MinSize=2, MaxSize=2, DesiredCapacity=2, AvailabilityZones=["us-east-1a"])
 ec2.create_volume(AvailabilityZone="us-east-1a", Size=20, TagSpecifications=tags("volume", {"Backup": "nightly"}))
 
+legacy = ec2.create_volume(AvailabilityZone="us-east-1a", Size=50,
+                           TagSpecifications=tags("volume", {"Backup": "nightly", "App": "legacy"}))
+with open(sys.argv[2], "w") as f:  # the volume the demo's fault proxy will refuse to snapshot
+    f.write(legacy["VolumeId"])
 print("seeded: instances db-1 (with a data volume) and db-2, ASG web-prod (2 instances),"
-      " a detached volume tagged Backup=nightly")
+      " two detached volumes tagged Backup=nightly (one will fail)")

@@ -596,6 +596,7 @@ pub fn init_logging(format: LogFormat, default_level: &str) {
         .unwrap_or_else(|| EnvFilter::new(format!("ebssnap={default_level},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

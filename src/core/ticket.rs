@@ -147,7 +147,6 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
     }
     let failed = !failures.is_empty();
     for o in &report.overdue {
-        let newest = o.newest_at.as_deref().unwrap_or("never");
         failures.push(TicketFailure {
             volume_id: Some(o.volume_id.clone()),
             instance_id: o.instance_id.clone(),
@@ -155,10 +154,16 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             snapshot_id: o.newest_snapshot_id.clone(),
             target: Some(o.target.clone()),
             code: "Overdue".into(),
-            message: format!(
-                "newest completed snapshot: {newest}, older than twice the schedule's interval ({} s)",
-                o.interval_seconds
-            ),
+            message: match &o.newest_at {
+                Some(at) => format!(
+                    "newest completed snapshot: {at}, older than twice the schedule's interval ({} s)",
+                    o.interval_seconds
+                ),
+                None => format!(
+                    "no completed snapshot, though the volume and the schedule are older than twice its interval ({} s)",
+                    o.interval_seconds
+                ),
+            },
             retryable: true,
             dedup_key: Some(format!("{}/{}/{}/{}", report.policy, o.target, o.volume_id, day(&ctx.occurred_at))),
         });
