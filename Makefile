@@ -54,6 +54,8 @@ bench: release
 	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(VENV)/bin/python" "$(CURDIR)/tests/moto_fast.py" > $(VENV)/bin/moto_server_fast
 	chmod +x $(VENV)/bin/moto_server_fast
 	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET)
+	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast MOTO_LATENCY_MS=20 \
+	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
 	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast EBSSNAP_BENCH_MEMORY_ONLY=1 EBSSNAP_BENCH_INSTANCES=1000 EBSSNAP_BENCH_VOLUMES=10000 \
 	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
 

@@ -278,7 +278,10 @@ fn main() {
             "MISSED"
         }
     );
-    println!("## Wall time (median of {rounds} alternating rounds, same moto)\n");
+    let latency = std::env::var("MOTO_LATENCY_MS").unwrap_or_else(|_| "0".into());
+    println!(
+        "## Wall time (median of {rounds} alternating rounds, same moto, {latency} ms added per request)\n"
+    );
     println!("| runner | seconds |");
     println!("|---|---|");
     println!("| ebssnap (concurrency 16) | {o:.2} |");
