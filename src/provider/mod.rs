@@ -84,6 +84,21 @@ impl Configured {
     }
 }
 
+/// The ARNs a schedule should invoke with, as planned values: unknown until the provider is
+/// configured, null when it has none (create then fails with a message naming the setting).
+pub fn planned_arns(c: Option<&Configured>) -> (V<String>, V<String>) {
+    match c {
+        None => (Value::Unknown, Value::Unknown),
+        Some(c) => (
+            values::opt(c.runner_arn.clone()),
+            values::opt(c.scheduler_role_arn.clone()),
+        ),
+    }
+}
+
+pub const RUNNER_ARN_DOC: &str = "The runner Lambda function this schedule invokes: the provider's `runner_arn` when it was last applied. Changing the provider's `runner_arn` plans an update that re-points the schedule.";
+pub const ROLE_ARN_DOC: &str = "The role EventBridge Scheduler assumes for this schedule: the provider's `scheduler_role_arn` when it was last applied.";
+
 /// Resources do not see the provider in tf-provider: they hold this handle, filled by `configure`.
 #[derive(Debug, Clone, Default)]
 pub struct Shared(Arc<RwLock<Option<Arc<Configured>>>>);

@@ -41,6 +41,8 @@ pub struct PolicyState {
     pub sweep_enabled: V<bool>,
     pub tags: StrMap,
     pub tags_all: StrMap,
+    pub runner_arn: V<String>,
+    pub scheduler_role_arn: V<String>,
 }
 
 pub fn policy_schema() -> Schema {
@@ -50,6 +52,14 @@ pub fn policy_schema() -> Schema {
             "A snapshot policy: how long snapshots are kept (by age **and** a minimum count per volume), which tags they carry, and where failure tickets go. It becomes the EventBridge Scheduler schedule group `ebssnap-<name>` and its schedule `_policy`, which stores the policy document and fires the daily sweep. Destroying a policy deletes the group and its schedules, never a snapshot.",
             vec![
                 ("id", attr(string(), Computed, "The policy name.")),
+                (
+                    "runner_arn",
+                    attr(string(), Computed, super::RUNNER_ARN_DOC),
+                ),
+                (
+                    "scheduler_role_arn",
+                    attr(string(), Computed, super::ROLE_ARN_DOC),
+                ),
                 (
                     "arn",
                     attr(string(), Computed, "ARN of the schedule group."),
@@ -304,6 +314,8 @@ fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured
             &c.map(|c| c.default_tags.clone()).unwrap_or_default(),
             &config.tags,
         ),
+        runner_arn: super::planned_arns(c).0,
+        scheduler_role_arn: super::planned_arns(c).1,
     }
 }
 
@@ -389,6 +401,8 @@ fn from_aws(
     let Some(sched) = sched else {
         return Some(state);
     };
+    state.runner_arn = Value::Value(sched.target_arn.clone());
+    state.scheduler_role_arn = Value::Value(sched.role_arn.clone());
     let d = match doc::parse_policy(&sched.input) {
         Ok(d) => d,
         Err(e) => {

@@ -42,6 +42,8 @@ pub struct TargetState {
     pub retry_attempts: V<i64>,
     pub max_event_age_seconds: V<i64>,
     pub dead_letter_queue_arn: V<String>,
+    pub runner_arn: V<String>,
+    pub scheduler_role_arn: V<String>,
 }
 
 pub fn target_schema() -> Schema {
@@ -51,6 +53,14 @@ pub fn target_schema() -> Schema {
             "A snapshot target: which volumes of a policy are snapshotted, and when. It becomes the EventBridge Scheduler schedule `ebssnap-<policy>/<name>`, whose input is the target document the runner reads. Destroying a target deletes its schedule, never a snapshot; the policy's sweep prunes what it left.",
             vec![
                 ("id", attr(string(), Computed, "`<policy>/<name>`.")),
+                (
+                    "runner_arn",
+                    attr(string(), Computed, super::RUNNER_ARN_DOC),
+                ),
+                (
+                    "scheduler_role_arn",
+                    attr(string(), Computed, super::ROLE_ARN_DOC),
+                ),
                 ("arn", attr(string(), Computed, "ARN of the schedule.")),
                 (
                     "policy",
@@ -348,6 +358,8 @@ fn plan(config: &TargetState, prior: Option<&TargetState>, c: Option<&Configured
         retry_attempts: default_i(&config.retry_attempts, DEFAULT_RETRY_ATTEMPTS),
         max_event_age_seconds: default_i(&config.max_event_age_seconds, DEFAULT_MAX_EVENT_AGE),
         dead_letter_queue_arn: config.dead_letter_queue_arn.clone(),
+        runner_arn: super::planned_arns(c).0,
+        scheduler_role_arn: super::planned_arns(c).1,
     }
 }
 
@@ -451,6 +463,8 @@ fn from_aws(
         retry_attempts: Value::Value(i64::from(spec.retry_attempts)),
         max_event_age_seconds: Value::Value(i64::from(spec.max_event_age_seconds)),
         dead_letter_queue_arn: opt(spec.dead_letter_arn.clone()),
+        runner_arn: Value::Value(spec.target_arn.clone()),
+        scheduler_role_arn: Value::Value(spec.role_arn.clone()),
     })
 }
 

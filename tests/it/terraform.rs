@@ -800,3 +800,33 @@ fn examples_are_terraform_fmt_clean() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test]
+async fn changing_the_providers_runner_arn_re_points_every_schedule() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    tf.write(TARGET);
+    tf.apply();
+    let new_runner = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap-v2";
+    let config = std::fs::read_to_string(tf.dir.join("main.tf"))
+        .unwrap()
+        .replace(
+            "arn:aws:lambda:us-east-1:123456789012:function:ebssnap\"",
+            &format!("{new_runner}\""),
+        );
+    std::fs::write(tf.dir.join("main.tf"), config).unwrap();
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    let flat = squash(&plan.stdout);
+    assert!(flat.contains(&format!("~ runner_arn = \"arn:aws:lambda:us-east-1:123456789012:function:ebssnap\" -> \"{new_runner}\"")), "{}", plan.stdout);
+    assert!(flat.contains("2 to change"), "{}", plan.stdout);
+    tf.apply();
+    for name in ["_policy", "web"] {
+        let s = scheduler::get_schedule(&c.scheduler, "std", name)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.target_arn, new_runner, "{name}");
+    }
+    tf.assert_no_changes();
+}
