@@ -830,3 +830,57 @@ async fn changing_the_providers_runner_arn_re_points_every_schedule() {
     }
     tf.assert_no_changes();
 }
+
+#[tokio::test]
+async fn values_unknown_at_plan_time_are_planned_and_applied() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let vol = fleet::volume(&c, &[]).await;
+    // terraform_data's output is unknown until apply: the selector and the schedule are too.
+    tf.write(&format!(
+        r#"
+resource "terraform_data" "later" {{
+  input = {{ volume = "{vol}", hour = "3", policy = "std" }}
+}}
+resource "ebssnap_policy" "std" {{
+  name           = terraform_data.later.output.policy
+  retention_days = 14
+  sweep_enabled  = false
+}}
+resource "ebssnap_target" "t" {{
+  policy   = ebssnap_policy.std.name
+  name     = "t"
+  schedule = "cron(0 ${{terraform_data.later.output.hour}} * * ? *)"
+  select {{
+    volume_ids = [terraform_data.later.output.volume]
+  }}
+}}
+"#
+    ));
+    let plan = tf.plan();
+    assert_eq!(plan.code, 2);
+    assert!(
+        plan.stdout.contains("(known after apply)"),
+        "{}",
+        plan.stdout
+    );
+    tf.apply();
+    tf.assert_no_changes();
+    let s = scheduler::get_schedule(&c.scheduler, "std", "t")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.expression, "cron(0 3 * * ? *)");
+    assert_eq!(
+        doc::parse_target(&s.input).unwrap().select.volume_ids(),
+        [vol.clone()]
+    );
+    let p = scheduler::get_schedule(&c.scheduler, "std", "_policy")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !p.enabled,
+        "sweep_enabled = false disables the _policy schedule"
+    );
+}
