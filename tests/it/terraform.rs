@@ -873,7 +873,7 @@ resource "ebssnap_target" "t" {{
     assert_eq!(s.expression, "cron(0 3 * * ? *)");
     assert_eq!(
         doc::parse_target(&s.input).unwrap().select.volume_ids(),
-        [vol.clone()]
+        std::slice::from_ref(&vol)
     );
     let p = scheduler::get_schedule(&c.scheduler, "std", "_policy")
         .await
