@@ -506,15 +506,17 @@ impl PolicyResource {
         let want_tags = k_map(&planned.tags_all).known().unwrap_or_default();
         let client = &c.clients.scheduler;
         let result = async {
-            match scheduler::get_group(client, &name).await? {
+            // create_group refuses an existing group itself; an update reads the group first
+            // to sync its tags (or recreates it if it was deleted outside Terraform).
+            let existing = match prior {
+                None => None,
+                Some(_) => scheduler::get_group(client, &name).await?,
+            };
+            match existing {
+                Some(g) => {
+                    scheduler::set_group_tags(client, &name, &g.arn, &g.tags, &want_tags).await?
+                }
                 None => {
-                    scheduler::create_group(client, &name, &want_tags).await?;
-                }
-                Some(g) if prior.is_some() => {
-                    scheduler::set_group_tags(client, &name, &g.arn, &g.tags, &want_tags).await?;
-                }
-                Some(_) => {
-                    // create() on an existing group: create_group reports the conflict.
                     scheduler::create_group(client, &name, &want_tags).await?;
                 }
             }

@@ -884,3 +884,30 @@ resource "ebssnap_target" "t" {{
         "sweep_enabled = false disables the _policy schedule"
     );
 }
+
+#[tokio::test]
+async fn creating_over_an_existing_group_is_refused_and_points_to_import() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    c.scheduler
+        .create_schedule_group()
+        .name("ebssnap-std")
+        .send()
+        .await
+        .unwrap();
+    tf.write(POLICY);
+    let out = tf.run(&["apply", "-auto-approve"]);
+    assert_ne!(out.code, 0);
+    let flat = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("creating EventBridge Scheduler Schedule Group (ebssnap-std)"),
+        "{}",
+        out.stderr
+    );
+    assert!(flat.contains("ConflictException"), "{}", out.stderr);
+    assert!(
+        flat.contains("terraform import ebssnap_policy.<name> std"),
+        "{}",
+        out.stderr
+    );
+}
