@@ -106,6 +106,19 @@ pub struct Report {
     pub ticket: Option<TicketOutcome>,
 }
 
+/// Lines per list in the readable summary (`--json` always has everything).
+const LIST_LIMIT: usize = 20;
+
+fn more(s: &mut String, len: usize) {
+    if len > LIST_LIMIT {
+        let _ = writeln!(
+            s,
+            "    ... and {} more (--json lists them all)",
+            len - LIST_LIMIT
+        );
+    }
+}
+
 impl Report {
     /// A volume failed, or a due ticket could not be delivered: the run must fail so that
     /// Scheduler's retries and dead-letter queue see it.
@@ -137,7 +150,7 @@ impl Report {
         if self.kind == "run" {
             let _ = writeln!(s, "  {verb}: {}", self.created.len());
         }
-        for c in &self.created {
+        for c in self.created.iter().take(LIST_LIMIT) {
             let _ = writeln!(
                 s,
                 "    {} <- {} {} {}",
@@ -147,16 +160,18 @@ impl Report {
                 c.device.as_deref().unwrap_or("")
             );
         }
-        for k in &self.skipped {
+        more(&mut s, self.created.len());
+        for k in self.skipped.iter().take(LIST_LIMIT) {
             let _ = writeln!(s, "  skipped {}: {}", k.volume_id, k.reason);
         }
+        more(&mut s, self.skipped.len());
         let verb = if self.dry_run {
             "would delete"
         } else {
             "deleted"
         };
         let _ = writeln!(s, "  {verb}: {}, kept: {}", self.deleted.len(), self.kept);
-        for d in &self.deleted {
+        for d in self.deleted.iter().take(LIST_LIMIT) {
             let _ = writeln!(
                 s,
                 "    {} ({}, {})",
@@ -165,6 +180,7 @@ impl Report {
                 d.reason.as_str()
             );
         }
+        more(&mut s, self.deleted.len());
         for u in &self.in_use {
             let _ = writeln!(
                 s,
@@ -227,5 +243,31 @@ impl Report {
         let calls: u64 = self.api_calls.values().sum();
         let _ = writeln!(s, "  {calls} API calls in {} ms", self.duration_ms);
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_are_cut_in_the_readable_summary() {
+        let mut r = Report {
+            kind: "run",
+            policy: "std".into(),
+            target: Some("web".into()),
+            ..Report::default()
+        };
+        r.created = (0..25)
+            .map(|i| Created {
+                snapshot_id: Some(format!("snap-{i}")),
+                volume_id: format!("vol-{i}"),
+                ..Created::default()
+            })
+            .collect();
+        let text = r.human();
+        assert!(text.contains("created: 25"));
+        assert!(text.contains("snap-19 <- vol-19") && !text.contains("snap-20 <- vol-20"));
+        assert!(text.contains("... and 5 more (--json lists them all)"));
     }
 }
