@@ -16,6 +16,14 @@ pub type Answer = (String, String, Value);
 
 /// Serves `events` one by one on GET .../invocation/next and reports every answer.
 pub fn fake_runtime_api(events: Vec<Value>) -> (u16, mpsc::Receiver<Answer>) {
+    fake_runtime_api_with_deadline(events, 300_000)
+}
+
+/// The same, with every invocation's deadline `deadline_ms` from when it is handed out.
+pub fn fake_runtime_api_with_deadline(
+    events: Vec<Value>,
+    deadline_ms: i64,
+) -> (u16, mpsc::Receiver<Answer>) {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("listen");
     let port = server.server_addr().to_ip().unwrap().port();
     let (tx, rx) = mpsc::channel();
@@ -29,7 +37,7 @@ pub fn fake_runtime_api(events: Vec<Value>) -> (u16, mpsc::Receiver<Answer>) {
                     std::thread::sleep(Duration::from_secs(30));
                     continue;
                 };
-                let deadline = (jiff::Timestamp::now().as_millisecond() + 300_000).to_string();
+                let deadline = (jiff::Timestamp::now().as_millisecond() + deadline_ms).to_string();
                 let h = |k: &str, v: &str| tiny_http::Header::from_bytes(k, v).unwrap();
                 let resp = tiny_http::Response::from_string(event.to_string())
                     .with_header(h("Content-Type", "application/json"))
@@ -122,4 +130,44 @@ async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     assert_eq!(kind, "response");
     assert_eq!(again["created"].as_array().unwrap().len(), 0);
     assert_eq!(again["skipped"][0]["volume_id"], vol.as_str());
+}
+
+#[tokio::test]
+async fn near_its_deadline_the_function_starts_no_new_snapshot_and_says_so() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
+    docs::store_policy(&c, &docs::policy("std", 14, 1)).await;
+    let target = docs::with_run(
+        docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}})),
+        "2026-11-26T05:00:00Z",
+    );
+    // 10 s left: inside the 20 s margin the runner keeps before the Lambda deadline.
+    let (port, answers) = fake_runtime_api_with_deadline(vec![target], 10_000);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebssnap"))
+        .envs(m.env())
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ebssnap")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the bootstrap");
+    let answer = answers.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let (_, kind, report) = answer.expect("an answer");
+    assert_eq!(kind, "response", "nothing failed: {report}");
+    assert_eq!(report["created"].as_array().unwrap().len(), 0);
+    assert_eq!(report["skipped"][0]["volume_id"], vol.as_str());
+    assert!(
+        report["skipped"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("deadline")
+    );
+    assert!(fleet::snapshots(&c).await.is_empty());
 }
