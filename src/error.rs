@@ -15,12 +15,6 @@ pub struct AwsError {
     pub retryable: bool,
 }
 
-impl AwsError {
-    pub fn is_not_found(&self) -> bool {
-        self.code.ends_with(".NotFound") || self.code == "ResourceNotFoundException"
-    }
-}
-
 /// Why a command could not complete. Per-volume failures are not errors: they are reported in
 /// the run report and turn into exit code 1 after every other volume was processed.
 #[derive(Debug, thiserror::Error)]
