@@ -64,6 +64,22 @@ pub fn fake_runtime_api_with_deadline(
     (port, rx)
 }
 
+/// `program` as a Lambda function in an otherwise empty environment: the Runtime API on `port`,
+/// the function's variables, and moto's endpoint and credentials.
+pub fn as_lambda(program: &std::path::Path, m: &Moto, port: u16) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear()
+        .envs(m.env())
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ebssnap")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .stdout(Stdio::null());
+    c
+}
+
 #[tokio::test]
 async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     let Some(m) = Moto::start() else { return };
@@ -79,18 +95,14 @@ async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     let events = vec![placeholders.clone(), bad, pol.clone(), placeholders];
     let (port, answers) = fake_runtime_api(events);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ebssnap"))
-        .envs(m.env())
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ebssnap")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the bootstrap");
+    let mut child = as_lambda(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")),
+        &m,
+        port,
+    )
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start the bootstrap");
     let mut got = Vec::new();
     for _ in 0..4 {
         match answers.recv_timeout(Duration::from_secs(60)) {
@@ -144,18 +156,14 @@ async fn near_its_deadline_the_function_starts_no_new_snapshot_and_says_so() {
     );
     // 10 s left: inside the 20 s margin the runner keeps before the Lambda deadline.
     let (port, answers) = fake_runtime_api_with_deadline(vec![target], 10_000);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ebssnap"))
-        .envs(m.env())
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ebssnap")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the bootstrap");
+    let mut child = as_lambda(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")),
+        &m,
+        port,
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start the bootstrap");
     let answer = answers.recv_timeout(Duration::from_secs(60));
     let _ = child.kill();
     let _ = child.wait();

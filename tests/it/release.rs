@@ -230,17 +230,8 @@ async fn the_static_bootstrap_answers_a_lambda_invocation_in_an_empty_environmen
     );
     let (port, answers) =
         crate::lambda::fake_runtime_api(vec![target, serde_json::json!({"ebssnap": 9})]);
-    let mut child = Command::new(&bootstrap)
-        .env_clear()
-        .envs(m.env())
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ebssnap")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "s")
+    let mut child = crate::lambda::as_lambda(&bootstrap, &m, port)
         .current_dir(&work)
-        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
