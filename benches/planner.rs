@@ -21,6 +21,7 @@ fn main() {
                 policy: Some("std".into()),
                 target: Some(if v % 2 == 0 { "web" } else { "db" }.into()),
                 volume: format!("vol-{v:017}"),
+                run: Some(format!("run-{i}")),
                 state: if i % 50 == 7 {
                     SnapState::Pending
                 } else {

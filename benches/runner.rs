@@ -278,6 +278,10 @@ fn main() {
             "MISSED"
         }
     );
+    println!(
+        "A scheduled (Lambda) run also re-reads its two documents from Scheduler (2 `GetSchedule`, DESIGN §3); this run reads them from `--input` files, so the bound for the same run from Lambda is {}.\n",
+        lower + 2
+    );
     let latency = std::env::var("MOTO_LATENCY_MS").unwrap_or_else(|_| "0".into());
     println!(
         "## Wall time (median of {rounds} alternating rounds, same moto, {latency} ms added per request)\n"

@@ -14,6 +14,7 @@ use crate::aws::{Clients, ConnectOptions, ec2};
 use crate::core::doc::{self, PolicyDocument, TargetDocument};
 use crate::core::retention::{self, Scope};
 use crate::core::select;
+use crate::documents;
 use crate::engine::{self, RunOptions};
 use crate::error::{Error, exit};
 
@@ -140,9 +141,12 @@ pub enum WebhookCommand {
     },
     /// A local receiver: print each ticket and verify its signature with EBSSNAP_WEBHOOK_SECRET
     Serve {
-        /// Address to listen on, e.g. 127.0.0.1:8080
-        #[arg(long)]
+        /// Address to listen on (loopback by default)
+        #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Allow listening on a non-loopback address (tickets carry account details)
+        #[arg(long)]
+        allow_remote: bool,
         /// Exit after this many tickets
         #[arg(long)]
         count: Option<usize>,
@@ -197,7 +201,7 @@ async fn documents(
         let policy = match &which.policy_input {
             Some(p) => doc::parse_policy(&read_file(p)?)
                 .map_err(|e| Error::Input(format!("{}: {e}", p.display())))?,
-            None => engine::load_policy(clients, &target.policy).await?,
+            None => documents::load_policy(clients, &target.policy).await?,
         };
         return Ok((policy, target));
     }
@@ -206,8 +210,8 @@ async fn documents(
             "give --policy and --target, or --input".into(),
         ));
     };
-    let policy = engine::load_policy(clients, p).await?;
-    let target = engine::load_target(clients, p, t).await?;
+    let policy = documents::load_policy(clients, p).await?;
+    let target = documents::load_target(clients, p, t).await?;
     Ok((policy, target))
 }
 
@@ -230,8 +234,7 @@ fn options(common: &Common, run_key: Option<String>) -> RunOptions {
         run_key,
         concurrency: usize::from(common.concurrency),
         progress,
-        delivery: crate::webhook::DeliveryOptions::from_env(),
-        ..RunOptions::default()
+        ..RunOptions::from_env()
     }
 }
 
@@ -290,7 +293,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         }
         Command::Sweep { policy, common } => {
             let clients = connect(&cli.global).await;
-            let doc = engine::load_policy(&clients, policy).await?;
+            let doc = documents::load_policy(&clients, policy).await?;
             let report = engine::sweep(&clients, &doc, &options(common, None)).await?;
             Ok(finish(&report, common.json))
         }
@@ -327,7 +330,7 @@ async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Er
                 (Some(u), _) => (u.clone(), "webhook-test".to_string()),
                 (None, Some(p)) => {
                     let clients = connect(g).await;
-                    let doc = engine::load_policy(&clients, p).await?;
+                    let doc = documents::load_policy(&clients, p).await?;
                     let u = doc.webhook_url().map(String::from).ok_or_else(|| {
                         Error::Input(format!("policy {p:?} has no failure_webhook_url"))
                     })?;
@@ -386,7 +389,16 @@ async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Er
             emit(&buf);
             Ok(if out.delivered { exit::OK } else { exit::AWS })
         }
-        WebhookCommand::Serve { listen, count } => {
+        WebhookCommand::Serve {
+            listen,
+            count,
+            allow_remote,
+        } => {
+            if !allow_remote && !crate::webhook::is_loopback_listen(listen) {
+                return Err(Error::Input(format!(
+                    "refusing to listen on {listen}: not a loopback address; pass --allow-remote to accept tickets from other hosts"
+                )));
+            }
             let secret = std::env::var("EBSSNAP_WEBHOOK_SECRET")
                 .ok()
                 .and_then(crate::webhook::Secret::new);
@@ -434,8 +446,19 @@ struct VolumeRow {
     tags: std::collections::BTreeMap<String, String>,
 }
 
+#[derive(Serialize)]
+struct VolumesOutput {
+    volumes: Vec<VolumeRow>,
+    /// Named references that resolve to nothing (a run fails with `NotFound` for each).
+    warnings: Vec<String>,
+}
+
 async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Result<i32, Error> {
     let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
+    let warnings: Vec<String> = select::unresolved(&target.select, &inv)
+        .iter()
+        .map(select::Unresolved::message)
+        .collect();
     let rows: Vec<VolumeRow> = select::select(&target.select, &target.exclude(), &inv)
         .into_iter()
         .map(|s| VolumeRow {
@@ -452,7 +475,10 @@ async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Resu
         })
         .collect();
     if json {
-        print_json(&rows);
+        print_json(&VolumesOutput {
+            volumes: rows,
+            warnings,
+        });
     } else {
         let mut buf = String::new();
         outln!(
@@ -481,6 +507,9 @@ async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Resu
             target.policy,
             target.target
         );
+        for w in &warnings {
+            outln!(buf, "warning: {w} (a run fails with NotFound)");
+        }
         emit(&buf);
     }
     Ok(exit::OK)
@@ -506,7 +535,7 @@ async fn snapshots(
     now: Timestamp,
     json: bool,
 ) -> Result<i32, Error> {
-    let pdoc = engine::load_policy(clients, policy).await?;
+    let pdoc = documents::load_policy(clients, policy).await?;
     let prules = pdoc.rules();
     let mut rules = std::collections::BTreeMap::new();
     let names = match target {
@@ -516,7 +545,7 @@ async fn snapshots(
             .unwrap_or_default(),
     };
     for n in names {
-        if let Ok(t) = engine::load_target(clients, policy, &n).await {
+        if let Ok(t) = documents::load_target(clients, policy, &n).await {
             rules.insert(n, t.rules(&prules));
         }
     }

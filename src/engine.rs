@@ -68,7 +68,36 @@ impl Default for RunOptions {
     }
 }
 
+/// Every environment variable the runner reads, with what it sets. The CLI and the Lambda build
+/// their options from the same function ([`RunOptions::from_env`]), so both read all of them.
+pub const ENV_SETTINGS: &[(&str, &str)] = &[
+    (
+        "EBSSNAP_WEBHOOK_SECRET",
+        "fallback signing secret for failure tickets",
+    ),
+    (
+        "EBSSNAP_WEBHOOK_ATTEMPTS",
+        "delivery attempts per ticket (1-20, default 5)",
+    ),
+    (
+        "EBSSNAP_WEBHOOK_BACKOFF_MS",
+        "first backoff between delivery attempts (default 1000)",
+    ),
+    (
+        "EBSSNAP_LOG",
+        "log filter (else RUST_LOG; default info for JSON logs, warn for text)",
+    ),
+];
+
 impl RunOptions {
+    /// The options both shells share, from the runner's environment ([`ENV_SETTINGS`]).
+    pub fn from_env() -> Self {
+        RunOptions {
+            delivery: DeliveryOptions::from_env(),
+            ..RunOptions::default()
+        }
+    }
+
     fn out_of_time(&self) -> bool {
         self.stop_at.is_some_and(|t| Instant::now() >= t)
     }
@@ -80,55 +109,16 @@ impl RunOptions {
     }
 }
 
-/// Loads a policy document from its `_policy` schedule; a missing one is bad input.
-pub async fn load_policy(clients: &Clients, policy: &str) -> Result<PolicyDocument, Error> {
-    doc::validate_policy_name(policy).map_err(Error::Input)?;
-    let text = scheduler::get_input(&clients.scheduler, policy, scheduler::POLICY_SCHEDULE)
-        .await?
-        .ok_or_else(|| {
-            Error::Input(format!(
-                "unknown policy {policy:?}: schedule group {} has no {} schedule; \
-                 check the name or apply the ebssnap_policy first",
-                scheduler::group_name(policy),
-                scheduler::POLICY_SCHEDULE
-            ))
-        })?;
-    let p = doc::parse_policy(&text)?;
-    if p.policy != policy {
-        return Err(Error::Input(format!(
-            "schedule {}/{} holds the document of policy {:?}",
-            scheduler::group_name(policy),
-            scheduler::POLICY_SCHEDULE,
-            p.policy
-        )));
-    }
-    Ok(p)
-}
-
-/// Loads a target document from its schedule; a missing one is bad input.
-pub async fn load_target(
-    clients: &Clients,
-    policy: &str,
-    target: &str,
-) -> Result<TargetDocument, Error> {
-    doc::validate_target_name(target).map_err(Error::Input)?;
-    let text = scheduler::get_input(&clients.scheduler, policy, target)
-        .await?
-        .ok_or_else(|| {
-            Error::Input(format!(
-                "unknown target {policy}/{target}: no such schedule in group {}",
-                scheduler::group_name(policy)
-            ))
-        })?;
-    Ok(doc::parse_target(&text)?)
-}
-
-fn run_key(invocation: Option<&doc::Invocation>, opts: &RunOptions) -> String {
-    invocation
+/// The run key: the substituted scheduled time, else `--run-key`, else `manual-<UTC time>`. It
+/// becomes a tag value, so it must fit EC2's limit (an event may be forged).
+fn run_key(invocation: Option<&doc::Invocation>, opts: &RunOptions) -> Result<String, Error> {
+    let key = invocation
         .and_then(|i| i.scheduled_time())
         .map(String::from)
         .or_else(|| opts.run_key.clone())
-        .unwrap_or_else(|| format!("manual-{}", Timestamp::now().strftime("%Y%m%dT%H%M%SZ")))
+        .unwrap_or_else(|| format!("manual-{}", Timestamp::now().strftime("%Y%m%dT%H%M%SZ")));
+    tags::check_run_key(&key).map_err(Error::Input)?;
+    Ok(key)
 }
 
 fn description(policy: &str, target: &str, s: &Selected) -> String {
@@ -161,6 +151,7 @@ enum Job {
         instance_id: String,
         volumes: Vec<Selected>,
         exclude_boot: bool,
+        exclude_data: Vec<String>,
     },
 }
 
@@ -263,6 +254,7 @@ impl Ctx<'_> {
                 instance_id,
                 volumes,
                 exclude_boot,
+                exclude_data,
             } => {
                 let mut ident = tags::identity_tags(&Identity {
                     policy: &self.policy.policy,
@@ -280,7 +272,7 @@ impl Ctx<'_> {
                     &self.clients.ec2,
                     &instance_id,
                     exclude_boot,
-                    &[],
+                    &exclude_data,
                     &desc,
                     &ident,
                 )
@@ -323,8 +315,9 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     exp + exp.mul_f64(f64::from(nanos % 1000) / 4000.0)
 }
 
-/// Splits the volumes to snapshot into jobs: crash-consistent sets for instances whose every
-/// attached volume is selected (when the policy asks for it), single volumes otherwise.
+/// Splits the volumes to snapshot into jobs: with `crash_consistent`, one set per instance when
+/// every volume attached to it was described (so each unselected one can be excluded by id),
+/// single volumes otherwise (DESIGN §5).
 fn plan_jobs(to_create: Vec<Selected>, inv: &Inventory, crash_consistent: bool) -> Vec<Job> {
     if !crash_consistent {
         return to_create.into_iter().map(Job::Volume).collect();
@@ -338,28 +331,57 @@ fn plan_jobs(to_create: Vec<Selected>, inv: &Inventory, crash_consistent: bool) 
         }
     }
     for (instance_id, volumes) in by_instance {
-        let attached: BTreeSet<&str> = inv
-            .volumes
-            .values()
-            .filter(|v| {
-                v.attachment
-                    .as_ref()
-                    .is_some_and(|(i, _)| *i == instance_id)
-            })
-            .map(|v| v.id.as_str())
-            .collect();
-        let chosen: BTreeSet<&str> = volumes.iter().map(|s| s.volume_id.as_str()).collect();
-        if attached == chosen {
-            jobs.push(Job::Set {
+        match set_exclusions(inv, &instance_id, &volumes) {
+            Some((exclude_boot, exclude_data)) => jobs.push(Job::Set {
                 instance_id,
                 volumes,
-                exclude_boot: false,
-            });
-        } else {
-            jobs.extend(volumes.into_iter().map(Job::Volume));
+                exclude_boot,
+                exclude_data,
+            }),
+            None => jobs.extend(volumes.into_iter().map(Job::Volume)),
         }
     }
     jobs
+}
+
+/// What `CreateSnapshots` must exclude so that it snapshots exactly `chosen` of an instance:
+/// (`ExcludeBootVolume`, `ExcludeDataVolumeIds`). `None` when the set cannot be used safely: the
+/// instance or one of its attached volumes was not described, or its root volume is unknown.
+fn set_exclusions(
+    inv: &Inventory,
+    instance_id: &str,
+    chosen: &[Selected],
+) -> Option<(bool, Vec<String>)> {
+    let instance = inv.instances.get(instance_id)?;
+    let chosen: BTreeSet<&str> = chosen.iter().map(|s| s.volume_id.as_str()).collect();
+    let attached: BTreeSet<&str> = instance.volumes.iter().map(String::as_str).collect();
+    if attached.is_empty() || !chosen.is_subset(&attached) {
+        return None;
+    }
+    let mut exclude_boot = false;
+    let mut exclude_data = Vec::new();
+    let mut saw_root = false;
+    for id in &attached {
+        let v = inv.volumes.get(*id)?;
+        let (on, device) = v.attachment.as_ref()?;
+        if on != instance_id {
+            return None;
+        }
+        let root = instance.root_device.as_deref() == Some(device.as_str());
+        saw_root |= root;
+        if !chosen.contains(id) {
+            if root {
+                exclude_boot = true;
+            } else {
+                exclude_data.push(id.to_string());
+            }
+        }
+    }
+    // ExcludeBootVolume needs to know which volume is the boot volume.
+    if !saw_root && instance.root_device.is_some() && attached.len() != chosen.len() {
+        return None;
+    }
+    Some((exclude_boot, exclude_data))
 }
 
 /// Runs one target: select, snapshot, prune (DESIGN §5).
@@ -379,7 +401,7 @@ pub async fn run_target(
             target.policy, target.target, target.policy, policy.policy
         )));
     }
-    let run_key = run_key(target.invocation.as_ref(), opts);
+    let run_key = run_key(target.invocation.as_ref(), opts)?;
     let span = info_span!("run", policy = %policy.policy, target = %target.target, run = %run_key);
     let result = run_target_in_span(
         clients,
@@ -404,6 +426,50 @@ pub async fn run_target(
     .await
 }
 
+/// What selects nothing is a failure (DESIGN §4): named references that resolve to nothing
+/// (`NotFound`), and an empty selection unless the target allows it (`EmptySelection`).
+fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize) -> Vec<Failure> {
+    let mut out: Vec<Failure> = select::unresolved(&target.select, inv)
+        .into_iter()
+        .map(|u| Failure {
+            volume_id: if u.source == "select.volume_ids" {
+                u.value.clone()
+            } else {
+                String::new()
+            },
+            instance_id: (u.source == "select.instance_ids").then(|| u.value.clone()),
+            device: None,
+            snapshot_id: None,
+            code: "NotFound".into(),
+            message: format!(
+                "{}; fix or remove it in target {}/{}",
+                u.message(),
+                target.policy,
+                target.target
+            ),
+            retryable: false,
+        })
+        .collect();
+    if selected == 0 && !target.allow_empty() {
+        out.push(Failure {
+            volume_id: String::new(),
+            instance_id: None,
+            device: None,
+            snapshot_id: None,
+            code: "EmptySelection".into(),
+            message: format!(
+                "target {}/{} selects no volume; check its selector with `ebssnap volumes --policy {} --target {}`, or set allow_empty = true if that is expected",
+                target.policy, target.target, target.policy, target.target
+            ),
+            retryable: false,
+        });
+    }
+    for f in &out {
+        warn!(code = %f.code, message = %f.message, "selection failure");
+    }
+    out
+}
+
 /// Sends the ticket a finished (or failed) run calls for, records the outcome, logs the report.
 async fn finish(
     clients: &Clients,
@@ -414,16 +480,19 @@ async fn finish(
     opts: &RunOptions,
     result: Result<Report, Error>,
 ) -> Result<Report, Error> {
-    let url = match (policy.webhook_url(), &result) {
-        (Some(url), Ok(r)) if !r.dry_run => url,
-        (Some(url), Err(Error::Aws(_))) => url,
-        _ => {
-            if let Ok(r) = &result {
-                log_report(r);
-            }
-            return result;
+    let due = match &result {
+        Ok(r) => {
+            !r.dry_run && (r.failed() || !r.overdue.is_empty() || !r.error_snapshots.is_empty())
         }
+        Err(Error::Aws(_)) => true,
+        Err(_) => false,
     };
+    if !due {
+        if let Ok(r) = &result {
+            log_report(r);
+        }
+        return result;
+    }
     let before = clients.calls.snapshot();
     let account = match invocation
         .and_then(|i| i.schedule_arn())
@@ -438,13 +507,17 @@ async fn finish(
         occurred_at: Timestamp::now().to_string(),
         invocation: invocation.cloned(),
     };
+    let url = policy.webhook_url();
     match result {
         Ok(mut report) => {
             if let Some(t) = ticket::from_report(&report, &ctx) {
-                report.ticket = Some(send(url, &t, opts).await);
-                for (op, n) in clients.calls.since(&before) {
-                    *report.api_calls.entry(op).or_insert(0) += n;
+                if let Some(url) = url {
+                    report.ticket = Some(send(url, &t, opts).await);
                 }
+                report.ticket_body = Some(t);
+            }
+            for (op, n) in clients.calls.since(&before) {
+                *report.api_calls.entry(op).or_insert(0) += n;
             }
             log_report(&report);
             Ok(report)
@@ -459,11 +532,21 @@ async fn finish(
                 e.retryable,
                 &ctx,
             );
-            send(url, &t, opts).await;
+            match url {
+                Some(url) => {
+                    send(url, &t, opts).await;
+                }
+                None => log_undelivered(&t, "no webhook configured"),
+            }
             Err(Error::Aws(e))
         }
         Err(e) => Err(e),
     }
+}
+
+fn log_undelivered(t: &Ticket, why: &str) {
+    let body = serde_json::to_string(t).unwrap_or_default();
+    tracing::error!(event = %t.event, dedup_key = %t.dedup_key, ticket = %body, "failure ticket ({why})");
 }
 
 /// Delivers a ticket; an undelivered one is logged in full (never the secret or the URL's
@@ -512,6 +595,9 @@ async fn run_target_in_span(
     let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
     let selected = select::select(&target.select, &target.exclude(), &inv);
     report.volumes_selected = selected.len();
+    report
+        .failures
+        .extend(selection_failures(target, &inv, selected.len()));
     let existing =
         ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target)).await?;
 
@@ -566,9 +652,6 @@ async fn run_target_in_span(
         }
     }
     report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
-    report
-        .failures
-        .sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
 
     // Prune. New snapshots join as pending: never deleted, never counted.
     let mut snaps: Vec<retention::Snap> = existing.iter().map(ManagedSnapshot::to_snap).collect();
@@ -580,6 +663,7 @@ async fn run_target_in_span(
                 policy: Some(policy.policy.clone()),
                 target: Some(target.target.clone()),
                 volume: c.volume_id.clone(),
+                run: Some(run_key.clone()),
                 state: SnapState::Pending,
                 start_time: opts.now,
             });
@@ -671,7 +755,7 @@ pub async fn sweep(
     let started = Instant::now();
     let calls_before = clients.calls.snapshot();
     policy.validate()?;
-    let run_key = run_key(policy.invocation.as_ref(), opts);
+    let run_key = run_key(policy.invocation.as_ref(), opts)?;
     let span = info_span!("sweep", policy = %policy.policy, run = %run_key);
     let result = sweep_in_span(
         clients,

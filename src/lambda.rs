@@ -1,23 +1,33 @@
-//! The AWS Lambda shell (custom runtime, `bootstrap`). The event is the schedule input document
-//! itself: a target document runs the target, a policy document sweeps the policy.
+//! The AWS Lambda shell (custom runtime, `bootstrap`). The event is the schedule's input
+//! document, but only as a *pointer* (DESIGN §3): the documents it names are re-read from
+//! Scheduler ([`crate::documents::resolve_event`]); a target document runs the target, a policy
+//! document sweeps the policy, and an event naming something that no longer exists does nothing.
 //!
-//! Clients are built once per process, outside the handler. Errors are typed so that
-//! Scheduler's retry policy is meaningful: `NonRetryable` for bad input (retrying cannot help),
-//! `Retryable` for AWS trouble and for runs where a volume failed (a retry only redoes what is
-//! missing, thanks to the run key).
+//! Clients are built once per process, outside the handler; options come from the environment
+//! exactly as the CLI's do ([`RunOptions::from_env`]), plus the invocation's deadline. Errors are
+//! typed: `NonRetryable` for bad input, `Retryable` for AWS trouble and for runs where a volume
+//! failed. Scheduler invokes Lambda asynchronously, so a function error goes to Lambda's own
+//! retries and then to the function's on-failure destination: the error message is JSON carrying
+//! the failure ticket, so that destination's message is actionable.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::aws::{Clients, ConnectOptions};
-use crate::core::doc::{self, Document};
+use crate::core::doc;
+use crate::documents::{self, Resolved};
 use crate::engine::{self, RunOptions};
 use crate::error::Error;
+use crate::report::Report;
 
 /// Stop starting new work this long before the Lambda deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+/// Ticket delivery stops this long before the deadline, so the function can still answer.
+const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+/// Lambda passes at most 256 KB of an error to an on-failure destination: keep well below.
+const MAX_ERROR_BYTES: usize = 200_000;
 
 /// Serves invocations until the runtime stops us.
 pub async fn serve() -> Result<(), lambda_runtime::Error> {
@@ -36,9 +46,75 @@ fn diagnostic(error_type: &str, message: String) -> Diagnostic {
     }
 }
 
-fn stop_at(deadline: SystemTime) -> Option<Instant> {
-    let left = deadline.duration_since(SystemTime::now()).ok()?;
-    Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+fn before(deadline: SystemTime, margin: Duration) -> Option<Instant> {
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    Some(Instant::now() + left.saturating_sub(margin))
+}
+
+/// The run options of one invocation: the environment's, and the invocation's deadline.
+pub fn options(deadline: SystemTime) -> RunOptions {
+    RunOptions {
+        stop_at: before(deadline, DEADLINE_MARGIN),
+        deadline: before(deadline, ANSWER_MARGIN),
+        ..RunOptions::from_env()
+    }
+}
+
+/// The error message of a failed run: JSON with a summary and the (redacted) ticket, cut to
+/// fit what Lambda hands to an on-failure destination.
+fn failure_message(report: &Report) -> String {
+    let what = match &report.target {
+        Some(t) => format!("{}/{}", report.policy, t),
+        None => format!("{} (sweep)", report.policy),
+    };
+    let mut ticket = report.ticket_body.clone();
+    let mut message = json!({
+        "message": format!("{} failure(s) in {what}, run {}", report.failures.len(), report.run_key),
+        "ticket": ticket,
+        "delivery": report.ticket,
+    });
+    let mut text = message.to_string();
+    if text.len() > MAX_ERROR_BYTES {
+        if let Some(t) = ticket.as_mut() {
+            let total = t.failures.len();
+            t.failures.truncate(50);
+            message["ticket"] = json!(t);
+            message["failures_truncated"] = json!({"shown": t.failures.len(), "total": total});
+            text = message.to_string();
+        }
+    }
+    text
+}
+
+/// What an invocation came to.
+enum Outcome {
+    Report(Box<Report>),
+    /// The event named a policy or target that no longer exists.
+    Unknown {
+        what: String,
+        message: String,
+    },
+}
+
+async fn run(clients: &Clients, payload: Value, opts: &RunOptions) -> Result<Outcome, Error> {
+    let event = doc::parse_value(payload)?;
+    Ok(match documents::resolve_event(clients, event).await? {
+        Resolved::Run {
+            policy,
+            target,
+            warnings,
+        } => Outcome::Report(Box::new(with_warnings(
+            engine::run_target(clients, &policy, &target, opts).await?,
+            warnings,
+        ))),
+        Resolved::Sweep { policy, warnings } => Outcome::Report(Box::new(with_warnings(
+            engine::sweep(clients, &policy, opts).await?,
+            warnings,
+        ))),
+        Resolved::Unknown { what, message } => Outcome::Unknown { what, message },
+    })
 }
 
 /// Handles one event; public so tests can drive it without a Runtime API.
@@ -47,37 +123,28 @@ pub async fn handle(
     payload: Value,
     deadline: SystemTime,
 ) -> Result<Value, Diagnostic> {
-    let opts = RunOptions {
-        stop_at: stop_at(deadline),
-        ..RunOptions::default()
-    };
-    let result = async {
-        match doc::parse_value(payload)? {
-            Document::Target(target) => {
-                let policy = engine::load_policy(clients, &target.policy).await?;
-                engine::run_target(clients, &policy, &target, &opts).await
-            }
-            Document::Policy(policy) => engine::sweep(clients, &policy, &opts).await,
+    let opts = options(deadline);
+    match run(clients, payload, &opts).await {
+        // Nothing to do: success, so Lambda does not retry it, and no ticket.
+        Ok(Outcome::Unknown { what, message }) => Ok(json!({
+            "kind": "unknown_target",
+            "unknown": what,
+            "message": message,
+        })),
+        Ok(Outcome::Report(report)) if report.failed() => {
+            Err(diagnostic("Retryable", failure_message(&report)))
         }
-    }
-    .await;
-    match result {
-        Ok(report) if report.failed() => Err(diagnostic(
-            "Retryable",
-            format!(
-                "{} volume(s) failed: {}",
-                report.failures.len(),
-                serde_json::to_string(&report).unwrap_or_default()
-            ),
-        )),
-        Ok(report) => serde_json::to_value(&report).map_err(|e| {
+        Ok(Outcome::Report(report)) => serde_json::to_value(&report).map_err(|e| {
             diagnostic(
                 "NonRetryable",
                 format!("could not serialize the report: {e}"),
             )
         }),
-        Err(e @ Error::Input(_)) | Err(e @ Error::Aws(_)) => {
-            Err(diagnostic(e.lambda_type(), e.to_string()))
-        }
+        Err(e) => Err(diagnostic(e.lambda_type(), e.to_string())),
     }
+}
+
+fn with_warnings(mut r: Report, warnings: Vec<String>) -> Report {
+    r.warnings.extend(warnings);
+    r
 }

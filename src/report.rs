@@ -70,7 +70,7 @@ pub struct Overdue {
 pub struct TicketOutcome {
     pub event: String,
     pub dedup_key: String,
-    /// The webhook URL without credentials, query or fragment.
+    /// The webhook URL as scheme, host and port only (tokens live in paths and queries).
     pub url: String,
     pub delivered: bool,
     pub attempts: u32,
@@ -104,6 +104,14 @@ pub struct Report {
     pub duration_ms: u64,
     /// The failure ticket, when one was due.
     pub ticket: Option<TicketOutcome>,
+    /// Things an operator should know that are not failures (e.g. an event whose document
+    /// differs from the schedule's current one).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The ticket this report called for (sent or not): the Lambda's error payload carries it,
+    /// so an on-failure destination receives something an engineer can act on.
+    #[serde(skip)]
+    pub ticket_body: Option<crate::core::ticket::Ticket>,
 }
 
 /// Lines per list in the readable summary (`--json` always has everything).
@@ -210,6 +218,9 @@ impl Report {
                 "  tag dropped (50-tag limit): {} {} ({})",
                 t.volume_id, t.key, t.source
             );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
         }
         for f in &self.failures {
             let _ = writeln!(

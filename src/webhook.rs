@@ -178,6 +178,8 @@ pub async fn deliver(url: &str, t: &Ticket, opts: &DeliveryOptions) -> TicketOut
         .timeout_connect(Some(opts.connect_timeout))
         .timeout_global(Some(opts.timeout))
         .http_status_as_error(false)
+        // Never follow a redirect: the body (and the token in the URL) must not go elsewhere.
+        .max_redirects(0)
         .build()
         .into();
     loop {
@@ -219,10 +221,14 @@ pub async fn deliver(url: &str, t: &Ticket, opts: &DeliveryOptions) -> TicketOut
                 return outcome;
             }
             Answer::Permanent => {
-                outcome.error = Some(format!(
-                    "the receiver refused the ticket (HTTP {})",
-                    attempt.status.unwrap_or(0)
-                ));
+                let status = attempt.status.unwrap_or(0);
+                outcome.error = Some(if (300..400).contains(&status) {
+                    format!(
+                        "the receiver answered with a redirect (HTTP {status}); ebssnap never follows redirects: configure the final URL"
+                    )
+                } else {
+                    format!("the receiver refused the ticket (HTTP {status})")
+                });
                 return outcome;
             }
             Answer::Retry => {}
@@ -265,8 +271,35 @@ pub struct Received {
     pub verified: Option<Result<(), String>>,
 }
 
-/// A local receiver: accepts POSTed tickets on `listen` (loopback), verifies their signature
-/// with `secret` when given, and hands each to `on_ticket`. Stops after `count` tickets.
+/// The largest ticket [`serve`] reads; a larger body is refused (HTTP 413).
+pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// How far a signature's time may be from the receiver's clock (seconds).
+pub const SIGNATURE_WINDOW: i64 = 300;
+
+/// Signatures already accepted within the window: a second delivery of the same `t` and `v1` is
+/// a replay (a retry is signed anew, with a new time).
+#[derive(Default)]
+struct Replays(std::collections::BTreeMap<String, i64>);
+
+impl Replays {
+    /// Records `header` seen at `now`; false when it was already seen within the window.
+    fn first_time(&mut self, header: &str, now: i64) -> bool {
+        self.0.retain(|_, seen| now - *seen <= 2 * SIGNATURE_WINDOW);
+        self.0.insert(header.trim().to_string(), now).is_none()
+    }
+}
+
+/// Whether an address to listen on is a loopback one.
+pub fn is_loopback_listen(listen: &str) -> bool {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().is_loopback(),
+        Err(_) => listen.starts_with("localhost:"),
+    }
+}
+
+/// A local receiver: accepts POSTed tickets on `listen`, verifies their signature with `secret`
+/// when given (refusing replays within the window), and hands each to `on_ticket`. Bodies over
+/// [`MAX_BODY_BYTES`] are refused. Stops after `count` tickets.
 pub fn serve(
     listen: &str,
     secret: Option<&Secret>,
@@ -276,6 +309,7 @@ pub fn serve(
     let server =
         tiny_http::Server::http(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let mut seen = 0usize;
+    let mut replays = Replays::default();
     for mut req in server.incoming_requests() {
         if req.method() != &tiny_http::Method::Post {
             let _ = req.respond(
@@ -283,29 +317,50 @@ pub fn serve(
             );
             continue;
         }
-        let mut body = String::new();
-        if std::io::Read::read_to_string(req.as_reader(), &mut body).is_err() {
+        if req.body_length().is_some_and(|n| n as u64 > MAX_BODY_BYTES) {
             let _ = req.respond(
-                tiny_http::Response::from_string("unreadable body\n").with_status_code(400),
+                tiny_http::Response::from_string("ticket too large\n").with_status_code(413),
             );
             continue;
         }
+        let mut raw = Vec::new();
+        let read = std::io::Read::read_to_end(
+            &mut std::io::Read::take(req.as_reader(), MAX_BODY_BYTES + 1),
+            &mut raw,
+        );
+        if raw.len() as u64 > MAX_BODY_BYTES {
+            let _ = req.respond(
+                tiny_http::Response::from_string("ticket too large\n").with_status_code(413),
+            );
+            continue;
+        }
+        let body = match read.ok().and_then(|_| String::from_utf8(raw).ok()) {
+            Some(b) => b,
+            None => {
+                let _ = req.respond(
+                    tiny_http::Response::from_string("unreadable body\n").with_status_code(400),
+                );
+                continue;
+            }
+        };
         let header = |name: &'static str| {
             req.headers()
                 .iter()
                 .find(|h| h.field.equiv(name))
                 .map(|h| h.value.as_str().to_string())
         };
+        let now = jiff::Timestamp::now().as_second();
         let verified = secret.map(|s| match header("X-Ebssnap-Signature") {
             None => Err("unsigned".to_string()),
-            Some(h) => ticket::verify(
-                s.expose(),
-                &h,
-                body.as_bytes(),
-                jiff::Timestamp::now().as_second(),
-                300,
-            )
-            .map_err(|e| e.to_string()),
+            Some(h) => ticket::verify(s.expose(), &h, body.as_bytes(), now, SIGNATURE_WINDOW)
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    if replays.first_time(&h, now) {
+                        Ok(())
+                    } else {
+                        Err("replayed: this signature was already accepted".to_string())
+                    }
+                }),
         });
         let ok = !matches!(verified, Some(Err(_)));
         let received = Received {
@@ -322,4 +377,28 @@ pub fn serve(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_accepted_once_within_the_window() {
+        let mut r = Replays::default();
+        assert!(r.first_time("t=100,v1=ab", 100));
+        assert!(!r.first_time("t=100,v1=ab", 150));
+        assert!(r.first_time("t=101,v1=cd", 150));
+        // Long after the window the old entry is forgotten (verify refuses it as stale anyway).
+        assert!(r.first_time("t=100,v1=ab", 100 + 3 * SIGNATURE_WINDOW));
+    }
+
+    #[test]
+    fn loopback_listen_addresses() {
+        assert!(is_loopback_listen("127.0.0.1:8080"));
+        assert!(is_loopback_listen("[::1]:8080"));
+        assert!(is_loopback_listen("localhost:8080"));
+        assert!(!is_loopback_listen("0.0.0.0:8080"));
+        assert!(!is_loopback_listen("10.1.2.3:8080"));
+    }
 }

@@ -108,6 +108,41 @@ resource "aws_sqs_queue" "dlq" {
   message_retention_seconds = 1209600
 }
 
+# Scheduler invokes the runner asynchronously: a failed run never reaches Scheduler's retry
+# policy or its dead-letter queue above. Lambda retries the run itself (a retry redoes only what
+# is missing: the run key skips volumes already snapshotted), then sends the event with the
+# runner's error to this on-failure destination. The error is JSON carrying the failure ticket.
+resource "aws_sqs_queue" "runner_failures" {
+  name                      = "ebssnap-runner-failures"
+  message_retention_seconds = 1209600
+}
+
+resource "aws_lambda_function_event_invoke_config" "runner" {
+  function_name                = aws_lambda_function.runner.function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = 21600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.runner_failures.arn
+    }
+  }
+}
+
+# Lambda delivers to the destination with the function's own role.
+resource "aws_iam_role_policy" "runner_failures" {
+  name = "ebssnap-runner-on-failure"
+  role = aws_iam_role.runner.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = "sqs:SendMessage"
+      Resource = aws_sqs_queue.runner_failures.arn
+    }]
+  })
+}
+
 # --- Snapshots ----------------------------------------------------------------------------
 
 provider "ebssnap" {

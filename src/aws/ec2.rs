@@ -15,14 +15,32 @@ use jiff::Timestamp;
 use super::aws_error;
 use crate::core::retention::{Snap, SnapState};
 use crate::core::select::{Instance, Inventory, Select, Volume};
-use crate::core::tags::{TAG_POLICY, TAG_TARGET, TAG_VOLUME};
+use crate::core::tags::{TAG_POLICY, TAG_RUN, TAG_TARGET, TAG_VOLUME};
 use crate::error::AwsError;
 
-/// EC2 accepts at most 200 values in one filter.
-const FILTER_BATCH: usize = 200;
+/// EC2 accepts at most 200 filter values in one call, counting every filter's values.
+const FILTER_VALUES_PER_CALL: usize = 200;
 /// Auto Scaling accepts at most 100 group names per DescribeAutoScalingGroups.
 const ASG_BATCH: usize = 50;
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
+
+/// How many values a batched filter may carry next to `fixed` (the other filters of the call).
+fn batch_size(fixed: &[Filter]) -> usize {
+    let used: usize = fixed.iter().map(|f| f.values().len()).sum();
+    FILTER_VALUES_PER_CALL.saturating_sub(used).max(1)
+}
+
+/// Describe calls for `values` batched under the per-call limit, each with the `fixed` filters.
+fn batches(fixed: &[Filter], name: &str, values: &[String]) -> Vec<Vec<Filter>> {
+    values
+        .chunks(batch_size(fixed))
+        .map(|chunk| {
+            let mut f = fixed.to_vec();
+            f.push(filter(name, chunk));
+            f
+        })
+        .collect()
+}
 
 fn filter(name: &str, values: &[String]) -> Filter {
     Filter::builder()
@@ -82,6 +100,11 @@ async fn describe_instances(
                             .unwrap_or_default(),
                         tags: tag_map(i.tags()),
                         root_device: i.root_device_name().map(String::from),
+                        volumes: i
+                            .block_device_mappings()
+                            .iter()
+                            .filter_map(|b| b.ebs()?.volume_id().map(String::from))
+                            .collect(),
                     },
                 );
             }
@@ -169,7 +192,10 @@ pub async fn fetch_inventory(
     sel: &Select,
 ) -> Result<Inventory, AwsError> {
     let mut inv = Inventory::default();
-    let live = || filter("instance-state-name", &LIVE_STATES.map(String::from));
+    let live = [filter(
+        "instance-state-name",
+        &LIVE_STATES.map(String::from),
+    )];
     if sel.all() {
         // Everything: one paginated call each, no per-source calls needed.
         describe_instances(ec2, vec![], &mut inv).await?;
@@ -185,23 +211,23 @@ pub async fn fetch_inventory(
     let mut ids: BTreeSet<String> = sel.instance_ids().iter().cloned().collect();
     ids.extend(inv.asg_members.values().flatten().cloned());
     let ids: Vec<String> = ids.into_iter().collect();
-    for batch in ids.chunks(FILTER_BATCH) {
-        describe_instances(ec2, vec![live(), filter("instance-id", batch)], &mut inv).await?;
+    for filters in batches(&live, "instance-id", &ids) {
+        describe_instances(ec2, filters, &mut inv).await?;
     }
-    for batch in sel.instance_names().chunks(FILTER_BATCH) {
-        describe_instances(ec2, vec![live(), filter("tag:Name", batch)], &mut inv).await?;
+    for filters in batches(&live, "tag:Name", sel.instance_names()) {
+        describe_instances(ec2, filters, &mut inv).await?;
     }
     if let Some(want) = sel.instance_tags() {
-        let mut filters = vec![live()];
+        let mut filters = live.to_vec();
         filters.extend(tag_filters(want));
         describe_instances(ec2, filters, &mut inv).await?;
     }
     let instance_ids: Vec<String> = inv.instances.keys().cloned().collect();
-    for batch in instance_ids.chunks(FILTER_BATCH) {
-        describe_volumes(ec2, vec![filter("attachment.instance-id", batch)], &mut inv).await?;
+    for filters in batches(&[], "attachment.instance-id", &instance_ids) {
+        describe_volumes(ec2, filters, &mut inv).await?;
     }
-    for batch in sel.volume_ids().chunks(FILTER_BATCH) {
-        describe_volumes(ec2, vec![filter("volume-id", batch)], &mut inv).await?;
+    for filters in batches(&[], "volume-id", sel.volume_ids()) {
+        describe_volumes(ec2, filters, &mut inv).await?;
     }
     if let Some(want) = sel.volume_tags() {
         describe_volumes(ec2, tag_filters(want), &mut inv).await?;
@@ -215,8 +241,8 @@ pub async fn fetch_inventory(
         .filter(|i| !inv.instances.contains_key(i))
         .collect();
     let unknown: Vec<String> = unknown.into_iter().collect();
-    for batch in unknown.chunks(FILTER_BATCH) {
-        describe_instances(ec2, vec![filter("instance-id", batch)], &mut inv).await?;
+    for filters in batches(&[], "instance-id", &unknown) {
+        describe_instances(ec2, filters, &mut inv).await?;
     }
     Ok(inv)
 }
@@ -267,6 +293,7 @@ impl ManagedSnapshot {
             policy: self.tag(TAG_POLICY).map(String::from),
             target: self.tag(TAG_TARGET).map(String::from),
             volume: self.volume(),
+            run: self.tag(TAG_RUN).map(String::from),
             state: SnapState::from_ec2(&self.state),
             start_time: self.start_time,
         }
@@ -309,8 +336,8 @@ pub async fn existing_volumes(
     ids: &[String],
 ) -> Result<BTreeSet<String>, AwsError> {
     let mut inv = Inventory::default();
-    for batch in ids.chunks(FILTER_BATCH) {
-        describe_volumes(ec2, vec![filter("volume-id", batch)], &mut inv).await?;
+    for filters in batches(&[], "volume-id", ids) {
+        describe_volumes(ec2, filters, &mut inv).await?;
     }
     Ok(inv.volumes.into_keys().collect())
 }
@@ -406,5 +433,30 @@ pub async fn delete_snapshot(
                 _ => Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_count_every_filter_value_of_the_call() {
+        let live = [filter(
+            "instance-state-name",
+            &LIVE_STATES.map(String::from),
+        )];
+        let ids: Vec<String> = (0..200).map(|i| format!("i-{i:017}")).collect();
+        let calls = batches(&live, "instance-id", &ids);
+        assert_eq!(calls.len(), 2, "196 + 4 values, then the last 4");
+        for filters in &calls {
+            let values: usize = filters.iter().map(|f| f.values().len()).sum();
+            assert!(
+                values <= FILTER_VALUES_PER_CALL,
+                "{values} values in one call"
+            );
+        }
+        assert_eq!(batches(&[], "volume-id", &ids).len(), 1);
+        assert!(batches(&live, "tag:Name", &[]).is_empty());
     }
 }

@@ -165,6 +165,10 @@ pub struct TargetDocument {
     pub exclude: Option<Exclude>,
     #[serde(default)]
     pub retention: Option<RetentionDoc>,
+    /// An empty selection is expected (default false: it fails the run with `EmptySelection`).
+    /// Written only when set, so documents of targets that never set it stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_empty: Option<bool>,
     #[serde(default)]
     pub invocation: Option<Invocation>,
 }
@@ -239,8 +243,8 @@ impl PolicyDocument {
         if let Some(d) = self.orphans.as_ref().and_then(|o| o.delete_after_days) {
             check_days("orphans.delete_after_days", d).map_err(bad)?;
         }
-        for key in self.tag_settings().extra.keys() {
-            check_extra_tag_key(key).map_err(bad)?;
+        for (key, value) in &self.tag_settings().extra {
+            check_extra_tag(key, value).map_err(bad)?;
         }
         if self.tag_settings().extra.len() > super::tags::MAX_TAGS - super::tags::EBSSNAP_TAG_COUNT
         {
@@ -250,6 +254,11 @@ impl PolicyDocument {
                 super::tags::MAX_TAGS - super::tags::EBSSNAP_TAG_COUNT
             )));
         }
+        check_size(&PolicyDocument {
+            invocation: Some(Invocation::placeholders()),
+            ..self.clone()
+        })
+        .map_err(bad)?;
         Ok(())
     }
 }
@@ -284,8 +293,23 @@ impl TargetDocument {
             }
             check_counts(r).map_err(bad)?;
         }
+        check_size(&TargetDocument {
+            invocation: Some(Invocation::placeholders()),
+            ..self.clone()
+        })
+        .map_err(bad)?;
         Ok(())
     }
+
+    pub fn allow_empty(&self) -> bool {
+        self.allow_empty.unwrap_or(false)
+    }
+}
+
+/// The document as the provider stores it (with the Scheduler placeholders) must fit
+/// Scheduler's `Input` limit; the runner refuses a larger one too, whatever its source.
+fn check_size<T: Serialize>(doc: &T) -> Result<(), String> {
+    to_input(doc).map(|_| ())
 }
 
 fn check_days(field: &str, d: u32) -> Result<(), String> {
@@ -313,10 +337,16 @@ fn check_counts(r: &RetentionDoc) -> Result<(), String> {
     Ok(())
 }
 
-fn check_extra_tag_key(key: &str) -> Result<(), String> {
-    if key.is_empty() || key.chars().count() > 128 {
+fn check_extra_tag(key: &str, value: &str) -> Result<(), String> {
+    use super::tags::{MAX_KEY_CHARS, MAX_VALUE_CHARS};
+    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
         return Err(format!(
-            "tags.extra key {key:?} must be 1 to 128 characters"
+            "tags.extra key {key:?} must be 1 to {MAX_KEY_CHARS} characters"
+        ));
+    }
+    if value.chars().count() > MAX_VALUE_CHARS {
+        return Err(format!(
+            "tags.extra value of {key:?} must be at most {MAX_VALUE_CHARS} characters"
         ));
     }
     let lower = key.to_ascii_lowercase();
@@ -537,6 +567,36 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("retention.days is required")
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced_by_the_runner_too() {
+        let long = format!(
+            r#"{{"ebssnap":1,"kind":"target","policy":"p","target":"t","select":{{"volume_ids":[{}]}}}}"#,
+            vec!["\"vol-0123456789abcdef0\""; 400].join(",")
+        );
+        let err = parse_target(&long).unwrap_err().to_string();
+        assert!(err.contains("at most 8192"), "{err}");
+        let value = "v".repeat(257);
+        let t = format!(
+            r#"{{"ebssnap":1,"kind":"policy","policy":"p","retention":{{"days":3}},"tags":{{"extra":{{"k":"{value}"}}}}}}"#
+        );
+        assert!(
+            parse_policy(&t)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 256")
+        );
+        let key = "k".repeat(129);
+        let t = format!(
+            r#"{{"ebssnap":1,"kind":"policy","policy":"p","retention":{{"days":3}},"tags":{{"extra":{{"{key}":"v"}}}}}}"#
+        );
+        assert!(
+            parse_policy(&t)
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 128")
         );
     }
 

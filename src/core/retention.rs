@@ -2,8 +2,11 @@
 //!
 //! It decides which snapshots a run deletes. Its safety rules are property-tested:
 //! only snapshots owned by the account and tagged with this policy (and target, for a target
-//! run) are ever candidates; pending snapshots are never deleted and never count; the newest
-//! `min_snapshots` completed snapshots of each (target, volume) pair are always kept.
+//! run) are ever candidates; pending snapshots are never deleted and never count; the minimum
+//! counts *restore points* (completed snapshots with distinct `ebssnap:run` values), and the
+//! newest `min_snapshots` restore points of each (target, volume) pair are always kept. A second
+//! completed snapshot of the same run (two overlapping invocations both created one) is deleted
+//! first, keeping the lowest snapshot id, and never at the expense of another run.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +44,9 @@ pub struct Snap {
     pub target: Option<String>,
     /// The `ebssnap:volume` tag, else the snapshot's `VolumeId`.
     pub volume: String,
+    /// The `ebssnap:run` tag: snapshots of one run are one restore point. `None` (a snapshot
+    /// without the tag) counts as a restore point of its own.
+    pub run: Option<String>,
     pub state: SnapState,
     pub start_time: Timestamp,
 }
@@ -72,6 +78,8 @@ impl Scope<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
+    /// Another completed snapshot of the same run (lower id) is kept: one restore point.
+    DuplicateRun,
     Expired,
     OverMax,
     ErrorExpired,
@@ -85,6 +93,7 @@ impl Reason {
     /// The name used in reports and tables (the same as in JSON).
     pub fn as_str(self) -> &'static str {
         match self {
+            Reason::DuplicateRun => "duplicate_run",
             Reason::Expired => "expired",
             Reason::OverMax => "over_max",
             Reason::ErrorExpired => "error_expired",
@@ -199,7 +208,20 @@ fn plan_pair(
         reason,
         expires_at: expires.then(|| s.start_time + max_age),
     };
-    let mut completed = 0usize;
+    // One restore point per run: the keeper of a run is its completed snapshot with the lowest id.
+    let mut keeper: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in newest_first
+        .iter()
+        .filter(|s| s.state == SnapState::Completed)
+    {
+        if let Some(run) = s.run.as_deref() {
+            let k = keeper.entry(run).or_insert(s.id.as_str());
+            if s.id.as_str() < *k {
+                *k = s.id.as_str();
+            }
+        }
+    }
+    let mut restore_points = 0usize;
     for s in newest_first {
         let old = now.duration_since(s.start_time) > max_age;
         match s.state {
@@ -217,10 +239,19 @@ fn plan_pair(
                 }
             }
             SnapState::Completed => {
-                completed += 1;
-                if completed <= min {
+                let duplicate = s
+                    .run
+                    .as_deref()
+                    .and_then(|r| keeper.get(r))
+                    .is_some_and(|k| *k != s.id.as_str());
+                if duplicate {
+                    out.delete.push(decide(s, Reason::DuplicateRun, false));
+                    continue;
+                }
+                restore_points += 1;
+                if restore_points <= min {
                     out.keep.push(decide(s, Reason::KeptMinimum, false));
-                } else if completed > max {
+                } else if restore_points > max {
                     out.delete.push(decide(s, Reason::OverMax, false));
                 } else if old {
                     out.delete.push(decide(s, Reason::Expired, false));
@@ -256,6 +287,7 @@ mod tests {
             policy: Some("std".into()),
             target: Some("web".into()),
             volume: "vol-1".into(),
+            run: Some(format!("run-{id}")),
             state,
             start_time: Timestamp::from_second(NOW - age_days * DAY).unwrap(),
         }
@@ -326,6 +358,29 @@ mod tests {
         let p = plan(&SCOPE, &s, |_| rules(14, 2, None), |_| false, now());
         assert_eq!(deleted(&p), ["e-old"]);
         assert_eq!(p.errors.len(), 2);
+    }
+
+    #[test]
+    fn two_snapshots_of_one_run_are_one_restore_point() {
+        // Overlapping invocations of run B both created a snapshot: B and B2 are one restore
+        // point, so with min 2 the older run A survives and the duplicate with the higher id goes.
+        let mut s = vec![
+            snap("snap-b2", 40, SnapState::Completed),
+            snap("snap-b1", 40, SnapState::Completed),
+            snap("snap-a", 41, SnapState::Completed),
+        ];
+        s[0].run = Some("B".into());
+        s[1].run = Some("B".into());
+        let p = plan(&SCOPE, &s, |_| rules(14, 2, None), |_| false, now());
+        assert_eq!(deleted(&p), ["snap-b2"]);
+        assert_eq!(p.delete[0].reason, Reason::DuplicateRun);
+        let kept: Vec<&str> = p.keep.iter().map(|k| k.snapshot_id.as_str()).collect();
+        assert_eq!(kept, ["snap-b1", "snap-a"]);
+        // A pending snapshot of the same run is never touched, and never counts.
+        s.push(snap("snap-b0", 0, SnapState::Pending));
+        s[3].run = Some("B".into());
+        let p = plan(&SCOPE, &s, |_| rules(14, 2, None), |_| false, now());
+        assert_eq!(deleted(&p), ["snap-b2"]);
     }
 
     #[test]
@@ -401,13 +456,16 @@ mod tests {
                 1 => Just(SnapState::Error)
             ],
             0i64..(120 * DAY),
+            // Few run keys, so overlapping invocations (two snapshots of one run) are common.
+            prop_oneof![1 => Just(None), 6 => (0u32..8).prop_map(Some)],
         )
-            .prop_map(|(n, owned, policy, target, vol, state, age)| Snap {
+            .prop_map(|(n, owned, policy, target, vol, state, age, run)| Snap {
                 id: format!("snap-{n:04}"),
                 owned: owned || n % 3 != 0,
                 policy: policy.map(String::from),
                 target: target.map(String::from),
                 volume: format!("vol-{vol}"),
+                run: run.map(|r| format!("2026-11-{:02}T05:00:00Z", r + 1)),
                 state,
                 start_time: Timestamp::from_second(NOW - age).unwrap(),
             })
@@ -429,7 +487,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
 
         #[test]
         fn safety_invariants_hold(
@@ -459,7 +517,10 @@ mod tests {
                 // Nothing younger than the retention is deleted, except over the max.
                 let old = now().duration_since(s.start_time) > days(r.days);
                 let reason = p.delete.iter().find(|d| d.snapshot_id == *id).unwrap().reason;
-                prop_assert!(old || reason == Reason::OverMax, "{id} deleted young: {reason:?}");
+                prop_assert!(
+                    old || reason == Reason::OverMax || reason == Reason::DuplicateRun,
+                    "{id} deleted young: {reason:?}"
+                );
             }
             // Per pair: the newest min completed snapshots remain (unless a released orphan).
             let mut pairs: BTreeMap<(String, String), Vec<&Snap>> = BTreeMap::new();
@@ -469,14 +530,45 @@ mod tests {
             for ((_, vol), group) in &pairs {
                 let completed: Vec<&&Snap> =
                     group.iter().filter(|s| s.state == SnapState::Completed).collect();
-                let remaining = completed.iter().filter(|s| !deleted.contains(s.id.as_str())).count();
+                // Restore points: distinct runs (a snapshot without a run tag is one of its own).
+                let points = |snaps: &mut dyn Iterator<Item = &&&Snap>| {
+                    let mut runs = std::collections::BTreeSet::new();
+                    let mut untagged = 0usize;
+                    for s in snaps {
+                        match &s.run { Some(r) => { runs.insert(r.clone()); } None => untagged += 1 }
+                    }
+                    runs.len() + untagged
+                };
+                let available = points(&mut completed.iter());
+                let remaining_snaps: Vec<&&Snap> =
+                    completed.iter().copied().filter(|s| !deleted.contains(s.id.as_str())).collect();
+                let remaining = points(&mut remaining_snaps.iter());
+                // At most one remaining snapshot per run: duplicates are pruned.
+                let tagged: Vec<&String> = remaining_snaps.iter().filter_map(|s| s.run.as_ref()).collect();
+                let distinct: std::collections::BTreeSet<&String> = tagged.iter().copied().collect();
+                prop_assert_eq!(tagged.len(), distinct.len(), "two snapshots of one run remain");
+                // A duplicate is deleted only in favour of its run's lowest id (which then
+                // follows the rules as the run's one restore point).
+                let dup_ids: std::collections::BTreeSet<&str> = p.delete.iter()
+                    .filter(|d| d.reason == Reason::DuplicateRun)
+                    .map(|d| d.snapshot_id.as_str())
+                    .collect();
+                for s in completed.iter().filter(|s| dup_ids.contains(s.id.as_str())) {
+                    prop_assert!(s.run.is_some(), "{} has no run, so no duplicate", s.id);
+                    prop_assert!(
+                        completed.iter().any(|k| k.run == s.run && k.id < s.id
+                            && !dup_ids.contains(k.id.as_str())),
+                        "{} deleted as a duplicate without a keeper of its run", s.id
+                    );
+                }
                 let newest = group.iter().map(|s| s.start_time).max().unwrap();
                 let released = *vol == orphan
                     && r.orphan_delete_after_days.is_some_and(|d| now().duration_since(newest) > days(d));
                 if !released {
-                    prop_assert!(remaining >= completed.len().min(r.min_snapshots as usize));
+                    prop_assert!(remaining >= available.min(r.min_snapshots as usize),
+                        "{remaining} restore points remain of {available}, min {}", r.min_snapshots);
                 }
-                // max_snapshots holds: no more completed remain than max (or min, if larger).
+                // max_snapshots holds: no more restore points remain than max (or min, if larger).
                 if let Some(max) = r.max_snapshots {
                     prop_assert!(remaining <= (max.max(r.min_snapshots)) as usize);
                 }

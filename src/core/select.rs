@@ -10,6 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use wildmatch::WildMatch;
 
+/// At most this many entries in a tag map of the selector: EC2 resources carry at most 50 tags,
+/// and each entry is one filter value of EC2's 200 per call.
+pub const MAX_TAG_MATCH: usize = 50;
+
 /// Which volumes a target selects: the union of every source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +110,17 @@ impl Select {
                 return Err(format!("select.{field} contains an empty value"));
             }
         }
+        for (field, m) in [
+            ("instance_tags", self.instance_tags()),
+            ("volume_tags", self.volume_tags()),
+        ] {
+            if m.is_some_and(|m| m.len() > MAX_TAG_MATCH) {
+                return Err(format!(
+                    "select.{field} has {} entries; at most {MAX_TAG_MATCH} (a resource carries at most 50 tags)",
+                    m.map_or(0, BTreeMap::len)
+                ));
+            }
+        }
         for id in self.instance_ids() {
             if !id.starts_with("i-") {
                 return Err(format!(
@@ -143,6 +158,9 @@ pub struct Instance {
     pub state: String,
     pub tags: BTreeMap<String, String>,
     pub root_device: Option<String>,
+    /// Every EBS volume attached to the instance (its block device mappings), whether or not it
+    /// was described: a crash-consistent set may only be used when all of them were.
+    pub volumes: Vec<String>,
 }
 
 impl Instance {
@@ -186,6 +204,85 @@ pub struct Selected {
     pub device: Option<String>,
     pub size_gb: i64,
     pub root: bool,
+}
+
+/// An explicitly named reference (`asg_names`, `instance_ids`, `volume_ids`) that resolves to
+/// nothing: a failure of the run (`NotFound`), since a backup that silently covers less than
+/// what was asked for is a lost restore point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unresolved {
+    /// The selector field, e.g. `select.asg_names`.
+    pub source: &'static str,
+    pub value: String,
+    /// Why it selects nothing, for people.
+    pub reason: String,
+}
+
+impl Unresolved {
+    pub fn message(&self) -> String {
+        format!(
+            "{} {:?} selects nothing: {}",
+            self.source, self.value, self.reason
+        )
+    }
+}
+
+/// The named references of `sel` that resolve to nothing in `inv` (DESIGN §4). Globs, tags and
+/// filters that match nothing are no failure on their own.
+pub fn unresolved(sel: &Select, inv: &Inventory) -> Vec<Unresolved> {
+    let mut out = Vec::new();
+    let mut add = |source, value: &str, reason: String| {
+        out.push(Unresolved {
+            source,
+            value: value.to_string(),
+            reason,
+        })
+    };
+    for g in sel.asg_names() {
+        if !inv.asg_members.contains_key(g) {
+            add(
+                "select.asg_names",
+                g,
+                "no Auto Scaling group of that name in this account and region".into(),
+            );
+        }
+    }
+    for id in sel.instance_ids() {
+        match inv.instances.get(id) {
+            None => add(
+                "select.instance_ids",
+                id,
+                "no such instance (or it is terminated)".into(),
+            ),
+            Some(i) if !i.is_live() => add(
+                "select.instance_ids",
+                id,
+                format!("the instance is {}", i.state),
+            ),
+            Some(_) => {}
+        }
+    }
+    for id in sel.volume_ids() {
+        let v = inv.volumes.get(id);
+        let on = v
+            .and_then(|v| v.attachment.as_ref())
+            .and_then(|(i, _)| inv.instances.get(i));
+        match (v, on) {
+            (None, _) => add("select.volume_ids", id, "no such volume".into()),
+            (Some(v), _) if matches!(v.state.as_str(), "deleting" | "deleted") => add(
+                "select.volume_ids",
+                id,
+                format!("the volume is {}", v.state),
+            ),
+            (Some(_), Some(i)) if !i.is_live() => add(
+                "select.volume_ids",
+                id,
+                format!("it is attached to instance {}, which is {}", i.id, i.state),
+            ),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// True when `tags` carries every entry of `want` (`"*"` = the key is present).
@@ -307,6 +404,7 @@ mod tests {
                     state: state.into(),
                     tags: tags(t),
                     root_device: Some("/dev/xvda".into()),
+                    volumes: vec![],
                 },
             );
         };
@@ -453,6 +551,42 @@ mod tests {
         assert_eq!(got[0].instance_id.as_deref(), Some("i-db1"));
         assert_eq!(got[0].device.as_deref(), Some("/dev/sdf"));
         assert!(!got[0].root);
+    }
+
+    #[test]
+    fn named_references_that_resolve_to_nothing_are_listed() {
+        let sel = Select {
+            asg_names: Some(vec!["web-asg".into(), "gone-asg".into()]),
+            instance_ids: Some(vec!["i-db1".into(), "i-dead".into(), "i-nope".into()]),
+            volume_ids: Some(vec![
+                "vol-free".into(),
+                "vol-dead".into(),
+                "vol-nope".into(),
+            ]),
+            instance_names: Some(vec!["nothing-*".into()]),
+            volume_tags: Some(tags(&[("Nope", "*")])),
+            ..Default::default()
+        };
+        let got: Vec<(&str, String)> = unresolved(&sel, &inv())
+            .into_iter()
+            .map(|u| (u.source, u.value))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("select.asg_names", "gone-asg".to_string()),
+                ("select.instance_ids", "i-dead".to_string()),
+                ("select.instance_ids", "i-nope".to_string()),
+                ("select.volume_ids", "vol-dead".to_string()),
+                ("select.volume_ids", "vol-nope".to_string()),
+            ],
+            "globs and tags that match nothing are no failure"
+        );
+        let u = &unresolved(&sel, &inv())[1];
+        assert_eq!(
+            u.message(),
+            "select.instance_ids \"i-dead\" selects nothing: the instance is terminated"
+        );
     }
 
     #[test]

@@ -15,6 +15,21 @@ pub const MAX_TAGS: usize = 50;
 /// How many tags ebssnap itself writes.
 pub const EBSSNAP_TAG_COUNT: usize = 4;
 
+/// EC2's limits on a tag key and a tag value, in characters.
+pub const MAX_KEY_CHARS: usize = 128;
+pub const MAX_VALUE_CHARS: usize = 256;
+
+/// The run key becomes the `ebssnap:run` tag value, so it must fit EC2's value limit.
+pub fn check_run_key(key: &str) -> Result<(), String> {
+    let n = key.chars().count();
+    if n == 0 || n > MAX_VALUE_CHARS {
+        return Err(format!(
+            "the run key must be 1 to {MAX_VALUE_CHARS} characters (it becomes the {TAG_RUN} tag), got {n}"
+        ));
+    }
+    Ok(())
+}
+
 pub const TAG_POLICY: &str = "ebssnap:policy";
 pub const TAG_TARGET: &str = "ebssnap:target";
 pub const TAG_RUN: &str = "ebssnap:run";
@@ -103,6 +118,18 @@ pub fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_keys_fit_a_tag_value() {
+        assert!(check_run_key("2026-11-26T05:00:00Z").is_ok());
+        assert!(check_run_key(&"k".repeat(256)).is_ok());
+        assert!(
+            check_run_key(&"k".repeat(257))
+                .unwrap_err()
+                .contains("1 to 256")
+        );
+        assert!(check_run_key("").is_err());
+    }
 
     fn m(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

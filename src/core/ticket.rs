@@ -320,16 +320,17 @@ pub fn verify(
     Ok(())
 }
 
-/// A URL safe to log: no user, password, query or fragment (tokens often live there).
+/// A URL safe to log: scheme, host and port only. Tokens live in the userinfo, the query *and*
+/// the path of most ticket and chat webhooks (`/services/T000/B000/XXXX`), so all three go.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.set_fragment(None);
-            u.to_string()
-        }
+        Ok(u) => match u.host_str() {
+            Some(host) => match u.port() {
+                Some(port) => format!("{}://{host}:{port}/…", u.scheme()),
+                None => format!("{}://{host}/…", u.scheme()),
+            },
+            None => format!("{}:…", u.scheme()),
+        },
         Err(_) => "<invalid URL>".into(),
     }
 }
@@ -346,6 +347,7 @@ pub fn classify(status: u16) -> Answer {
     match status {
         200..=299 => Answer::Delivered,
         408 | 429 | 500..=599 => Answer::Retry,
+        // Redirects are never followed (a token could be replayed to another host).
         _ => Answer::Permanent,
     }
 }
@@ -401,8 +403,12 @@ mod tests {
     #[test]
     fn urls_are_redacted_for_logs() {
         assert_eq!(
-            redact_url("https://user:pw@tickets.example.com/hooks/ebs?token=abc#x"),
-            "https://tickets.example.com/hooks/ebs"
+            redact_url("https://user:pw@tickets.example.com/hooks/T0/B1/s3cr3t?token=abc#x"),
+            "https://tickets.example.com/…"
+        );
+        assert_eq!(
+            redact_url("http://127.0.0.1:8080/hook/s3cr3t"),
+            "http://127.0.0.1:8080/…"
         );
         assert_eq!(redact_url("not a url"), "<invalid URL>");
     }

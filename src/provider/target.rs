@@ -36,6 +36,7 @@ pub struct TargetState {
     pub select: V<SelectState>,
     #[serde(with = "tf_provider::value::serde_as_vec")]
     pub exclude: V<ExcludeState>,
+    pub allow_empty: V<bool>,
     pub retention_days: V<i64>,
     pub min_snapshots: V<i64>,
     pub max_snapshots: V<i64>,
@@ -132,6 +133,14 @@ pub fn target_schema() -> Schema {
                         boolean(),
                         OptionalComputed,
                         "Whether the schedule fires. Default `true`.",
+                    ),
+                ),
+                (
+                    "allow_empty",
+                    attr(
+                        boolean(),
+                        OptionalComputed,
+                        "Whether an empty selection is expected. When `false` (the default), a run whose selector matches no volume fails with `EmptySelection` and raises a failure ticket; an `asg_names`, `instance_ids` or `volume_ids` entry that resolves to nothing fails the run with `NotFound` either way.",
                     ),
                 ),
                 (
@@ -352,6 +361,10 @@ fn plan(config: &TargetState, prior: Option<&TargetState>, c: Option<&Configured
         },
         select: config.select.clone().map(SelectState::with_defaults),
         exclude: config.exclude.clone().map(ExcludeState::with_defaults),
+        allow_empty: match &config.allow_empty {
+            Value::Null => Value::Value(false),
+            v => *v,
+        },
         retention_days: config.retention_days,
         min_snapshots: config.min_snapshots,
         max_snapshots: config.max_snapshots,
@@ -396,6 +409,11 @@ pub fn to_doc(s: &TargetState) -> Option<TargetDocument> {
         select,
         exclude,
         retention,
+        allow_empty: match s.allow_empty {
+            Value::Value(true) => Some(true),
+            Value::Value(false) | Value::Null => None,
+            Value::Unknown => return None,
+        },
         invocation: Some(Invocation::placeholders()),
     })
 }
@@ -457,6 +475,7 @@ fn from_aws(
         enabled: Value::Value(spec.enabled),
         select: Value::Value(SelectState::from_doc(&d.select)),
         exclude: opt(d.exclude.as_ref().map(ExcludeState::from_doc)),
+        allow_empty: Value::Value(d.allow_empty()),
         retention_days: opt(r.days.map(i64::from)),
         min_snapshots: opt(r.min_snapshots.map(i64::from)),
         max_snapshots: opt(r.max_snapshots.map(i64::from)),

@@ -62,15 +62,21 @@ pub fn arn(diags: &mut Diagnostics, at: AttributePath, v: &str, service: Option<
 
 /// The failure webhook: https, or http to a loopback address only (local testing).
 pub fn webhook_url(diags: &mut Diagnostics, at: AttributePath, v: &str) {
+    // Never echo the URL: its path or query may hold a token. Scheme, host and port only.
+    let shown = crate::core::ticket::redact_url(v);
     match url::Url::parse(v) {
         Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
         Ok(u) if u.scheme() == "http" && is_loopback(&u) => {}
         Ok(u) if u.scheme() == "http" => diags.error(
             "Insecure webhook URL",
-            format!("{v:?} uses http; tickets carry account details, so use https (plain http is only accepted for 127.0.0.1, ::1 or localhost)."),
+            format!("{shown} uses http; tickets carry account details, so use https (plain http is only accepted for 127.0.0.1, ::1 or localhost)."),
             at,
         ),
-        _ => diags.error("Invalid webhook URL", format!("{v:?} is not an https URL."), at),
+        _ => diags.error(
+            "Invalid webhook URL",
+            format!("{shown} is not an https URL."),
+            at,
+        ),
     }
 }
 

@@ -33,6 +33,7 @@ pub struct VolumesState {
     pub exclude: V<ExcludeState>,
     pub volume_ids: StrList,
     pub volumes: V<Vec<VolumeInfo>>,
+    pub warnings: StrList,
 }
 
 pub fn volumes_schema() -> Schema {
@@ -67,6 +68,14 @@ pub fn volumes_schema() -> Schema {
                         string_list(),
                         Computed,
                         "Ids of the selected volumes, sorted.",
+                    ),
+                ),
+                (
+                    "warnings",
+                    attr(
+                        string_list(),
+                        Computed,
+                        "Named references of the selector that resolve to nothing right now (an `asg_names`, `instance_ids` or `volume_ids` entry that does not exist or is terminated). A run of a target with this selector fails with `NotFound` for each; `terraform plan` also shows them as warnings.",
                     ),
                 ),
                 (
@@ -133,6 +142,17 @@ impl DataSource for VolumesDataSource {
             }
         };
         let chosen = select::select(&sel, &excl, &inv);
+        let warnings: Vec<String> = select::unresolved(&sel, &inv)
+            .iter()
+            .map(select::Unresolved::message)
+            .collect();
+        for w in &warnings {
+            diags.warning(
+                "Selector reference resolves to nothing",
+                format!("{w}; a run of a target with this selector fails with NotFound."),
+                AttributePath::new("select"),
+            );
+        }
         let ids: Vec<String> = chosen.iter().map(|s| s.volume_id.clone()).collect();
         let volumes = chosen
             .into_iter()
@@ -160,6 +180,7 @@ impl DataSource for VolumesDataSource {
         );
         state.volume_ids = list_value(Some(ids));
         state.volumes = Value::Value(volumes);
+        state.warnings = list_value(Some(warnings));
         Some(state)
     }
 }

@@ -318,8 +318,9 @@ async fn documents_from_scheduler_run_and_volumes_preview() {
         &["volumes", "--policy", "std", "--target", "web", "--json"],
     );
     assert_eq!(v.code, 0, "{}", v.stderr);
-    assert_eq!(v.json()[0]["volume_id"], root.as_str());
-    assert_eq!(v.json()[0]["root"], true);
+    assert_eq!(v.json()["volumes"][0]["volume_id"], root.as_str());
+    assert_eq!(v.json()["volumes"][0]["root"], true);
+    assert_eq!(v.json()["warnings"], json!([]));
 
     let human = ebssnap(&m.env(), &["run", "--policy", "std", "--target", "web"]);
     assert_eq!(human.code, 0, "{}", human.stderr);

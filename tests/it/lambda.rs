@@ -80,6 +80,31 @@ pub fn as_lambda(program: &std::path::Path, m: &Moto, port: u16) -> Command {
     c
 }
 
+/// Runs the binary as a Lambda function for one `event` with `deadline_ms` and extra `env`,
+/// and returns its answer (or why there was none) and its stderr.
+pub fn invoke_once(
+    m: &Moto,
+    event: Value,
+    deadline_ms: i64,
+    env: &[(&str, &str)],
+    wait: Duration,
+) -> (Result<Answer, mpsc::RecvTimeoutError>, String) {
+    let (port, answers) = fake_runtime_api_with_deadline(vec![event], deadline_ms);
+    let mut child = as_lambda(std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")), m, port)
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bootstrap");
+    let answer = answers.recv_timeout(wait);
+    let _ = child.kill();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    let _ = child.wait();
+    (answer, stderr)
+}
+
 #[tokio::test]
 async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     let Some(m) = Moto::start() else { return };
@@ -88,6 +113,7 @@ async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     let pol = docs::policy("std", 14, 1);
     docs::store_policy(&c, &pol).await;
     let mut placeholders = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
+    docs::store_target(&c, &placeholders).await;
     placeholders["invocation"] = json!({"scheduled_time": "2026-11-26T05:00:00Z", "execution_id": "e-1",
                                          "attempt": "1", "schedule_arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/ebssnap-std/web"});
     let mut bad = placeholders.clone();
@@ -150,24 +176,12 @@ async fn near_its_deadline_the_function_starts_no_new_snapshot_and_says_so() {
     let c = m.clients().await;
     let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
     docs::store_policy(&c, &docs::policy("std", 14, 1)).await;
-    let target = docs::with_run(
-        docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}})),
-        "2026-11-26T05:00:00Z",
-    );
+    let stored = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
+    docs::store_target(&c, &stored).await;
+    let target = docs::with_run(stored, "2026-11-26T05:00:00Z");
     // 10 s left: inside the 20 s margin the runner keeps before the Lambda deadline.
-    let (port, answers) = fake_runtime_api_with_deadline(vec![target], 10_000);
-    let mut child = as_lambda(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")),
-        &m,
-        port,
-    )
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("start the bootstrap");
-    let answer = answers.recv_timeout(Duration::from_secs(60));
-    let _ = child.kill();
-    let _ = child.wait();
-    let (_, kind, report) = answer.expect("an answer");
+    let (answer, stderr) = invoke_once(&m, target, 10_000, &[], Duration::from_secs(60));
+    let (_, kind, report) = answer.unwrap_or_else(|e| panic!("no answer ({e}): {stderr}"));
     assert_eq!(kind, "response", "nothing failed: {report}");
     assert_eq!(report["created"].as_array().unwrap().len(), 0);
     assert_eq!(report["skipped"][0]["volume_id"], vol.as_str());

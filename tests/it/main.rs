@@ -15,6 +15,7 @@ mod moto;
 mod proxy;
 mod release;
 mod runner;
+mod safety;
 mod terraform;
 mod tf;
 mod tickets;

@@ -12,8 +12,9 @@ use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
 use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
 use aws_sdk_ec2::types::{
-    CopyTagsFromSource, Instance, InstanceState, InstanceStateName, Reservation, Snapshot,
-    SnapshotInfo, SnapshotState, Tag, Volume, VolumeAttachment, VolumeState,
+    CopyTagsFromSource, EbsInstanceBlockDevice, Instance, InstanceBlockDeviceMapping,
+    InstanceState, InstanceStateName, Reservation, Snapshot, SnapshotInfo, SnapshotState, Tag,
+    Volume, VolumeAttachment, VolumeState,
 };
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use aws_smithy_types::DateTime;
@@ -110,6 +111,29 @@ fn volume(id: &str, attached: Option<(&str, &str)>, tags: &[(&str, &str)]) -> Vo
     b.build()
 }
 
+/// A running instance with root device `/dev/xvda` and these (device, volume) attachments.
+fn instance(id: &str, attached: &[(&str, &str)]) -> DescribeInstancesOutput {
+    let mut i = Instance::builder()
+        .instance_id(id)
+        .root_device_name("/dev/xvda")
+        .state(
+            InstanceState::builder()
+                .name(InstanceStateName::Running)
+                .build(),
+        );
+    for (dev, vol) in attached {
+        i = i.block_device_mappings(
+            InstanceBlockDeviceMapping::builder()
+                .device_name(*dev)
+                .ebs(EbsInstanceBlockDevice::builder().volume_id(*vol).build())
+                .build(),
+        );
+    }
+    DescribeInstancesOutput::builder()
+        .reservations(Reservation::builder().instances(i.build()).build())
+        .build()
+}
+
 fn snapshot(
     id: &str,
     vol: &str,
@@ -158,23 +182,10 @@ fn opts() -> RunOptions {
 #[tokio::test]
 async fn crash_consistent_sets_use_create_snapshots_with_copied_volume_tags() {
     let instances = mock!(Ec2::describe_instances).then_output(|| {
-        DescribeInstancesOutput::builder()
-            .reservations(
-                Reservation::builder()
-                    .instances(
-                        Instance::builder()
-                            .instance_id("i-1")
-                            .root_device_name("/dev/xvda")
-                            .state(
-                                InstanceState::builder()
-                                    .name(InstanceStateName::Running)
-                                    .build(),
-                            )
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build()
+        instance(
+            "i-1",
+            &[("/dev/xvda", "vol-root"), ("/dev/sdf", "vol-data")],
+        )
     });
     // Instance i-1 has a root and a data volume; vol-free is detached and also selected.
     let volumes = mock!(Ec2::describe_volumes).then_output(|| {
@@ -267,6 +278,73 @@ async fn crash_consistent_sets_use_create_snapshots_with_copied_volume_tags() {
         1,
         "CreateSnapshot for the detached volume only"
     );
+}
+
+/// DESIGN §5: a set may only snapshot what was selected. Root excluded by `root_volumes`, one
+/// data volume by tag: `CreateSnapshots` must carry `ExcludeBootVolume` and that volume's id.
+#[tokio::test]
+async fn crash_consistent_sets_exclude_every_attached_volume_not_selected() {
+    let instances = mock!(Ec2::describe_instances).then_output(|| {
+        instance(
+            "i-1",
+            &[
+                ("/dev/xvda", "vol-root"),
+                ("/dev/sdf", "vol-data"),
+                ("/dev/sdg", "vol-scratch"),
+            ],
+        )
+    });
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume("vol-root", Some(("i-1", "/dev/xvda")), &[]))
+            .volumes(volume("vol-data", Some(("i-1", "/dev/sdf")), &[]))
+            .volumes(volume(
+                "vol-scratch",
+                Some(("i-1", "/dev/sdg")),
+                &[("NoBackup", "yes")],
+            ))
+            .build()
+    });
+    let set = mock!(Ec2::create_snapshots)
+        .match_requests(|r| {
+            let spec = r.instance_specification();
+            spec.and_then(|s| s.exclude_boot_volume()) == Some(true)
+                && spec.map(|s| s.exclude_data_volume_ids())
+                    == Some(&["vol-scratch".to_string()][..])
+        })
+        .then_output(|| {
+            CreateSnapshotsOutput::builder()
+                .snapshots(
+                    SnapshotInfo::builder()
+                        .snapshot_id("snap-d")
+                        .volume_id("vol-data")
+                        .build(),
+                )
+                .build()
+        });
+    let single = mock!(Ec2::create_snapshot).then_output(|| {
+        CreateSnapshotOutput::builder()
+            .snapshot_id("snap-x")
+            .build()
+    });
+    let snaps = no_snapshots();
+    let c = clients(&[&instances, &volumes, &set, &single, &snaps]);
+    let mut pol = docs::policy("std", 14, 1);
+    pol["crash_consistent"] = json!(true);
+    let mut tgt = docs::target("std", "t", json!({"instance_ids": ["i-1"]}));
+    tgt["exclude"] = json!({"volume_tags": {"NoBackup": "*"}, "root_volumes": true});
+    let r = engine::run_target(&c, &p(&pol), &t(&tgt), &opts())
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(
+        set.num_calls(),
+        1,
+        "one CreateSnapshots with both exclusions"
+    );
+    assert_eq!(single.num_calls(), 0);
+    assert_eq!(r.created.len(), 1);
+    assert_eq!(r.created[0].volume_id, "vol-data");
 }
 
 #[tokio::test]

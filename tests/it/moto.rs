@@ -80,16 +80,7 @@ impl Moto {
 
     /// Clients the runner would build, with the emulator's static credentials.
     pub async fn clients(&self) -> Clients {
-        let sdk = config_loader(&ConnectOptions {
-            region: Some(REGION.into()),
-            endpoint_url: Some(self.endpoint()),
-            max_attempts: Some(2),
-            ..Default::default()
-        })
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-        .load()
-        .await;
-        Clients::from_sdk_config(&sdk)
+        clients_at(&self.endpoint()).await
     }
 
     /// Environment for a child process (the CLI or the Lambda bootstrap) talking to this moto.
@@ -104,4 +95,18 @@ impl Moto {
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
         ]
     }
+}
+
+/// Clients with the emulator's static credentials at `endpoint` (moto, or a proxy in front).
+pub async fn clients_at(endpoint: &str) -> Clients {
+    let sdk = config_loader(&ConnectOptions {
+        region: Some(REGION.into()),
+        endpoint_url: Some(endpoint.to_string()),
+        max_attempts: Some(2),
+        ..Default::default()
+    })
+    .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+    .load()
+    .await;
+    Clients::from_sdk_config(&sdk)
 }

@@ -318,13 +318,17 @@ async fn target_lifecycle(v: Version) {
                 "instance_names = [\"web-*\"]",
                 "instance_names = [\"web-*\", \"api-*\"]",
             )
-            .replace("retention_days = 30", "retention_days = 45"),
+            .replace(
+                "retention_days = 30",
+                "retention_days = 45\n  allow_empty = true",
+            ),
     );
     let plan = tf.plan();
     assert_eq!(plan.code, 2);
     for want in [
         "~ schedule",
         "~ retention_days = 30 -> 45",
+        "~ allow_empty = false -> true",
         "+ \"api-*\"",
         "update in-place",
         "1 to change",
@@ -343,6 +347,7 @@ async fn target_lifecycle(v: Version) {
     assert_eq!(sched.expression, "cron(30 2 ? * MON-FRI *)");
     let d = doc::parse_target(&sched.input).unwrap();
     assert_eq!(d.select.instance_names(), ["web-*", "api-*"]);
+    assert_eq!(d.allow_empty, Some(true));
     tf.assert_no_changes();
 
     // Edited outside Terraform: drift shows.
@@ -506,9 +511,22 @@ data "ebssnap_volumes" "web" {
 output "ids" {
   value = data.ebssnap_volumes.web.volume_ids
 }
+data "ebssnap_volumes" "missing" {
+  select {
+    asg_names = ["gone-asg"]
+  }
+}
+output "missing_warnings" {
+  value = data.ebssnap_volumes.missing.warnings
+}
 "#,
     );
     let out = tf.apply();
+    let all = squash(&format!("{}{}", out.stdout, out.stderr));
+    assert!(
+        all.contains("Selector reference resolves to nothing") && all.contains("gone-asg"),
+        "the data source warns at plan time: {all}"
+    );
     assert!(
         out.stdout.contains(&format!("\"{data}\"")),
         "data source output: {}",

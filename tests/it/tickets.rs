@@ -74,6 +74,11 @@ impl Receiver {
                 });
                 let (status, retry_after) = script.next().unwrap_or((200, None));
                 let mut resp = tiny_http::Response::from_string("{}").with_status_code(status);
+                if (300..400).contains(&status) {
+                    // A redirect to this same receiver: following it would show as a request.
+                    let to = format!("http://127.0.0.1:{port}/elsewhere");
+                    resp = resp.with_header(tiny_http::Header::from_bytes("Location", to).unwrap());
+                }
                 if let Some(ra) = retry_after {
                     resp =
                         resp.with_header(tiny_http::Header::from_bytes("Retry-After", ra).unwrap());
