@@ -1,5 +1,5 @@
 //! The `ebssnap` command line (DESIGN §8). A thin shell: parse arguments, build clients, call
-//! the engine, print the report, map the outcome to a documented exit code.
+//! the runner, print the report, map the outcome to a documented exit code.
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -12,11 +12,11 @@ use serde::Serialize;
 
 use crate::aws::{Clients, ConnectOptions, ec2};
 use crate::core::doc::{self, PolicyDocument, TargetDocument};
-use crate::core::retention::{self, Scope};
+use crate::core::retention;
 use crate::core::select;
-use crate::documents;
-use crate::engine::{self, RunOptions};
 use crate::error::{Error, exit};
+use crate::runner::documents;
+use crate::runner::{self, RunOptions};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -216,7 +216,7 @@ async fn documents(
 }
 
 fn options(common: &Common, run_key: Option<String>) -> RunOptions {
-    let progress: Option<engine::Progress> = if std::io::stderr().is_terminal() && !common.json {
+    let progress: Option<runner::Progress> = if std::io::stderr().is_terminal() && !common.json {
         Some(Arc::new(|what: &str, done: usize, total: usize| {
             if total >= 20 && (done % 10 == 0 || done == total) {
                 eprint!("\r{what}: {done}/{total}");
@@ -260,7 +260,7 @@ fn print_json<T: Serialize>(value: &T) {
 }
 
 /// Prints a report and gives the exit code it stands for.
-fn finish(report: &crate::report::Report, json: bool) -> i32 {
+fn finish(report: &crate::core::report::Report, json: bool) -> i32 {
     if json {
         print_json(report)
     } else {
@@ -282,7 +282,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         } => {
             let clients = connect(&cli.global).await;
             let (policy, target) = documents(&clients, which).await?;
-            let report = engine::run_target(
+            let report = runner::run_target(
                 &clients,
                 &policy,
                 &target,
@@ -294,7 +294,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Sweep { policy, common } => {
             let clients = connect(&cli.global).await;
             let doc = documents::load_policy(&clients, policy).await?;
-            let report = engine::sweep(&clients, &doc, &options(common, None)).await?;
+            let report = runner::sweep(&clients, &doc, &options(common, None)).await?;
             Ok(finish(&report, common.json))
         }
         Command::Volumes { which, json } => {
@@ -522,12 +522,15 @@ struct SnapshotRow {
     volume_id: String,
     state: String,
     start_time: Timestamp,
-    /// keep reason or the reason it is due for deletion
-    status: retention::Reason,
+    /// keep reason or the reason it is due for deletion (`target_unreadable`: a target whose
+    /// document cannot be read, never pruned)
+    status: &'static str,
     /// when it becomes eligible for deletion by age (null: kept by the minimum or due now)
     expires_at: Option<Timestamp>,
 }
 
+/// The managed snapshots of a policy with what the next sweep decides for each: the sweep's own
+/// plan (orphans, removed targets and unreadable targets included), not a second opinion.
 async fn snapshots(
     clients: &Clients,
     policy: &str,
@@ -536,44 +539,38 @@ async fn snapshots(
     json: bool,
 ) -> Result<i32, Error> {
     let pdoc = documents::load_policy(clients, policy).await?;
-    let prules = pdoc.rules();
-    let mut rules = std::collections::BTreeMap::new();
-    let names = match target {
-        Some(t) => vec![t.to_string()],
-        None => crate::aws::scheduler::list_targets(&clients.scheduler, policy)
-            .await?
-            .unwrap_or_default(),
-    };
-    for n in names {
-        if let Ok(t) = documents::load_target(clients, policy, &n).await {
-            rules.insert(n, t.rules(&prules));
-        }
-    }
-    let listed = ec2::list_managed_snapshots(&clients.ec2, policy, target).await?;
-    let snaps: Vec<retention::Snap> = listed.iter().map(|s| s.to_snap()).collect();
-    let plan = retention::plan(
-        &Scope::Policy { policy },
-        &snaps,
-        |t| rules.get(t).copied().unwrap_or(prules),
-        |_| false,
-        now,
-    );
-    let by_id: std::collections::BTreeMap<&str, &ec2::ManagedSnapshot> =
-        listed.iter().map(|s| (s.id.as_str(), s)).collect();
-    let mut rows: Vec<SnapshotRow> = plan
+    let planned = runner::sweep::plan(clients, &pdoc, now).await?;
+    let decided: std::collections::BTreeMap<&str, &retention::Decision> = planned
+        .plan
         .keep
         .iter()
-        .chain(plan.delete.iter())
-        .filter_map(|d| {
-            let s = by_id.get(d.snapshot_id.as_str())?;
+        .chain(planned.plan.delete.iter())
+        .map(|d| (d.snapshot_id.as_str(), d))
+        .collect();
+    let mut rows: Vec<SnapshotRow> = planned
+        .snapshots
+        .iter()
+        .filter(|s| target.is_none_or(|t| s.tag(crate::core::tags::TAG_TARGET) == Some(t)))
+        .filter_map(|s| {
+            let snap_target = s.tag(crate::core::tags::TAG_TARGET).map(String::from);
+            let (status, expires_at) = match decided.get(s.id.as_str()) {
+                Some(d) => (d.reason.as_str(), d.expires_at),
+                None if snap_target
+                    .as_ref()
+                    .is_some_and(|t| planned.unreadable.contains(t)) =>
+                {
+                    ("target_unreadable", None)
+                }
+                None => return None,
+            };
             Some(SnapshotRow {
-                snapshot_id: d.snapshot_id.clone(),
-                target: s.tag(crate::core::tags::TAG_TARGET).map(String::from),
-                volume_id: d.volume_id.clone(),
+                snapshot_id: s.id.clone(),
+                target: snap_target,
+                volume_id: s.volume(),
                 state: s.state.clone(),
                 start_time: s.start_time,
-                status: d.reason,
-                expires_at: d.expires_at,
+                status,
+                expires_at,
             })
         })
         .collect();
@@ -586,7 +583,7 @@ async fn snapshots(
         let mut buf = String::new();
         outln!(
             buf,
-            "{:<24} {:<12} {:<24} {:<10} {:<21} {:<14} EXPIRES",
+            "{:<24} {:<12} {:<24} {:<10} {:<21} {:<17} EXPIRES",
             "SNAPSHOT",
             "TARGET",
             "VOLUME",
@@ -597,19 +594,22 @@ async fn snapshots(
         for r in &rows {
             outln!(
                 buf,
-                "{:<24} {:<12} {:<24} {:<10} {:<21} {:<14} {}",
+                "{:<24} {:<12} {:<24} {:<10} {:<21} {:<17} {}",
                 r.snapshot_id,
                 r.target.as_deref().unwrap_or("-"),
                 r.volume_id,
                 r.state,
                 r.start_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                r.status.as_str(),
+                r.status,
                 r.expires_at
                     .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
                     .unwrap_or_else(|| "-".into())
             );
         }
         outln!(buf, "{} managed snapshot(s) of policy {policy}", rows.len());
+        for f in &planned.failures {
+            outln!(buf, "warning: {}", f.message);
+        }
         emit(&buf);
     }
     Ok(exit::OK)

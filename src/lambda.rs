@@ -1,6 +1,6 @@
 //! The AWS Lambda shell (custom runtime, `bootstrap`). The event is the schedule's input
 //! document, but only as a *pointer* (DESIGN §3): the documents it names are re-read from
-//! Scheduler ([`crate::documents::resolve_event`]); a target document runs the target, a policy
+//! Scheduler ([`crate::runner::documents::resolve_event`]); a target document runs the target, a policy
 //! document sweeps the policy, and an event naming something that no longer exists does nothing.
 //!
 //! Clients are built once per process, outside the handler; options come from the environment
@@ -17,10 +17,10 @@ use serde_json::{Value, json};
 
 use crate::aws::{Clients, ConnectOptions};
 use crate::core::doc;
-use crate::documents::{self, Resolved};
-use crate::engine::{self, RunOptions};
+use crate::core::report::Report;
 use crate::error::Error;
-use crate::report::Report;
+use crate::runner::documents::{self, Resolved};
+use crate::runner::{self, RunOptions};
 
 /// Stop starting new work this long before the Lambda deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
@@ -106,11 +106,11 @@ async fn run(clients: &Clients, payload: Value, opts: &RunOptions) -> Result<Out
             target,
             warnings,
         } => Outcome::Report(Box::new(with_warnings(
-            engine::run_target(clients, &policy, &target, opts).await?,
+            runner::run_target(clients, &policy, &target, opts).await?,
             warnings,
         ))),
         Resolved::Sweep { policy, warnings } => Outcome::Report(Box::new(with_warnings(
-            engine::sweep(clients, &policy, opts).await?,
+            runner::sweep(clients, &policy, opts).await?,
             warnings,
         ))),
         Resolved::Unknown { what, message } => Outcome::Unknown { what, message },

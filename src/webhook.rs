@@ -9,8 +9,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::core::report::TicketOutcome;
 use crate::core::ticket::{self, Answer, Ticket};
-use crate::report::TicketOutcome;
 
 /// The signing secret; its `Debug` never shows it.
 #[derive(Clone)]

@@ -5,6 +5,7 @@
 //! every attempt per operation for the run report.
 
 pub mod ec2;
+pub mod iam;
 pub mod scheduler;
 
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::core::doc::Invocation;
-use crate::report::Report;
+use crate::core::report::Report;
 
 pub const EVENT_FAILED: &str = "snapshot.failed";
 pub const EVENT_OVERDUE: &str = "snapshot.overdue";

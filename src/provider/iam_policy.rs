@@ -10,7 +10,7 @@ use tf_provider::{AttributePath, DataSource, Diagnostics};
 use super::schema::{Computed, Optional, OptionalComputed, attr, block, string, string_list};
 use super::values::{StrList, V, get, k_list};
 use super::{Shared, validate};
-use crate::core::iam;
+use crate::aws::iam;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IamPolicyState {

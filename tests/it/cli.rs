@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ebssnap::engine::{self, RunOptions};
+use ebssnap::runner::{self, RunOptions};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -94,7 +94,7 @@ async fn forty_days_later_prunes_exactly_the_expected_snapshots() {
                 run_key: Some(key.into()),
                 ..RunOptions::default()
             };
-            let r = engine::run_target(c, &p(pol), &t(tgt), &o).await.unwrap();
+            let r = runner::run_target(c, &p(pol), &t(tgt), &o).await.unwrap();
             assert_eq!(r.created.len(), 2);
             r.created
                 .into_iter()
@@ -485,4 +485,75 @@ async fn throttled_creates_are_retried_and_counted() {
         j["api_calls"]["CreateSnapshot"], 3,
         "two throttled attempts, then success"
     );
+}
+
+/// `ebssnap snapshots` shows the sweep's own plan: an orphan whose minimum is released is due,
+/// and a target whose document cannot be read is never pruned (the listing used to recompute
+/// both differently); then the sweep deletes exactly what was listed as due.
+#[tokio::test]
+async fn snapshots_lists_exactly_what_the_sweep_decides() {
+    let m = moto!();
+    let c = m.clients().await;
+    let gone = fleet::volume(&c, &[("Backup", "yes")]).await;
+    let other = fleet::volume(&c, &[]).await;
+    let mut pol = docs::policy("std", 1, 1);
+    pol["orphans"] = json!({"delete_after_days": 2});
+    docs::store_policy(&c, &pol).await;
+    docs::store_target(
+        &c,
+        &docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+    let out = ebssnap(
+        &m.env(),
+        &["run", "--policy", "std", "--target", "web", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    c.ec2.delete_volume().volume_id(&gone).send().await.unwrap();
+    let broken_snap = fleet::manual_snapshot(
+        &c,
+        &other,
+        &[
+            ("ebssnap:policy", "std"),
+            ("ebssnap:target", "broken"),
+            ("ebssnap:volume", &other),
+            ("ebssnap:run", "r0"),
+        ],
+    )
+    .await;
+    let mut broken = docs::target("std", "broken", json!({"volume_ids": [other]}));
+    broken["select"]["volume_tagz"] = json!({});
+    docs::store_target(&c, &broken).await;
+
+    let later = (Timestamp::now() + SignedDuration::from_hours(3 * 24)).to_string();
+    let list = ebssnap(
+        &m.env(),
+        &["snapshots", "--policy", "std", "--now", &later, "--json"],
+    );
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let rows = list.json();
+    let status = |id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["snapshot_id"] == id)
+            .map(|r| r["status"].as_str().unwrap().to_string())
+    };
+    let orphan_snap = out.json()["created"][0]["snapshot_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(status(&orphan_snap).as_deref(), Some("expired"), "{rows}");
+    assert_eq!(
+        status(&broken_snap).as_deref(),
+        Some("target_unreadable"),
+        "{rows}"
+    );
+    let sweep = ebssnap(
+        &m.env(),
+        &["sweep", "--policy", "std", "--now", &later, "--json"],
+    );
+    let deleted = ids(&sweep.json(), "deleted", "snapshot_id");
+    assert_eq!(deleted, BTreeSet::from([orphan_snap]));
+    assert!(fleet::snapshots(&c).await.contains_key(&broken_snap));
 }

@@ -102,9 +102,9 @@ fn registry_manifest_declares_protocol_6() {
 
 mod tickets {
     use ebssnap::core::doc::Invocation;
+    use ebssnap::core::report::{Failure, Overdue, Report};
     use ebssnap::core::retention::ErrorSnapshot;
     use ebssnap::core::ticket::{self, Context, Ticket};
-    use ebssnap::report::{Failure, Overdue, Report};
     use serde_json::Value;
 
     fn ctx() -> Context {

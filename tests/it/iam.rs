@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use ebssnap::core::iam;
-use ebssnap::engine::{self, RunOptions};
+use ebssnap::aws::iam;
+use ebssnap::runner::{self, RunOptions};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
@@ -22,7 +22,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     let (inst, _) = fleet::instance(&c, &[("Name", "db-1")]).await;
     let receiver = Receiver::start(vec![]);
     let mut called: BTreeSet<String> = BTreeSet::new();
-    let mut note = |r: &ebssnap::report::Report| called.extend(r.api_calls.keys().cloned());
+    let mut note = |r: &ebssnap::core::report::Report| called.extend(r.api_calls.keys().cloned());
 
     let mut pol = docs::policy("std", 7, 1);
     pol["notify"] = json!({"webhook_url": receiver.url()});
@@ -34,7 +34,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
         ..RunOptions::default()
     };
     note(
-        &engine::run_target(&c, &p(&pol), &t(&web), &o("r1"))
+        &runner::run_target(&c, &p(&pol), &t(&web), &o("r1"))
             .await
             .unwrap(),
     );
@@ -45,11 +45,11 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     // 30 days later: prunes (DeleteSnapshot), and the sweep finds the target overdue (a ticket,
     // whose account comes from GetCallerIdentity).
     note(
-        &engine::run_target(&c, &p(&pol), &t(&web), &later)
+        &runner::run_target(&c, &p(&pol), &t(&web), &later)
             .await
             .unwrap(),
     );
-    let sweep = engine::sweep(&c, &p(&pol), &later).await.unwrap();
+    let sweep = runner::sweep(&c, &p(&pol), &later).await.unwrap();
     assert!(
         sweep.ticket.as_ref().is_some_and(|t| t.delivered),
         "{:?}",
@@ -62,7 +62,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     cc["crash_consistent"] = json!(true);
     let db = docs::target("cc", "db", json!({"instance_ids": [inst]}));
     note(
-        &engine::run_target(&c, &p(&cc), &t(&db), &o("r1"))
+        &runner::run_target(&c, &p(&cc), &t(&db), &o("r1"))
             .await
             .unwrap(),
     );

@@ -20,7 +20,7 @@ use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
 use ebssnap::aws::{ApiCalls, Clients};
-use ebssnap::engine::{self, RunOptions};
+use ebssnap::runner::{self, RunOptions};
 use serde_json::json;
 
 use crate::docs::{self, p, t};
@@ -251,7 +251,7 @@ async fn crash_consistent_sets_use_create_snapshots_with_copied_volume_tags() {
         "t",
         json!({"instance_ids": ["i-1"], "volume_ids": ["vol-free"]}),
     );
-    let r = engine::run_target(&c, &p(&pol), &t(&tgt), &opts())
+    let r = runner::run_target(&c, &p(&pol), &t(&tgt), &opts())
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
@@ -333,7 +333,7 @@ async fn crash_consistent_sets_exclude_every_attached_volume_not_selected() {
     pol["crash_consistent"] = json!(true);
     let mut tgt = docs::target("std", "t", json!({"instance_ids": ["i-1"]}));
     tgt["exclude"] = json!({"volume_tags": {"NoBackup": "*"}, "root_volumes": true});
-    let r = engine::run_target(&c, &p(&pol), &t(&tgt), &opts())
+    let r = runner::run_target(&c, &p(&pol), &t(&tgt), &opts())
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
@@ -382,7 +382,7 @@ async fn pages_are_followed_and_pending_snapshots_never_deleted() {
         .then_output(|| DeleteSnapshotOutput::builder().build());
     let c = clients(&[&volumes, &page1, &page2, &create, &delete]);
     let tgt = docs::target("std", "t", json!({"volume_tags": {"B": "y"}}));
-    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &opts())
+    let r = runner::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &opts())
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
@@ -435,7 +435,7 @@ async fn a_per_volume_rate_limit_is_retried_with_backoff() {
         .build();
     let c = clients(&[&volumes, &snaps, &create]);
     let tgt = docs::target("std", "t", json!({"volume_tags": {"B": "y"}}));
-    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &opts())
+    let r = runner::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &opts())
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
@@ -456,7 +456,7 @@ async fn a_per_volume_rate_limit_is_retried_with_backoff() {
         create_attempts: 2,
         ..opts()
     };
-    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &o)
+    let r = runner::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &o)
         .await
         .unwrap();
     assert_eq!(r.failures.len(), 1);
@@ -486,7 +486,7 @@ async fn past_the_deadline_no_new_work_starts_and_the_rest_is_reported() {
         stop_at: Some(Instant::now()),
         ..opts()
     };
-    let r = engine::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &o)
+    let r = runner::run_target(&c, &p(&docs::policy("std", 14, 1)), &t(&tgt), &o)
         .await
         .unwrap();
     assert_eq!(create.num_calls(), 0);
@@ -553,7 +553,7 @@ async fn a_sweep_turns_error_state_snapshots_into_a_snapshot_failed_ticket() {
     let c = clients_with(&[&volumes, &snaps], &[&list, &get]);
     let mut pol = docs::policy("std", 14, 1);
     pol["notify"] = json!({"webhook_url": receiver.url()});
-    let r = engine::sweep(&c, &p(&pol), &opts()).await.unwrap();
+    let r = runner::sweep(&c, &p(&pol), &opts()).await.unwrap();
     assert_eq!(r.error_snapshots.len(), 1);
     assert!(
         r.overdue.is_empty(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ebssnap::aws::ec2::fetch_inventory;
 use ebssnap::core::select::select;
-use ebssnap::engine::{self, RunOptions};
+use ebssnap::runner::{self, RunOptions};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -176,7 +176,7 @@ async fn snapshot_tags_are_the_expected_merge_and_dropped_tags_are_reported() {
 
     let pol = docs::policy("std", 14, 3);
     let tgt = docs::target("std", "tags", json!({"volume_ids": [big, small]}));
-    let r = engine::run_target(&c, &p(&pol), &t(&tgt), &opts("r1"))
+    let r = runner::run_target(&c, &p(&pol), &t(&tgt), &opts("r1"))
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
@@ -232,7 +232,7 @@ async fn the_same_run_key_twice_creates_nothing_the_second_time() {
         docs::target("std", "app", json!({"instance_names": ["app-*"]})),
         "2026-11-26T05:00:00Z",
     ));
-    let first = engine::run_target(&c, &pol, &tgt, &RunOptions::default())
+    let first = runner::run_target(&c, &pol, &tgt, &RunOptions::default())
         .await
         .unwrap();
     assert_eq!(
@@ -240,7 +240,7 @@ async fn the_same_run_key_twice_creates_nothing_the_second_time() {
         "the scheduled time is the run key"
     );
     assert_eq!(first.created.len(), 2);
-    let second = engine::run_target(&c, &pol, &tgt, &RunOptions::default())
+    let second = runner::run_target(&c, &pol, &tgt, &RunOptions::default())
         .await
         .unwrap();
     assert!(second.created.is_empty());
@@ -263,10 +263,10 @@ async fn sweep_prunes_removed_targets_and_orphans_and_keeps_live_targets() {
     docs::store_target(&c, &live_t).await;
     let old_t = docs::target("std", "old", json!({"volume_ids": [doomed]}));
     for key in ["r1", "r2", "r3"] {
-        engine::run_target(&c, &p(&pol), &t(&live_t), &opts(key))
+        runner::run_target(&c, &p(&pol), &t(&live_t), &opts(key))
             .await
             .unwrap();
-        engine::run_target(&c, &p(&pol), &t(&old_t), &opts(key))
+        runner::run_target(&c, &p(&pol), &t(&old_t), &opts(key))
             .await
             .unwrap();
     }
@@ -280,7 +280,7 @@ async fn sweep_prunes_removed_targets_and_orphans_and_keeps_live_targets() {
         now: Timestamp::now() + SignedDuration::from_hours(24 * 40),
         ..opts("sweep")
     };
-    let r = engine::sweep(&c, &p(&pol), &later).await.unwrap();
+    let r = runner::sweep(&c, &p(&pol), &later).await.unwrap();
     // live target: 3 old snapshots, min 2 kept -> 1 deleted; orphaned "old" target: the newest
     // is older than 30 days -> the minimum is released -> all 3 deleted.
     let by_vol = |v: &str| r.deleted.iter().filter(|d| d.volume_id == v).count();

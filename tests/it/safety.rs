@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ebssnap::core::ticket;
-use ebssnap::engine::{self, RunOptions};
+use ebssnap::runner::{self, RunOptions};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -244,7 +244,7 @@ async fn overlapping_invocations_of_one_run_are_one_restore_point() {
         run_key: Some(key.into()),
         ..RunOptions::default()
     };
-    engine::run_target(&c, &p(&pol), &t(&tgt), &run("run-A"))
+    runner::run_target(&c, &p(&pol), &t(&tgt), &run("run-A"))
         .await
         .unwrap();
     // Both invocations list the target's snapshots before either has created one: the proxy
@@ -267,8 +267,8 @@ async fn overlapping_invocations_of_one_run_are_one_restore_point() {
     let pc = clients_at(&proxy.endpoint()).await;
     let (pd, td, rb) = (p(&pol), t(&tgt), run("run-B"));
     let (a, b) = tokio::join!(
-        engine::run_target(&pc, &pd, &td, &rb),
-        engine::run_target(&pc, &pd, &td, &rb),
+        runner::run_target(&pc, &pd, &td, &rb),
+        runner::run_target(&pc, &pd, &td, &rb),
     );
     assert_eq!(a.unwrap().created.len() + b.unwrap().created.len(), 2);
     assert_eq!(
@@ -281,7 +281,7 @@ async fn overlapping_invocations_of_one_run_are_one_restore_point() {
         now: Timestamp::now() + SignedDuration::from_hours(40 * 24),
         ..RunOptions::default()
     };
-    let r = engine::sweep(&c, &p(&pol), &later).await.unwrap();
+    let r = runner::sweep(&c, &p(&pol), &later).await.unwrap();
     assert_eq!(r.deleted.len(), 1, "{:?}", r.deleted);
     assert_eq!(r.deleted[0].reason.as_str(), "duplicate_run");
     let left = fleet::snapshots(&c).await;
@@ -315,7 +315,7 @@ async fn crash_consistent_mode_snapshots_only_the_selected_volume() {
     pol["crash_consistent"] = json!(true);
     let mut tgt = docs::target("std", "db", json!({"volume_ids": [a]}));
     tgt["exclude"] = json!({"volume_tags": {"NoBackup": "*"}, "root_volumes": true});
-    let r = engine::run_target(&c, &p(&pol), &t(&tgt), &RunOptions::default())
+    let r = runner::run_target(&c, &p(&pol), &t(&tgt), &RunOptions::default())
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
@@ -422,7 +422,7 @@ fn every_environment_setting_is_in_the_shared_list() {
                 }
                 continue;
             }
-            if path.ends_with("engine.rs") {
+            if path.ends_with("options.rs") {
                 continue; // the list itself
             }
             let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -432,12 +432,12 @@ fn every_environment_setting_is_in_the_shared_list() {
             }
         }
     }
-    let listed: BTreeSet<String> = engine::ENV_SETTINGS
+    let listed: BTreeSet<String> = runner::ENV_SETTINGS
         .iter()
         .map(|(k, _)| k.to_string())
         .collect();
     assert!(named.len() >= 4, "{named:?}");
-    assert_eq!(named, listed, "named in src/ vs engine::ENV_SETTINGS");
+    assert_eq!(named, listed, "named in src/ vs runner::ENV_SETTINGS");
 }
 
 /// Item 7: a redirect is a failed attempt, never followed.

@@ -1,125 +1,22 @@
-//! A target run and a policy sweep (DESIGN §5): the runner's core library function.
-//!
-//! Both take the AWS clients, the documents and `now`, and return a [`Report`]. Per-volume
-//! failures are recorded and every other volume still processed; only errors that stop the
-//! whole run (bad input, an AWS call the run cannot do without) are `Err`.
+//! A target run (DESIGN §5): select, snapshot (per volume or crash-consistent sets), prune.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use jiff::Timestamp;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::aws::ec2::{self, Deleted, ManagedSnapshot};
-use crate::aws::scheduler::ScheduleSpec;
-use crate::aws::{Clients, scheduler};
-use crate::core::doc::{self, PolicyDocument, Rules, TargetDocument};
+use super::notify::finish;
+use super::options::{RunOptions, run_key};
+use super::prune::prune;
+use crate::aws::Clients;
+use crate::aws::ec2::{self, ManagedSnapshot};
+use crate::core::doc::{PolicyDocument, TargetDocument};
+use crate::core::report::{Created, Failure, Report, Skipped};
 use crate::core::retention::{self, Scope, SnapState};
-use crate::core::schedule;
 use crate::core::select::{self, Inventory, Selected};
 use crate::core::tags::{self, Identity, TAG_RUN};
-use crate::core::ticket::{self, Ticket};
 use crate::error::{AwsError, Error};
-use crate::report::{Created, DeletedSnapshot, Failure, InUse, Overdue, Report, Skipped};
-use crate::webhook::{self, DeliveryOptions};
-
-/// Progress of a long run, for a terminal.
-pub type Progress = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
-
-/// How a run behaves; the defaults suit the Lambda.
-#[derive(Clone)]
-pub struct RunOptions {
-    /// The clock for age decisions (`--now`); never used to backdate anything in AWS.
-    pub now: Timestamp,
-    /// Only Describe/Get calls; report what would be created and deleted.
-    pub dry_run: bool,
-    /// Run key when the document carries no substituted scheduled time.
-    pub run_key: Option<String>,
-    /// Snapshot creations and deletions in flight at once.
-    pub concurrency: usize,
-    /// Stop starting new work after this instant (the Lambda deadline minus a margin).
-    pub stop_at: Option<Instant>,
-    /// Attempts for a volume that hits a per-volume rate limit, and the first backoff.
-    pub create_attempts: u32,
-    pub backoff: Duration,
-    pub progress: Option<Progress>,
-    /// How failure tickets are delivered (secret, retries); the deadline comes from `deadline`.
-    pub delivery: DeliveryOptions,
-    /// The hard end of the run's time budget (the Lambda deadline): ticket delivery stops here.
-    pub deadline: Option<Instant>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            now: Timestamp::now(),
-            dry_run: false,
-            run_key: None,
-            concurrency: 8,
-            stop_at: None,
-            create_attempts: 4,
-            backoff: Duration::from_secs(2),
-            progress: None,
-            delivery: DeliveryOptions::default(),
-            deadline: None,
-        }
-    }
-}
-
-/// Every environment variable the runner reads, with what it sets. The CLI and the Lambda build
-/// their options from the same function ([`RunOptions::from_env`]), so both read all of them.
-pub const ENV_SETTINGS: &[(&str, &str)] = &[
-    (
-        "EBSSNAP_WEBHOOK_SECRET",
-        "fallback signing secret for failure tickets",
-    ),
-    (
-        "EBSSNAP_WEBHOOK_ATTEMPTS",
-        "delivery attempts per ticket (1-20, default 5)",
-    ),
-    (
-        "EBSSNAP_WEBHOOK_BACKOFF_MS",
-        "first backoff between delivery attempts (default 1000)",
-    ),
-    (
-        "EBSSNAP_LOG",
-        "log filter (else RUST_LOG; default info for JSON logs, warn for text)",
-    ),
-];
-
-impl RunOptions {
-    /// The options both shells share, from the runner's environment ([`ENV_SETTINGS`]).
-    pub fn from_env() -> Self {
-        RunOptions {
-            delivery: DeliveryOptions::from_env(),
-            ..RunOptions::default()
-        }
-    }
-
-    fn out_of_time(&self) -> bool {
-        self.stop_at.is_some_and(|t| Instant::now() >= t)
-    }
-
-    fn tick(&self, what: &str, done: usize, total: usize) {
-        if let Some(p) = &self.progress {
-            p(what, done, total);
-        }
-    }
-}
-
-/// The run key: the substituted scheduled time, else `--run-key`, else `manual-<UTC time>`. It
-/// becomes a tag value, so it must fit EC2's limit (an event may be forged).
-fn run_key(invocation: Option<&doc::Invocation>, opts: &RunOptions) -> Result<String, Error> {
-    let key = invocation
-        .and_then(|i| i.scheduled_time())
-        .map(String::from)
-        .or_else(|| opts.run_key.clone())
-        .unwrap_or_else(|| format!("manual-{}", Timestamp::now().strftime("%Y%m%dT%H%M%SZ")));
-    tags::check_run_key(&key).map_err(Error::Input)?;
-    Ok(key)
-}
 
 fn description(policy: &str, target: &str, s: &Selected) -> String {
     let mut d = format!("ebssnap {policy}/{target} {}", s.volume_id);
@@ -470,108 +367,6 @@ fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize)
     out
 }
 
-/// Sends the ticket a finished (or failed) run calls for, records the outcome, logs the report.
-async fn finish(
-    clients: &Clients,
-    policy: &PolicyDocument,
-    target: Option<&str>,
-    run_key: &str,
-    invocation: Option<&doc::Invocation>,
-    opts: &RunOptions,
-    result: Result<Report, Error>,
-) -> Result<Report, Error> {
-    let due = match &result {
-        Ok(r) => {
-            !r.dry_run && (r.failed() || !r.overdue.is_empty() || !r.error_snapshots.is_empty())
-        }
-        Err(Error::Aws(_)) => true,
-        Err(_) => false,
-    };
-    if !due {
-        if let Ok(r) = &result {
-            log_report(r);
-        }
-        return result;
-    }
-    let before = clients.calls.snapshot();
-    let account = match invocation
-        .and_then(|i| i.schedule_arn())
-        .and_then(ticket::account_of_arn)
-    {
-        Some(a) => Some(a),
-        None => clients.account_id().await,
-    };
-    let ctx = ticket::Context {
-        account,
-        region: clients.region.clone(),
-        occurred_at: Timestamp::now().to_string(),
-        invocation: invocation.cloned(),
-    };
-    let url = policy.webhook_url();
-    match result {
-        Ok(mut report) => {
-            if let Some(t) = ticket::from_report(&report, &ctx) {
-                if let Some(url) = url {
-                    report.ticket = Some(send(url, &t, opts).await);
-                }
-                report.ticket_body = Some(t);
-            }
-            for (op, n) in clients.calls.since(&before) {
-                *report.api_calls.entry(op).or_insert(0) += n;
-            }
-            log_report(&report);
-            Ok(report)
-        }
-        Err(Error::Aws(e)) => {
-            let t = ticket::run_failed(
-                &policy.policy,
-                target,
-                run_key,
-                &e.code,
-                &e.to_string(),
-                e.retryable,
-                &ctx,
-            );
-            match url {
-                Some(url) => {
-                    send(url, &t, opts).await;
-                }
-                None => log_undelivered(&t, "no webhook configured"),
-            }
-            Err(Error::Aws(e))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn log_undelivered(t: &Ticket, why: &str) {
-    let body = serde_json::to_string(t).unwrap_or_default();
-    tracing::error!(event = %t.event, dedup_key = %t.dedup_key, ticket = %body, "failure ticket ({why})");
-}
-
-/// Delivers a ticket; an undelivered one is logged in full (never the secret or the URL's
-/// credentials), so it is not lost.
-async fn send(url: &str, t: &Ticket, opts: &RunOptions) -> crate::report::TicketOutcome {
-    let delivery = DeliveryOptions {
-        deadline: opts.deadline.or(opts.delivery.deadline),
-        ..opts.delivery.clone()
-    };
-    let outcome = webhook::deliver(url, t, &delivery).await;
-    if outcome.delivered {
-        info!(event = %t.event, dedup_key = %t.dedup_key, attempts = outcome.attempts, "ticket delivered");
-    } else {
-        let body = serde_json::to_string(t).unwrap_or_default();
-        tracing::error!(
-            url = %outcome.url,
-            attempts = outcome.attempts,
-            error = outcome.error.as_deref().unwrap_or(""),
-            ticket = %body,
-            "ticket NOT delivered"
-        );
-    }
-    outcome
-}
-
 async fn run_target_in_span(
     clients: &Clients,
     policy: &PolicyDocument,
@@ -681,252 +476,104 @@ async fn run_target_in_span(
     Ok(report)
 }
 
-/// Executes a retention plan (or only reports it in a dry run).
-async fn prune(clients: &Clients, plan: retention::Plan, opts: &RunOptions, report: &mut Report) {
-    report.kept += plan.keep.len();
-    report.error_snapshots.extend(plan.errors);
-    if opts.dry_run {
-        report
-            .deleted
-            .extend(plan.delete.into_iter().map(|d| DeletedSnapshot {
-                snapshot_id: d.snapshot_id,
-                volume_id: d.volume_id,
-                target: d.target,
-                reason: d.reason,
-            }));
-        return;
-    }
-    let total = plan.delete.len();
-    let mut results = futures::stream::iter(plan.delete)
-        .map(|d| async move {
-            if opts.out_of_time() {
-                return (d, None);
-            }
-            let r = ec2::delete_snapshot(&clients.ec2, &d.snapshot_id).await;
-            (d, Some(r))
-        })
-        .buffer_unordered(opts.concurrency.max(1));
-    let mut n = 0;
-    while let Some((d, r)) = results.next().await {
-        n += 1;
-        opts.tick("deletions", n, total);
-        match r {
-            None => report.kept += 1,
-            Some(Ok(Deleted::Deleted | Deleted::Gone)) => report.deleted.push(DeletedSnapshot {
-                snapshot_id: d.snapshot_id,
-                volume_id: d.volume_id,
-                target: d.target,
-                reason: d.reason,
-            }),
-            Some(Ok(Deleted::InUse(message))) => {
-                report.kept += 1;
-                report.in_use.push(InUse {
-                    snapshot_id: d.snapshot_id,
-                    volume_id: d.volume_id,
-                    message,
-                });
-            }
-            Some(Err(e)) => {
-                report.kept += 1;
-                report.failures.push(Failure {
-                    volume_id: d.volume_id,
-                    instance_id: None,
-                    device: None,
-                    snapshot_id: Some(d.snapshot_id),
-                    code: e.code,
-                    message: e.message,
-                    retryable: e.retryable,
-                });
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::select::{Instance, Volume};
+
+    fn sel(v: &str, i: &str, dev: &str) -> Selected {
+        Selected {
+            volume_id: v.into(),
+            instance_id: Some(i.into()),
+            device: Some(dev.into()),
+            size_gb: 8,
+            root: dev == "/dev/xvda",
         }
     }
-    report
-        .deleted
-        .sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
-}
 
-/// Sweeps a policy: prunes every pair (removed targets and orphans included) and reports
-/// snapshots in state `error` (DESIGN §5).
-pub async fn sweep(
-    clients: &Clients,
-    policy: &PolicyDocument,
-    opts: &RunOptions,
-) -> Result<Report, Error> {
-    let started = Instant::now();
-    let calls_before = clients.calls.snapshot();
-    policy.validate()?;
-    let run_key = run_key(policy.invocation.as_ref(), opts)?;
-    let span = info_span!("sweep", policy = %policy.policy, run = %run_key);
-    let result = sweep_in_span(
-        clients,
-        policy,
-        opts,
-        run_key.clone(),
-        started,
-        calls_before,
-    )
-    .instrument(span)
-    .await;
-    finish(
-        clients,
-        policy,
-        None,
-        &run_key,
-        policy.invocation.as_ref(),
-        opts,
-        result,
-    )
-    .await
-}
-
-async fn sweep_in_span(
-    clients: &Clients,
-    policy: &PolicyDocument,
-    opts: &RunOptions,
-    run_key: String,
-    started: Instant,
-    calls_before: BTreeMap<String, u64>,
-) -> Result<Report, Error> {
-    let mut report = Report {
-        kind: "sweep",
-        policy: policy.policy.clone(),
-        target: None,
-        run_key,
-        dry_run: opts.dry_run,
-        now: opts.now.to_string(),
-        ..Report::default()
-    };
-    let policy_rules = policy.rules();
-    let names = scheduler::list_targets(&clients.scheduler, &policy.policy)
-        .await?
-        .unwrap_or_default();
-    // Rules of every live target; a target whose document cannot be read is not pruned at all,
-    // since the policy's rules might be shorter than its own.
-    let mut rules: BTreeMap<String, Option<Rules>> = BTreeMap::new();
-    let mut live: Vec<(ScheduleSpec, TargetDocument)> = Vec::new();
-    for name in names {
-        let read = scheduler::get_schedule(&clients.scheduler, &policy.policy, &name).await?;
-        let parsed = read
-            .map(|spec| doc::parse_target(&spec.input).map(|d| (spec, d)))
-            .transpose();
-        let r = match parsed {
-            Ok(Some((spec, t))) => {
-                let r = t.rules(&policy_rules);
-                live.push((spec, t));
-                Some(r)
+    /// Instance i-1: root vol-r, data vol-a and vol-b; `described` says which volumes the
+    /// inventory holds.
+    fn inv(described: &[&str]) -> Inventory {
+        let mut inv = Inventory::default();
+        inv.instances.insert(
+            "i-1".into(),
+            Instance {
+                id: "i-1".into(),
+                state: "running".into(),
+                root_device: Some("/dev/xvda".into()),
+                volumes: vec!["vol-r".into(), "vol-a".into(), "vol-b".into()],
+                ..Default::default()
+            },
+        );
+        for (v, dev) in [
+            ("vol-r", "/dev/xvda"),
+            ("vol-a", "/dev/sdf"),
+            ("vol-b", "/dev/sdg"),
+        ] {
+            if described.contains(&v) {
+                inv.volumes.insert(
+                    v.into(),
+                    Volume {
+                        id: v.into(),
+                        state: "in-use".into(),
+                        attachment: Some(("i-1".into(), dev.into())),
+                        ..Default::default()
+                    },
+                );
             }
-            // Deleted between the listing and now: its snapshots follow the policy's rules.
-            Ok(None) => continue,
-            Err(e) => {
-                report.failures.push(Failure {
-                    volume_id: String::new(),
-                    instance_id: None,
-                    device: None,
-                    snapshot_id: None,
-                    code: "InvalidTargetDocument".into(),
-                    message: format!("target {name} not pruned: {e}"),
-                    retryable: false,
-                });
-                None
-            }
-        };
-        rules.insert(name, r);
-    }
-    let existing = ec2::list_managed_snapshots(&clients.ec2, &policy.policy, None).await?;
-    let snaps: Vec<retention::Snap> = existing
-        .iter()
-        .map(ManagedSnapshot::to_snap)
-        .filter(|s| !matches!(s.target.as_ref().and_then(|t| rules.get(t)), Some(None)))
-        .collect();
-    let volumes: BTreeSet<String> = snaps.iter().map(|s| s.volume.clone()).collect();
-    let volumes: Vec<String> = volumes.into_iter().collect();
-    let alive = ec2::existing_volumes(&clients.ec2, &volumes).await?;
-    let scope = Scope::Policy {
-        policy: &policy.policy,
-    };
-    let plan = retention::plan(
-        &scope,
-        &snaps,
-        |t| rules.get(t).copied().flatten().unwrap_or(policy_rules),
-        |v| !alive.contains(v),
-        opts.now,
-    );
-    prune(clients, plan, opts, &mut report).await;
-    for (spec, target) in &live {
-        report
-            .overdue
-            .extend(overdue(clients, spec, target, &existing, opts.now).await?);
-    }
-    report.api_calls = clients.calls.since(&calls_before);
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
-}
-
-/// The selected volumes of a live target whose newest completed snapshot is older than twice the
-/// schedule's interval (or that never got one, once the schedule and the volume are that old).
-async fn overdue(
-    clients: &Clients,
-    spec: &ScheduleSpec,
-    target: &TargetDocument,
-    snapshots: &[ManagedSnapshot],
-    now: Timestamp,
-) -> Result<Vec<Overdue>, Error> {
-    let active = spec.enabled
-        && spec.start_date.is_none_or(|t| t <= now)
-        && spec.end_date.is_none_or(|t| t > now);
-    let Ok(expr) = schedule::parse(&spec.expression) else {
-        return Ok(vec![]);
-    };
-    let Ok(tz) = jiff::tz::TimeZone::get(&spec.timezone) else {
-        return Ok(vec![]);
-    };
-    let Some(interval) = schedule::interval(&expr, &tz, now) else {
-        return Ok(vec![]);
-    };
-    if !active {
-        return Ok(vec![]);
-    }
-    let due_before = now - interval * 2;
-    let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
-    let mut newest: BTreeMap<String, &ManagedSnapshot> = BTreeMap::new();
-    for s in snapshots.iter().filter(|s| {
-        s.tag(tags::TAG_TARGET) == Some(target.target.as_str()) && s.state == "completed"
-    }) {
-        let e = newest.entry(s.volume()).or_insert(s);
-        if s.start_time > e.start_time {
-            *e = s;
         }
+        inv
     }
-    let mut out = Vec::new();
-    for sel in select::select(&target.select, &target.exclude(), &inv) {
-        let last = newest.get(&sel.volume_id);
-        let late = match last {
-            Some(s) => s.start_time < due_before,
-            None => {
-                let created = inv.volumes.get(&sel.volume_id).and_then(|v| v.created);
-                spec.created.is_some_and(|t| t < due_before)
-                    && created.is_some_and(|t| t < due_before)
-            }
-        };
-        if late {
-            out.push(Overdue {
-                target: target.target.clone(),
-                volume_id: sel.volume_id,
-                instance_id: sel.instance_id,
-                device: sel.device,
-                newest_snapshot_id: last.map(|s| s.id.clone()),
-                newest_at: last.map(|s| s.start_time.to_string()),
-                interval_seconds: interval.as_secs(),
-            });
-        }
-    }
-    Ok(out)
-}
 
-/// The report as one structured log line.
-fn log_report(report: &Report) {
-    match serde_json::to_string(report) {
-        Ok(json) => info!(report = %json, "ebssnap report"),
-        Err(e) => warn!(error = %e, "could not serialize the report"),
+    #[test]
+    fn a_set_excludes_every_attached_volume_not_chosen() {
+        let all = inv(&["vol-r", "vol-a", "vol-b"]);
+        let chosen = [sel("vol-a", "i-1", "/dev/sdf")];
+        assert_eq!(
+            set_exclusions(&all, "i-1", &chosen),
+            Some((true, vec!["vol-b".to_string()]))
+        );
+        let everything = [
+            sel("vol-r", "i-1", "/dev/xvda"),
+            sel("vol-a", "i-1", "/dev/sdf"),
+            sel("vol-b", "i-1", "/dev/sdg"),
+        ];
+        assert_eq!(
+            set_exclusions(&all, "i-1", &everything),
+            Some((false, vec![]))
+        );
+    }
+
+    #[test]
+    fn no_set_unless_every_attached_volume_was_described() {
+        let partial = inv(&["vol-a"]);
+        let chosen = [sel("vol-a", "i-1", "/dev/sdf")];
+        assert_eq!(set_exclusions(&partial, "i-1", &chosen), None);
+        assert_eq!(set_exclusions(&partial, "i-unknown", &chosen), None);
+        let jobs = plan_jobs(chosen.to_vec(), &partial, true);
+        assert!(matches!(jobs.as_slice(), [Job::Volume(s)] if s.volume_id == "vol-a"));
+        // Without crash_consistent every volume is its own job.
+        let all = inv(&["vol-r", "vol-a", "vol-b"]);
+        let jobs = plan_jobs(chosen.to_vec(), &all, false);
+        assert!(matches!(jobs.as_slice(), [Job::Volume(_)]));
+        let jobs = plan_jobs(chosen.to_vec(), &all, true);
+        assert!(matches!(
+            jobs.as_slice(),
+            [Job::Set {
+                exclude_boot: true,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn descriptions_name_the_volume_and_fit_ec2() {
+        let s = sel("vol-a", "i-1", "/dev/sdf");
+        assert_eq!(
+            description("std", "web", &s),
+            "ebssnap std/web vol-a i-1 /dev/sdf"
+        );
+        let long = "p".repeat(300);
+        assert_eq!(description(&long, "web", &s).chars().count(), 255);
     }
 }

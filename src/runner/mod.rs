@@ -1,0 +1,24 @@
+//! The runner's library: a target run and a policy sweep (DESIGN §5), over the AWS layer and
+//! the core. The CLI and the Lambda are thin shells over these functions.
+//!
+//! - [`documents`]: where a run's documents come from and which source is trusted.
+//! - [`options`]: how a run behaves, from the environment (both shells), and the run key.
+//! - [`target`]: a target run: selection failures, jobs (volumes or crash-consistent sets),
+//!   creation with retries, then pruning.
+//! - [`prune`]: executing a retention plan.
+//! - [`sweep`]: a policy sweep, its plan (shared with `ebssnap snapshots`), overdue detection.
+//! - [`notify`]: the failure ticket a finished run calls for, and the report's log line.
+//!
+//! Per-volume failures are recorded and every other volume still processed; only errors that
+//! stop the whole run (bad input, an AWS call the run cannot do without) are `Err`.
+
+pub mod documents;
+mod notify;
+pub mod options;
+mod prune;
+pub mod sweep;
+pub mod target;
+
+pub use options::{ENV_SETTINGS, Progress, RunOptions};
+pub use sweep::sweep;
+pub use target::run_target;
