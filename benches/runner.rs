@@ -240,7 +240,13 @@ fn main() {
         );
         base.push(bsecs);
     }
-    let calls: BTreeMap<String, u64> = serde_json::from_value(report["api_calls"].clone()).unwrap();
+    // Operations and their attempts; `throttled` (a map) is reported beside them.
+    let calls: BTreeMap<String, u64> = report["api_calls"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+        .collect();
     let created = report["created"].as_array().unwrap().len() as u64;
     let deleted = report["deleted"].as_array().unwrap().len() as u64;
     let total: u64 = calls.values().sum();

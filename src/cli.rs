@@ -185,7 +185,7 @@ async fn connect(g: &Global) -> Clients {
         region: g.region.clone(),
         profile: g.profile.clone(),
         endpoint_url: g.endpoint_url.clone(),
-        max_attempts: None,
+        ..Default::default()
     })
     .await
 }

@@ -20,7 +20,7 @@ use crate::core::doc;
 use crate::core::report::Report;
 use crate::error::Error;
 use crate::runner::documents::{self, Resolved};
-use crate::runner::{self, RunOptions};
+use crate::runner::{self, Chain, RunOptions};
 
 /// Stop starting new work this long before the Lambda deadline.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
@@ -34,7 +34,15 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     let clients = Clients::connect(&ConnectOptions::default()).await;
     let clients = &clients;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handle(clients, event.payload, event.context.deadline()).await
+        let arn = event.context.invoked_function_arn.clone();
+        let arn = (!arn.is_empty()).then_some(arn);
+        handle(
+            clients,
+            event.payload,
+            event.context.deadline(),
+            arn.as_deref(),
+        )
+        .await
     }))
     .await
 }
@@ -98,8 +106,26 @@ enum Outcome {
     },
 }
 
-async fn run(clients: &Clients, payload: Value, opts: &RunOptions) -> Result<Outcome, Error> {
+async fn run(
+    clients: &Clients,
+    payload: Value,
+    deadline: SystemTime,
+    function_arn: Option<&str>,
+) -> Result<Outcome, Error> {
+    let (payload, continuation) = doc::split_event(payload)?;
     let event = doc::parse_value(payload)?;
+    let mut opts = options(deadline);
+    opts.chain = function_arn.map(|arn| Chain {
+        function_arn: arn.to_string(),
+        link: continuation.as_ref().map_or(1, |c| c.link),
+        run_key: continuation.as_ref().map(|c| c.run_key.clone()),
+    });
+    if continuation.is_some() && opts.chain.is_none() {
+        return Err(Error::Input(
+            "a continuation event needs the invoked function's ARN".into(),
+        ));
+    }
+    let opts = &opts;
     Ok(match documents::resolve_event(clients, event).await? {
         Resolved::Run {
             policy,
@@ -117,14 +143,15 @@ async fn run(clients: &Clients, payload: Value, opts: &RunOptions) -> Result<Out
     })
 }
 
-/// Handles one event; public so tests can drive it without a Runtime API.
+/// Handles one event; public so tests can drive it without a Runtime API. `function_arn` is
+/// the invoked function's (where a run that runs out of time continues).
 pub async fn handle(
     clients: &Clients,
     payload: Value,
     deadline: SystemTime,
+    function_arn: Option<&str>,
 ) -> Result<Value, Diagnostic> {
-    let opts = options(deadline);
-    match run(clients, payload, &opts).await {
+    match run(clients, payload, deadline, function_arn).await {
         // Nothing to do: success, so Lambda does not retry it, and no ticket.
         Ok(Outcome::Unknown { what, message }) => Ok(json!({
             "kind": "unknown_target",

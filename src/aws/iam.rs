@@ -19,6 +19,8 @@ pub const RUNNER_OPERATIONS: &[(&str, Option<&str>)] = &[
     ),
     ("GetSchedule", Some("scheduler:GetSchedule")),
     ("ListSchedules", Some("scheduler:ListSchedules")),
+    // A run near the Lambda deadline continues in an invocation of its own function.
+    ("Invoke", Some("lambda:InvokeFunction")),
     ("GetCallerIdentity", None),
 ];
 
@@ -107,6 +109,12 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Effect": "Allow",
                 "Action": action("GetSchedule"),
                 "Resource": schedule_arns
+            },
+            {
+                "Sid": "ContinueRuns",
+                "Effect": "Allow",
+                "Action": action("Invoke"),
+                "Resource": if s.runner_arn == "*" { json!("*") } else { json!([s.runner_arn.clone(), format!("{}:*", s.runner_arn)]) }
             },
             {
                 "Sid": "ListSchedules",

@@ -1,11 +1,13 @@
 //! Every AWS call of the runner goes through this module.
 //!
 //! Clients are built once (the Lambda builds them outside the handler) with one HTTPS stack,
-//! standard retries (throttling and 5xx), explicit timeouts, and an interceptor that counts
-//! every attempt per operation for the run report.
+//! the SDK's standard retries (throttling and 5xx, exponential backoff), explicit timeouts, and
+//! an interceptor that counts every attempt per operation, and the throttled ones, for the report
+//! and for the runner's pacer (`runner::pace`).
 
 pub mod ec2;
 pub mod iam;
+pub mod lambda;
 pub mod scheduler;
 
 use std::collections::BTreeMap;
@@ -17,7 +19,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -33,9 +37,30 @@ pub struct ConnectOptions {
     pub profile: Option<String>,
     /// One endpoint for every service (emulators, VPC endpoints); `AWS_ENDPOINT_URL` also works.
     pub endpoint_url: Option<String>,
-    /// Maximum attempts per call, including the first (default 5).
+    /// Maximum attempts per call, including the first (default 8; `AWS_MAX_ATTEMPTS` also works).
     pub max_attempts: Option<u32>,
+    /// `standard` (default) or `adaptive` (`AWS_RETRY_MODE` also works): adaptive adds the
+    /// SDK's client-side rate limiting once AWS throttles.
+    pub retry_mode: Option<String>,
 }
+
+pub use crate::core::report::ApiCallCounts as CallCounts;
+
+/// Error codes of an answer that means "slow down".
+pub const THROTTLE_CODES: &[&str] = &[
+    "RequestLimitExceeded",
+    "SnapshotCreationPerVolumeRateExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestThrottled",
+];
+
+const THROTTLED_PREFIX: &str = "throttled:";
+
+/// Attempts per call: EC2 throttles mutating calls at a few per second after a burst, and the
+/// adaptive rate limiter needs a few refusals to find the account's pace.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 
 /// Counts API attempts per operation (`CreateSnapshot`: 12). Retries count: they cost calls too.
 #[derive(Debug, Clone, Default)]
@@ -47,21 +72,34 @@ impl ApiCalls {
     }
 
     /// Calls made since `before` (a previous [`ApiCalls::snapshot`]).
-    pub fn since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
-        self.snapshot()
-            .into_iter()
-            .map(|(k, v)| {
-                let d = v - before.get(&k).copied().unwrap_or(0);
-                (k, d)
-            })
-            .filter(|(_, v)| *v > 0)
-            .collect()
+    pub fn since(&self, before: &BTreeMap<String, u64>) -> CallCounts {
+        let mut out = CallCounts::default();
+        for (k, v) in self.snapshot() {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            if d == 0 {
+                continue;
+            }
+            match k.strip_prefix(THROTTLED_PREFIX) {
+                Some(op) => out.throttled.insert(op.to_string(), d),
+                None => out.calls.insert(k, d),
+            };
+        }
+        out
     }
 
     fn add(&self, op: &str) {
         if let Ok(mut m) = self.0.lock() {
             *m.entry(op.to_string()).or_insert(0) += 1;
         }
+    }
+
+    /// Throttled attempts of `op` so far (the pacer's feedback).
+    pub fn throttled(&self, op: &str) -> u64 {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&format!("{THROTTLED_PREFIX}{op}")).copied())
+            .unwrap_or(0)
     }
 }
 
@@ -81,15 +119,40 @@ impl Intercept for ApiCalls {
         }
         Ok(())
     }
+
+    fn read_after_attempt(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(meta), Some(resp)) = (cfg.load::<Metadata>(), ctx.response()) {
+            let status = resp.status().as_u16();
+            let throttled = status == 429
+                || (status >= 400
+                    && resp.body().bytes().is_some_and(|b| {
+                        let text = String::from_utf8_lossy(b);
+                        THROTTLE_CODES.iter().any(|c| text.contains(c))
+                    }));
+            if throttled {
+                self.add(&format!("{THROTTLED_PREFIX}{}", meta.name()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The AWS clients of one process, shared by every run.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
+    /// EC2 for mutating calls (create, delete): no SDK retries, so the runner paces every
+    /// attempt, retries included (`runner::pace`).
+    pub ec2_writes: aws_sdk_ec2::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub scheduler: aws_sdk_scheduler::Client,
     pub sts: aws_sdk_sts::Client,
+    pub lambda: aws_sdk_lambda::Client,
     pub calls: ApiCalls,
     pub region: Option<String>,
 }
@@ -102,11 +165,26 @@ pub fn config_loader(opts: &ConnectOptions) -> aws_config::ConfigLoader {
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
+    let mode = opts
+        .retry_mode
+        .clone()
+        .or_else(|| std::env::var("AWS_RETRY_MODE").ok());
+    // Standard unless asked: measured against a model of EC2's buckets, the SDK's adaptive mode
+    // is many times slower than the bucket allows on runs of tens of calls (docs/benchmarks.md);
+    // the runner paces its own sends instead (runner::pace).
+    let retry = match mode.as_deref() {
+        Some("adaptive") => RetryConfig::adaptive(),
+        _ => RetryConfig::standard(),
+    };
+    let attempts = opts
+        .max_attempts
+        .or_else(|| std::env::var("AWS_MAX_ATTEMPTS").ok()?.parse().ok())
+        .unwrap_or(DEFAULT_MAX_ATTEMPTS);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(opts.max_attempts.unwrap_or(5))
+            retry
+                .with_max_attempts(attempts)
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(10)),
         )
@@ -146,6 +224,12 @@ impl Clients {
                     .interceptor(calls.clone())
                     .build(),
             ),
+            ec2_writes: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(sdk)
+                    .retry_config(RetryConfig::disabled())
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
             autoscaling: aws_sdk_autoscaling::Client::from_conf(
                 aws_sdk_autoscaling::config::Builder::from(sdk)
                     .interceptor(calls.clone())
@@ -158,6 +242,11 @@ impl Clients {
             ),
             sts: aws_sdk_sts::Client::from_conf(
                 aws_sdk_sts::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(sdk)
                     .interceptor(calls.clone())
                     .build(),
             ),

@@ -173,6 +173,41 @@ pub struct TargetDocument {
     pub invocation: Option<Invocation>,
 }
 
+/// The most links a run's continuation chain may have: Lambda stops recursive loops after about
+/// 16 invocations in one chain, so stay well below.
+pub const MAX_LINKS_LIMIT: u32 = 15;
+
+/// The marker a continuation event carries beside the document (DESIGN §5): which link of the
+/// run's chain it starts (the scheduled invocation is link 1), and the run key of every link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Continuation {
+    pub link: u32,
+    pub run_key: String,
+}
+
+/// Splits an event into its document and its continuation marker, if it has one.
+pub fn split_event(
+    mut v: serde_json::Value,
+) -> Result<(serde_json::Value, Option<Continuation>), DocError> {
+    let Some(c) = v.as_object_mut().and_then(|o| o.remove("continuation")) else {
+        return Ok((v, None));
+    };
+    let bad = |message: String| DocError::Invalid {
+        kind: "continuation",
+        message,
+    };
+    let c: Continuation = serde_json::from_value(c).map_err(|e| bad(e.to_string()))?;
+    if c.link < 2 || c.link > MAX_LINKS_LIMIT {
+        return Err(bad(format!(
+            "link must be between 2 and {MAX_LINKS_LIMIT}, got {}",
+            c.link
+        )));
+    }
+    super::tags::check_run_key(&c.run_key).map_err(bad)?;
+    Ok((v, Some(c)))
+}
+
 /// Either document, as a Lambda event may carry (sweep for a policy, run for a target).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Document {
@@ -598,6 +633,27 @@ mod tests {
                 .to_string()
                 .contains("1 to 128")
         );
+    }
+
+    #[test]
+    fn a_continuation_marker_sits_beside_the_document() {
+        let v: serde_json::Value = serde_json::from_str(policy_json()).unwrap();
+        let (doc, c) = split_event(v.clone()).unwrap();
+        assert_eq!((doc, c), (v.clone(), None));
+        let mut with = v.clone();
+        with["continuation"] = serde_json::json!({"link": 3, "run_key": "2026-11-26T05:00:00Z"});
+        let (doc, c) = split_event(with.clone()).unwrap();
+        assert_eq!(doc, v);
+        assert_eq!(c.unwrap().link, 3);
+        with["continuation"]["link"] = serde_json::json!(16);
+        assert!(
+            split_event(with.clone())
+                .unwrap_err()
+                .to_string()
+                .contains("between 2 and 15")
+        );
+        with["continuation"] = serde_json::json!({"link": 2, "run_key": "k", "extra": 1});
+        assert!(split_event(with).is_err());
     }
 
     #[test]

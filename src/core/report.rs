@@ -78,6 +78,31 @@ pub struct TicketOutcome {
     pub error: Option<String>,
 }
 
+/// Attempts per operation, and the throttled ones (`{"CreateSnapshot": 1000, "throttled":
+/// {"CreateSnapshot": 37}}`). Plain data: the AWS layer fills it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApiCallCounts {
+    #[serde(flatten)]
+    pub calls: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub throttled: BTreeMap<String, u64>,
+}
+
+impl ApiCallCounts {
+    pub fn total(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    pub fn add(&mut self, other: &ApiCallCounts) {
+        for (k, v) in &other.calls {
+            *self.calls.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &other.throttled {
+            *self.throttled.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// `run` (a target) or `sweep` (a policy).
@@ -100,10 +125,17 @@ pub struct Report {
     pub overdue: Vec<Overdue>,
     pub failures: Vec<Failure>,
     pub tags_dropped: Vec<DroppedTag>,
-    pub api_calls: BTreeMap<String, u64>,
+    /// Attempts per operation (retries included), and `throttled`: those AWS refused for rate.
+    pub api_calls: ApiCallCounts,
     pub duration_ms: u64,
     /// The failure ticket, when one was due.
     pub ticket: Option<TicketOutcome>,
+    /// Lambda: this invocation's link in the run's continuation chain (1 = the scheduled one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<u32>,
+    /// Lambda: the link this one handed the rest of the run to (no pruning happened here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continued_in_link: Option<u32>,
     /// Things an operator should know that are not failures (e.g. an event whose document
     /// differs from the schedule's current one).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -251,8 +283,13 @@ impl Report {
                 t.dedup_key
             );
         }
-        let calls: u64 = self.api_calls.values().sum();
-        let _ = writeln!(s, "  {calls} API calls in {} ms", self.duration_ms);
+        let throttled: u64 = self.api_calls.throttled.values().sum();
+        let _ = writeln!(
+            s,
+            "  {} API calls ({throttled} throttled) in {} ms",
+            self.api_calls.total(),
+            self.duration_ms
+        );
         s
     }
 }

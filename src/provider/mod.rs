@@ -298,6 +298,8 @@ impl Provider for EbssnapProvider {
             profile: get(&c.profile),
             endpoint_url: get(&c.endpoint_url),
             max_attempts: None,
+            // Schedule writes are few; the runner's adaptive pacing is for EC2 at scale.
+            retry_mode: Some("standard".into()),
         };
         let mut sdk = config_loader(&opts).load().await;
         if let Value::Value(ar) = &c.assume_role {

@@ -5,6 +5,8 @@
 //! - [`options`]: how a run behaves, from the environment (both shells), and the run key.
 //! - [`target`]: a target run: selection failures, jobs (volumes or crash-consistent sets),
 //!   creation with retries, then pruning.
+//! - [`chain`]: finishing a run across Lambda invocations near the deadline.
+//! - [`pace`]: pacing mutating EC2 calls to the account's budget (AIMD on throttles).
 //! - [`prune`]: executing a retention plan.
 //! - [`sweep`]: a policy sweep, its plan (shared with `ebssnap snapshots`), overdue detection.
 //! - [`notify`]: the failure ticket a finished run calls for, and the report's log line.
@@ -12,13 +14,15 @@
 //! Per-volume failures are recorded and every other volume still processed; only errors that
 //! stop the whole run (bad input, an AWS call the run cannot do without) are `Err`.
 
+pub mod chain;
 pub mod documents;
 mod notify;
 pub mod options;
+pub mod pace;
 mod prune;
 pub mod sweep;
 pub mod target;
 
-pub use options::{ENV_SETTINGS, Progress, RunOptions};
+pub use options::{Chain, ENV_SETTINGS, Progress, RunOptions};
 pub use sweep::sweep;
 pub use target::run_target;

@@ -58,9 +58,7 @@ pub(super) async fn finish(
                 }
                 report.ticket_body = Some(t);
             }
-            for (op, n) in clients.calls.since(&before) {
-                *report.api_calls.entry(op).or_insert(0) += n;
-            }
+            report.api_calls.add(&clients.calls.since(&before));
             log_report(&report);
             Ok(report)
         }

@@ -27,7 +27,8 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// Stop starting new work after this instant (the Lambda deadline minus a margin).
     pub stop_at: Option<Instant>,
-    /// Attempts for a volume that hits a per-volume rate limit, and the first backoff.
+    /// Attempts per mutating call (throttling, 5xx, per-volume limits), and the first backoff
+    /// after a per-volume rate limit.
     pub create_attempts: u32,
     pub backoff: Duration,
     pub progress: Option<Progress>,
@@ -35,7 +36,25 @@ pub struct RunOptions {
     pub delivery: DeliveryOptions,
     /// The hard end of the run's time budget (the Lambda deadline): ticket delivery stops here.
     pub deadline: Option<Instant>,
+    /// Lambda only: the continuation chain this invocation belongs to (DESIGN §5).
+    pub chain: Option<Chain>,
+    /// The most links one run may use (`EBSSNAP_MAX_LINKS`, default 10, at most 15).
+    pub max_links: u32,
 }
+
+/// Where a run that runs out of time continues: an asynchronous invocation of the same function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// This function's ARN (from the invocation context).
+    pub function_arn: String,
+    /// This invocation's place in the chain: 1 for the scheduled invocation.
+    pub link: u32,
+    /// The run key of the chain, for links after the first.
+    pub run_key: Option<String>,
+}
+
+/// Default and bounds of `EBSSNAP_MAX_LINKS`.
+pub const DEFAULT_MAX_LINKS: u32 = 10;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -45,11 +64,13 @@ impl Default for RunOptions {
             run_key: None,
             concurrency: 8,
             stop_at: None,
-            create_attempts: 4,
+            create_attempts: 10,
             backoff: Duration::from_secs(2),
             progress: None,
             delivery: DeliveryOptions::default(),
             deadline: None,
+            chain: None,
+            max_links: DEFAULT_MAX_LINKS,
         }
     }
 }
@@ -70,6 +91,10 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
         "first backoff between delivery attempts (default 1000)",
     ),
     (
+        "EBSSNAP_MAX_LINKS",
+        "Lambda: most invocations one run may use before unstarted volumes fail (1-15, default 10)",
+    ),
+    (
         "EBSSNAP_LOG",
         "log filter (else RUST_LOG; default info for JSON logs, warn for text)",
     ),
@@ -78,8 +103,14 @@ pub const ENV_SETTINGS: &[(&str, &str)] = &[
 impl RunOptions {
     /// The options both shells share, from the runner's environment ([`ENV_SETTINGS`]).
     pub fn from_env() -> Self {
+        let max_links = std::env::var("EBSSNAP_MAX_LINKS")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .map(|n| n.clamp(1, doc::MAX_LINKS_LIMIT))
+            .unwrap_or(DEFAULT_MAX_LINKS);
         RunOptions {
             delivery: DeliveryOptions::from_env(),
+            max_links,
             ..RunOptions::default()
         }
     }
@@ -95,15 +126,22 @@ impl RunOptions {
     }
 }
 
-/// The run key: the substituted scheduled time, else `--run-key`, else `manual-<UTC time>`. It
+/// The run key: the chain's (a continuation), else the substituted scheduled time, else
+/// `--run-key`, else `manual-<UTC time>`. It
 /// becomes a tag value, so it must fit EC2's limit (an event may be forged).
 pub(super) fn run_key(
     invocation: Option<&doc::Invocation>,
     opts: &RunOptions,
 ) -> Result<String, Error> {
-    let key = invocation
-        .and_then(|i| i.scheduled_time())
-        .map(String::from)
+    let key = opts
+        .chain
+        .as_ref()
+        .and_then(|c| c.run_key.clone())
+        .or_else(|| {
+            invocation
+                .and_then(|i| i.scheduled_time())
+                .map(String::from)
+        })
         .or_else(|| opts.run_key.clone())
         .unwrap_or_else(|| format!("manual-{}", Timestamp::now().strftime("%Y%m%dT%H%M%SZ")));
     tags::check_run_key(&key).map_err(Error::Input)?;

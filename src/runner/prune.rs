@@ -4,6 +4,7 @@
 use futures::StreamExt;
 
 use super::options::RunOptions;
+use super::pace::Pacer;
 use crate::aws::Clients;
 use crate::aws::ec2::{self, Deleted};
 use crate::core::report::{DeletedSnapshot, Failure, InUse, Report};
@@ -30,12 +31,16 @@ pub(super) async fn prune(
         return;
     }
     let total = plan.delete.len();
+    let pacer = &Pacer::new("DeleteSnapshot", &clients.calls);
     let mut results = futures::stream::iter(plan.delete)
         .map(|d| async move {
             if opts.out_of_time() {
                 return (d, None);
             }
-            let r = ec2::delete_snapshot(&clients.ec2, &d.snapshot_id).await;
+            let r = super::target::paced(pacer, opts, &d.snapshot_id, || {
+                ec2::delete_snapshot(&clients.ec2_writes, &d.snapshot_id)
+            })
+            .await;
             (d, Some(r))
         })
         .buffer_unordered(opts.concurrency.max(1));

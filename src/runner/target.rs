@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::chain;
 use super::notify::finish;
 use super::options::{RunOptions, run_key};
+use super::pace::Pacer;
 use super::prune::prune;
 use crate::aws::Clients;
 use crate::aws::ec2::{self, ManagedSnapshot};
@@ -55,7 +57,8 @@ enum Job {
 enum JobResult {
     Created(Vec<Created>),
     Failed(Vec<Failure>),
-    Skipped(Vec<Skipped>),
+    /// Not started: the run's time ran out.
+    Unstarted(Vec<Selected>),
 }
 
 /// What a target run needs beyond the documents.
@@ -66,6 +69,9 @@ struct Ctx<'a> {
     run_key: &'a str,
     opts: &'a RunOptions,
     inv: &'a Inventory,
+    /// One pacer per EC2 API (each has its own bucket).
+    pace_single: Pacer<'a>,
+    pace_sets: Pacer<'a>,
 }
 
 impl Ctx<'_> {
@@ -90,26 +96,11 @@ impl Ctx<'_> {
             inst_tags.filter(|_| settings.copy_instance_tags),
         );
         let desc = description(&self.policy.policy, &self.target.target, s);
-        let mut attempt = 1;
-        loop {
-            match ec2::create_snapshot(&self.clients.ec2, &s.volume_id, &desc, &set.tags).await {
-                Ok(id) => return Ok((id, set.dropped)),
-                Err(e) if e.retryable && attempt < self.opts.create_attempts => {
-                    let wait = backoff(self.opts.backoff, attempt);
-                    if self
-                        .opts
-                        .stop_at
-                        .is_some_and(|t| Instant::now() + wait >= t)
-                    {
-                        return Err(e);
-                    }
-                    warn!(volume = %s.volume_id, code = %e.code, attempt, "retrying snapshot");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let id = paced(&self.pace_single, self.opts, &s.volume_id, || {
+            ec2::create_snapshot(&self.clients.ec2_writes, &s.volume_id, &desc, &set.tags)
+        })
+        .await?;
+        Ok((id, set.dropped))
     }
 
     async fn run_job(&self, job: Job) -> (JobResult, Vec<tags::DroppedTag>) {
@@ -118,14 +109,7 @@ impl Ctx<'_> {
                 Job::Volume(s) => vec![s],
                 Job::Set { volumes, .. } => volumes,
             };
-            let skipped = vols
-                .into_iter()
-                .map(|s| Skipped {
-                    volume_id: s.volume_id,
-                    reason: "deadline: not started before the run's time ran out".into(),
-                })
-                .collect();
-            return (JobResult::Skipped(skipped), vec![]);
+            return (JobResult::Unstarted(vols), vec![]);
         }
         match job {
             Job::Volume(s) => {
@@ -165,16 +149,18 @@ impl Ctx<'_> {
                     "ebssnap {}/{} {instance_id} (crash-consistent set)",
                     self.policy.policy, self.target.target
                 );
-                match ec2::create_snapshots(
-                    &self.clients.ec2,
-                    &instance_id,
-                    exclude_boot,
-                    &exclude_data,
-                    &desc,
-                    &ident,
-                )
-                .await
-                {
+                let made = paced(&self.pace_sets, self.opts, &instance_id, || {
+                    ec2::create_snapshots(
+                        &self.clients.ec2_writes,
+                        &instance_id,
+                        exclude_boot,
+                        &exclude_data,
+                        &desc,
+                        &ident,
+                    )
+                })
+                .await;
+                match made {
                     Ok(made) => {
                         let by_vol: BTreeMap<&str, &Selected> =
                             volumes.iter().map(|s| (s.volume_id.as_str(), s)).collect();
@@ -202,8 +188,57 @@ impl Ctx<'_> {
     }
 }
 
+/// Calls `call` in `pacer`'s slots, retrying what is retryable (throttling, 5xx, timeouts,
+/// per-volume limits) up to `opts.create_attempts` times. Mutating calls go through a client
+/// without SDK retries, so that every attempt, retries included, is paced and counted; a
+/// volume's own rate limit also waits a backoff of its own. No retry is started past `stop_at`.
+pub(super) async fn paced<T, F, Fut>(
+    pacer: &Pacer<'_>,
+    opts: &RunOptions,
+    what: &str,
+    mut call: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    let mut attempt = 1;
+    loop {
+        pacer.wait().await;
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.retryable && attempt < opts.create_attempts => {
+                if opts.out_of_time() {
+                    return Err(e);
+                }
+                if per_volume_limit(&e.code) {
+                    let wait = backoff(opts.backoff, attempt);
+                    if opts.stop_at.is_some_and(|t| Instant::now() + wait >= t) {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                tracing::debug!(%what, code = %e.code, attempt, "retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Limits of one volume (or of the account's concurrent snapshots): wait before the next try.
+fn per_volume_limit(code: &str) -> bool {
+    matches!(
+        code,
+        "SnapshotCreationPerVolumeRateExceeded" | "ConcurrentSnapshotLimitExceeded"
+    )
+}
+
+/// Exponential backoff with jitter, at most 30 s.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1 << attempt.min(6));
+    let exp = base
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(30));
     // Cheap jitter (up to a quarter of the wait) without a random-number crate.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -378,6 +413,7 @@ async fn run_target_in_span(
 ) -> Result<Report, Error> {
     let rules = target.rules(&policy.rules());
     let mut report = Report {
+        link: opts.chain.as_ref().map(|c| c.link),
         kind: "run",
         policy: policy.policy.clone(),
         target: Some(target.target.clone()),
@@ -428,6 +464,8 @@ async fn run_target_in_span(
             run_key: &run_key,
             opts,
             inv: &inv,
+            pace_single: Pacer::new("CreateSnapshot", &clients.calls),
+            pace_sets: Pacer::new("CreateSnapshots", &clients.calls),
         };
         let jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
         let total = jobs.len();
@@ -435,6 +473,7 @@ async fn run_target_in_span(
             .map(|job| ctx.run_job(job))
             .buffer_unordered(opts.concurrency.max(1));
         let mut n = 0;
+        let mut unstarted = Vec::new();
         while let Some((result, dropped)) = results.next().await {
             n += 1;
             opts.tick("snapshots", n, total);
@@ -442,8 +481,19 @@ async fn run_target_in_span(
             match result {
                 JobResult::Created(c) => report.created.extend(c),
                 JobResult::Failed(f) => report.failures.extend(f),
-                JobResult::Skipped(s) => report.skipped.extend(s),
+                JobResult::Unstarted(s) => unstarted.extend(s),
             }
+        }
+        drop(results);
+        unstarted.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+        if !unstarted.is_empty()
+            && chain::hand_off(clients, target, &run_key, opts, unstarted, &mut report).await
+        {
+            // The next link carries on (same run key) and prunes once creations are done.
+            report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+            report.api_calls = clients.calls.since(&calls_before);
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return Ok(report);
         }
     }
     report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));

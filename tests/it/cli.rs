@@ -485,6 +485,7 @@ async fn throttled_creates_are_retried_and_counted() {
         j["api_calls"]["CreateSnapshot"], 3,
         "two throttled attempts, then success"
     );
+    assert_eq!(j["api_calls"]["throttled"]["CreateSnapshot"], 2);
 }
 
 /// `ebssnap snapshots` shows the sweep's own plan: an orphan whose minimum is released is due,

@@ -22,7 +22,8 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     let (inst, _) = fleet::instance(&c, &[("Name", "db-1")]).await;
     let receiver = Receiver::start(vec![]);
     let mut called: BTreeSet<String> = BTreeSet::new();
-    let mut note = |r: &ebssnap::core::report::Report| called.extend(r.api_calls.keys().cloned());
+    let mut note =
+        |r: &ebssnap::core::report::Report| called.extend(r.api_calls.calls.keys().cloned());
 
     let mut pol = docs::policy("std", 7, 1);
     pol["notify"] = json!({"webhook_url": receiver.url()});
@@ -56,6 +57,30 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
         sweep.ticket
     );
     note(&sweep);
+
+    // A run out of time continues in an invocation of its own function (a fake Invoke endpoint).
+    let queue = crate::lambda::Queue::default();
+    let (invoke_port, invoked) = crate::lambda::fake_invoke_endpoint(queue);
+    let lc = crate::moto::with_lambda_at(
+        m.clients().await,
+        &format!("http://127.0.0.1:{invoke_port}"),
+    )
+    .await;
+    let out_of_time = RunOptions {
+        stop_at: Some(std::time::Instant::now()),
+        chain: Some(runner::Chain {
+            function_arn: crate::lambda::FUNCTION_ARN.into(),
+            link: 1,
+            run_key: None,
+        }),
+        ..o("r3")
+    };
+    let r = runner::run_target(&lc, &p(&pol), &t(&web), &out_of_time)
+        .await
+        .unwrap();
+    assert_eq!(r.continued_in_link, Some(2));
+    assert_eq!(invoked.lock().unwrap().len(), 1);
+    note(&r);
 
     // Crash-consistent sets.
     let mut cc = docs::policy("cc", 7, 1);

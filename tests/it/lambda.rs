@@ -1,8 +1,9 @@
 //! The same binary as a Lambda function (custom runtime), against a fake Runtime API on loopback.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -24,17 +25,53 @@ pub fn fake_runtime_api_with_deadline(
     events: Vec<Value>,
     deadline_ms: i64,
 ) -> (u16, mpsc::Receiver<Answer>) {
+    fake_runtime_api_on(Queue::with(events), deadline_ms)
+}
+
+/// Pending invocations of the fake function: the Runtime API hands them out, the fake Invoke
+/// endpoint (a continuing run) adds to them.
+#[derive(Clone, Default)]
+pub struct Queue(Arc<(Mutex<VecDeque<Value>>, Condvar)>);
+
+impl Queue {
+    pub fn with(events: Vec<Value>) -> Queue {
+        let q = Queue::default();
+        for e in events {
+            q.push(e);
+        }
+        q
+    }
+
+    pub fn push(&self, event: Value) {
+        let (lock, ready) = &*self.0;
+        if let Ok(mut q) = lock.lock() {
+            q.push_back(event);
+        }
+        ready.notify_all();
+    }
+
+    /// The next event, waiting up to `wait` for one.
+    fn next(&self, wait: Duration) -> Option<Value> {
+        let (lock, ready) = &*self.0;
+        let q = lock.lock().ok()?;
+        let (mut q, _) = ready.wait_timeout_while(q, wait, |q| q.is_empty()).ok()?;
+        q.pop_front()
+    }
+}
+
+/// The Runtime API over a shared queue: each invocation's deadline is `deadline_ms` from when
+/// it is handed out.
+pub fn fake_runtime_api_on(queue: Queue, deadline_ms: i64) -> (u16, mpsc::Receiver<Answer>) {
     let server = tiny_http::Server::http("127.0.0.1:0").expect("listen");
     let port = server.server_addr().to_ip().unwrap().port();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut queue = events.into_iter().enumerate();
+        let mut n = 0;
         for mut req in server.incoming_requests() {
             let url = req.url().to_string();
             if url.ends_with("/runtime/invocation/next") {
-                let Some((n, event)) = queue.next() else {
+                let Some(event) = queue.next(Duration::from_secs(30)) else {
                     // Nothing left: hold the poll; the test kills the function.
-                    std::thread::sleep(Duration::from_secs(30));
                     continue;
                 };
                 let deadline = (jiff::Timestamp::now().as_millisecond() + deadline_ms).to_string();
@@ -43,10 +80,8 @@ pub fn fake_runtime_api_with_deadline(
                     .with_header(h("Content-Type", "application/json"))
                     .with_header(h("Lambda-Runtime-Aws-Request-Id", &format!("req-{n}")))
                     .with_header(h("Lambda-Runtime-Deadline-Ms", &deadline))
-                    .with_header(h(
-                        "Lambda-Runtime-Invoked-Function-Arn",
-                        "arn:aws:lambda:us-east-1:123456789012:function:ebssnap",
-                    ));
+                    .with_header(h("Lambda-Runtime-Invoked-Function-Arn", FUNCTION_ARN));
+                n += 1;
                 let _ = req.respond(resp);
             } else if let Some(rest) = url.strip_prefix("/2018-06-01/runtime/invocation/") {
                 let mut body = String::new();
@@ -62,6 +97,49 @@ pub fn fake_runtime_api_with_deadline(
         }
     });
     (port, rx)
+}
+
+/// The function's ARN, as the fake Runtime API reports it.
+pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap";
+
+/// The (function, invocation type) of each call the fake Invoke endpoint received.
+pub type InvokeCalls = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A fake Lambda `Invoke` endpoint on loopback (moto cannot run a function): an asynchronous
+/// invocation (`X-Amz-Invocation-Type: Event`) of any function queues its payload for the fake
+/// Runtime API. Returns the port and the (function, invocation type) of each call.
+pub fn fake_invoke_endpoint(queue: Queue) -> (u16, InvokeCalls) {
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("listen");
+    let port = server.server_addr().to_ip().unwrap().port();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    std::thread::spawn(move || {
+        for mut req in server.incoming_requests() {
+            let url = req.url().to_string();
+            let function = url
+                .strip_prefix("/2015-03-31/functions/")
+                .and_then(|r| r.strip_suffix("/invocations"))
+                .map(|f| f.replace("%3A", ":"));
+            let kind = req
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("X-Amz-Invocation-Type"))
+                .map(|h| h.value.to_string())
+                .unwrap_or_default();
+            let mut body = String::new();
+            let _ = req.as_reader().read_to_string(&mut body);
+            let Some(function) = function else {
+                let _ = req.respond(tiny_http::Response::from_string("{}").with_status_code(404));
+                continue;
+            };
+            seen.lock().unwrap().push((function, kind));
+            if let Ok(v) = serde_json::from_str(&body) {
+                queue.push(v);
+            }
+            let _ = req.respond(tiny_http::Response::from_string("").with_status_code(202));
+        }
+    });
+    (port, calls)
 }
 
 /// `program` as a Lambda function in an otherwise empty environment: the Runtime API on `port`,
@@ -168,28 +246,4 @@ async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     assert_eq!(kind, "response");
     assert_eq!(again["created"].as_array().unwrap().len(), 0);
     assert_eq!(again["skipped"][0]["volume_id"], vol.as_str());
-}
-
-#[tokio::test]
-async fn near_its_deadline_the_function_starts_no_new_snapshot_and_says_so() {
-    let Some(m) = Moto::start() else { return };
-    let c = m.clients().await;
-    let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
-    docs::store_policy(&c, &docs::policy("std", 14, 1)).await;
-    let stored = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
-    docs::store_target(&c, &stored).await;
-    let target = docs::with_run(stored, "2026-11-26T05:00:00Z");
-    // 10 s left: inside the 20 s margin the runner keeps before the Lambda deadline.
-    let (answer, stderr) = invoke_once(&m, target, 10_000, &[], Duration::from_secs(60));
-    let (_, kind, report) = answer.unwrap_or_else(|e| panic!("no answer ({e}): {stderr}"));
-    assert_eq!(kind, "response", "nothing failed: {report}");
-    assert_eq!(report["created"].as_array().unwrap().len(), 0);
-    assert_eq!(report["skipped"][0]["volume_id"], vol.as_str());
-    assert!(
-        report["skipped"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("deadline")
-    );
-    assert!(fleet::snapshots(&c).await.is_empty());
 }

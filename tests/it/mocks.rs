@@ -81,11 +81,21 @@ fn clients_with(ec2_rules: &[&Rule], scheduler_rules: &[&Rule]) -> Clients {
             .http_client(create_mock_http_client())
             .build(),
     );
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .build(),
+    );
     Clients {
+        ec2_writes: ec2.clone(),
         ec2,
         autoscaling,
         scheduler,
         sts,
+        lambda,
         calls,
         region: Some("us-east-1".into()),
     }
@@ -386,7 +396,7 @@ async fn pages_are_followed_and_pending_snapshots_never_deleted() {
         .await
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
-    assert_eq!(r.api_calls["DescribeSnapshots"], 2, "both pages read");
+    assert_eq!(r.api_calls.calls["DescribeSnapshots"], 2, "both pages read");
     let deleted: Vec<&str> = r.deleted.iter().map(|d| d.snapshot_id.as_str()).collect();
     assert_eq!(
         deleted,
@@ -440,7 +450,7 @@ async fn a_per_volume_rate_limit_is_retried_with_backoff() {
         .unwrap();
     assert!(r.failures.is_empty(), "{:?}", r.failures);
     assert_eq!(r.created.len(), 1);
-    assert_eq!(r.api_calls["CreateSnapshot"], 3);
+    assert_eq!(r.api_calls.calls["CreateSnapshot"], 3);
 
     // With too few attempts the failure is reported with its code, as retryable.
     let create = mock!(Ec2::create_snapshot).then_error(|| {
@@ -490,9 +500,14 @@ async fn past_the_deadline_no_new_work_starts_and_the_rest_is_reported() {
         .await
         .unwrap();
     assert_eq!(create.num_calls(), 0);
-    assert!(!r.api_calls.contains_key("DeleteSnapshot"));
-    assert_eq!(r.skipped.len(), 2);
-    assert!(r.skipped.iter().all(|s| s.reason.starts_with("deadline")));
+    assert!(!r.api_calls.calls.contains_key("DeleteSnapshot"));
+    // Without a chain to continue in, what was not started is a failure, never a quiet skip.
+    assert_eq!(r.failures.len(), 2);
+    assert!(
+        r.failures
+            .iter()
+            .all(|f| f.code == "NotStarted" && f.retryable)
+    );
     assert_eq!(r.kept, 2, "the due deletion was not started");
 }
 

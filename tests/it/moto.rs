@@ -97,6 +97,25 @@ impl Moto {
     }
 }
 
+/// The same clients, with Lambda at `endpoint` (a fake Invoke endpoint; moto cannot run one).
+pub async fn with_lambda_at(mut c: Clients, endpoint: &str) -> Clients {
+    let sdk = config_loader(&ConnectOptions {
+        region: Some(REGION.into()),
+        endpoint_url: Some(endpoint.to_string()),
+        max_attempts: Some(2),
+        ..Default::default()
+    })
+    .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+    .load()
+    .await;
+    c.lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk)
+            .interceptor(c.calls.clone())
+            .build(),
+    );
+    c
+}
+
 /// Clients with the emulator's static credentials at `endpoint` (moto, or a proxy in front).
 pub async fn clients_at(endpoint: &str) -> Clients {
     let sdk = config_loader(&ConnectOptions {

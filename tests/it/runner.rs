@@ -246,7 +246,7 @@ async fn the_same_run_key_twice_creates_nothing_the_second_time() {
     assert!(second.created.is_empty());
     assert_eq!(second.skipped.len(), 2);
     assert!(second.skipped[0].reason.contains("already snapshotted"));
-    assert!(!second.api_calls.contains_key("CreateSnapshot"));
+    assert!(!second.api_calls.calls.contains_key("CreateSnapshot"));
     assert_eq!(fleet::snapshots(&c).await.len(), 2);
 }
 

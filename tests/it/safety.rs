@@ -74,7 +74,7 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
         "2026-11-26T05:00:00Z",
     );
     forged["retention"] = json!({"days": 1, "min_snapshots": 0});
-    let report = ebssnap::lambda::handle(&c, forged, deadline)
+    let report = ebssnap::lambda::handle(&c, forged, deadline, None)
         .await
         .expect("a successful run");
     let created: Vec<&str> = report["created"]
@@ -103,10 +103,12 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
         "2026-11-27T05:00:00Z",
     );
     let before = c.calls.snapshot();
-    let report = ebssnap::lambda::handle(&c, honest, deadline).await.unwrap();
+    let report = ebssnap::lambda::handle(&c, honest, deadline, None)
+        .await
+        .unwrap();
     assert!(report.get("warnings").is_none(), "{report}");
     assert_eq!(
-        c.calls.since(&before).get("GetSchedule"),
+        c.calls.since(&before).calls.get("GetSchedule"),
         Some(&2),
         "the cost of trusting only current documents: two GetSchedule per run"
     );
@@ -123,7 +125,7 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
         ),
         docs::policy("nope", 1, 0),
     ] {
-        let answer = ebssnap::lambda::handle(&c, event.clone(), deadline)
+        let answer = ebssnap::lambda::handle(&c, event.clone(), deadline, None)
             .await
             .unwrap_or_else(|e| panic!("{event}: {e:?}"));
         assert_eq!(answer["kind"], "unknown_target", "{answer}");
@@ -422,10 +424,12 @@ fn every_environment_setting_is_in_the_shared_list() {
                 }
                 continue;
             }
-            if path.ends_with("options.rs") {
-                continue; // the list itself
+            let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(a) = text.find("pub const ENV_SETTINGS") {
+                // The list itself does not count as reading a variable.
+                let b = a + text[a..].find("];").unwrap_or(0);
+                text.replace_range(a..b, "");
             }
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
             for part in text.split("\"EBSSNAP_").skip(1) {
                 let rest: String = part.chars().take_while(|c| *c != '"').collect();
                 named.insert(format!("EBSSNAP_{rest}"));

@@ -1,0 +1,266 @@
+//! A run at the speed the account allows (issue 10, DESIGN §5): near the Lambda deadline the run
+//! continues in an asynchronous invocation of its own function; after the last allowed link the
+//! unstarted volumes raise a ticket; throttling never duplicates or misses a volume.
+//!
+//! Emulated here: EC2's pace by a loopback proxy in front of moto (a delay per `CreateSnapshot`,
+//! or a token bucket answering `RequestLimitExceeded` as EC2 does), Lambda's `Invoke` by a fake
+//! endpoint that queues the payload for the fake Runtime API (moto cannot run a function).
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cli::ebssnap;
+use crate::docs;
+use crate::fleet;
+use crate::lambda::{
+    Answer, FUNCTION_ARN, Queue, as_lambda, fake_invoke_endpoint, fake_runtime_api_on,
+};
+use crate::moto::Moto;
+use crate::proxy::{Action, Proxy};
+use crate::tickets::Receiver;
+
+const RUN: &str = "2026-11-26T05:00:00Z";
+
+macro_rules! moto {
+    () => {
+        match Moto::start() {
+            Some(m) => m,
+            None => return,
+        }
+    };
+}
+
+/// `n` volumes tagged `Backup=yes`, policy `std` (webhook: `receiver`) and target `web` stored;
+/// returns the volumes and the scheduled event.
+async fn fleet_and_event(m: &Moto, n: usize, receiver: &Receiver) -> (Vec<String>, Value) {
+    let c = m.clients().await;
+    let mut vols = Vec::new();
+    for _ in 0..n {
+        vols.push(fleet::volume(&c, &[("Backup", "yes")]).await);
+    }
+    vols.sort();
+    let mut pol = docs::policy("std", 14, 1);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    docs::store_policy(&c, &pol).await;
+    let tgt = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
+    docs::store_target(&c, &tgt).await;
+    (vols, docs::with_run(tgt, RUN))
+}
+
+/// Runs the function as Lambda with EC2 behind `ec2_endpoint` and Invoke on a fake endpoint,
+/// until an answer does not hand off. Returns every answer and the Invoke calls.
+fn run_chain(
+    m: &Moto,
+    event: Value,
+    ec2_endpoint: &str,
+    deadline_ms: i64,
+    env: &[(&str, &str)],
+) -> (Vec<Answer>, Vec<(String, String)>) {
+    let queue = Queue::with(vec![event]);
+    let (invoke_port, invoked) = fake_invoke_endpoint(queue.clone());
+    let (port, answers) = fake_runtime_api_on(queue, deadline_ms);
+    let mut child = as_lambda(std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")), m, port)
+        .env("AWS_ENDPOINT_URL", ec2_endpoint)
+        .env(
+            "AWS_ENDPOINT_URL_LAMBDA",
+            format!("http://127.0.0.1:{invoke_port}"),
+        )
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bootstrap");
+    let mut got = Vec::new();
+    let t0 = Instant::now();
+    loop {
+        match answers.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => {
+                let last = a.1 != "response" || a.2["continued_in_link"].is_null();
+                got.push(a);
+                if last {
+                    break;
+                }
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("no answer ({e}) after {got:?}; stderr:\n{err}");
+            }
+        }
+        assert!(t0.elapsed() < Duration::from_secs(180), "chain too long");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let calls = invoked.lock().unwrap().clone();
+    (got, calls)
+}
+
+/// Snapshots per volume of run `RUN`.
+async fn per_volume(m: &Moto) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (vol, tags) in fleet::snapshots(&m.clients().await).await.values() {
+        if tags.get("ebssnap:run").map(String::as_str) == Some(RUN) {
+            *out.entry(vol.clone()).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
+    let m = moto!();
+    let receiver = Receiver::start(vec![]);
+    let (vols, event) = fleet_and_event(&m, 30, &receiver).await;
+    // EC2 at the pace of one CreateSnapshot per 300 ms (the proxy serves one request at a time).
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(|_, _, body| {
+            if body.contains("Action=CreateSnapshot&") {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Action::Forward
+        }),
+    );
+    // Each invocation has 21.5 s: the runner stops starting work 20 s before the deadline.
+    let (answers, invoked) = run_chain(&m, event, &proxy.endpoint(), 21_500, &[]);
+    assert!(answers.len() >= 3, "links used: {}", answers.len());
+    for (i, (_, kind, report)) in answers.iter().enumerate() {
+        assert_eq!(kind, "response", "link {} answered {report}", i + 1);
+        assert_eq!(report["link"], i as u64 + 1, "{report}");
+    }
+    let last = &answers.last().unwrap().2;
+    assert!(last["continued_in_link"].is_null());
+    assert_eq!(last["failures"], json!([]));
+    // Pruning happened once, in the last link (the others hand off before it).
+    assert!(
+        answers[..answers.len() - 1]
+            .iter()
+            .all(|(_, _, r)| r["kept"] == 0 && r["deleted"] == json!([]))
+    );
+    let counts = per_volume(&m).await;
+    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vols);
+    assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
+    assert_eq!(invoked.len(), answers.len() - 1);
+    assert!(
+        invoked
+            .iter()
+            .all(|(f, kind)| f == FUNCTION_ARN && kind == "Event")
+    );
+    assert!(
+        receiver.received().is_empty(),
+        "no ticket for a run that finished"
+    );
+}
+
+#[tokio::test]
+async fn a_run_past_its_link_limit_raises_a_ticket_naming_the_unstarted_volumes() {
+    let m = moto!();
+    let receiver = Receiver::start(vec![]);
+    let (vols, event) = fleet_and_event(&m, 3, &receiver).await;
+    // 10 s left at every start: inside the 20 s margin, so no link can start anything.
+    let (answers, invoked) = run_chain(
+        &m,
+        event,
+        &m.endpoint(),
+        10_000,
+        &[("EBSSNAP_MAX_LINKS", "3")],
+    );
+    assert_eq!(answers.len(), 3);
+    assert_eq!(invoked.len(), 2);
+    assert_eq!(answers[0].2["continued_in_link"], 2);
+    assert_eq!(answers[1].2["continued_in_link"], 3);
+    let (_, kind, err) = &answers[2];
+    assert_eq!(kind, "error");
+    assert_eq!(err["errorType"], "Retryable");
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "one ticket, from the last link");
+    let ticket = got[0].json();
+    let mut named: Vec<String> = ticket["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["code"], "NotStarted", "{f}");
+            f["volume_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    named.sort();
+    assert_eq!(named, vols);
+    assert!(
+        ticket["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("link 3 of 3")
+    );
+    assert!(per_volume(&m).await.is_empty());
+}
+
+/// EC2's token bucket for `CreateSnapshot` (burst 4, 8 per second), answering as EC2 does.
+fn bucket_proxy(m: &Moto) -> Proxy {
+    let bucket = Arc::new(Mutex::new((4.0f64, Instant::now())));
+    Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            if !body.contains("Action=CreateSnapshot&") {
+                return Action::Forward;
+            }
+            let mut b = bucket.lock().unwrap();
+            let now = Instant::now();
+            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * 8.0).min(4.0);
+            b.1 = now;
+            if b.0 >= 1.0 {
+                b.0 -= 1.0;
+                return Action::Forward;
+            }
+            Action::Respond(
+                503,
+                "text/xml",
+                "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>r</RequestID></Response>".into(),
+            )
+        }),
+    )
+}
+
+#[tokio::test]
+async fn throttling_storms_never_duplicate_or_miss_a_volume() {
+    let m = moto!();
+    let receiver = Receiver::start(vec![]);
+    let (vols, _) = fleet_and_event(&m, 30, &receiver).await;
+    let proxy = bucket_proxy(&m);
+    let mut env = m.env();
+    env[0].1 = proxy.endpoint();
+    let t0 = Instant::now();
+    let args = [
+        "run",
+        "--policy",
+        "std",
+        "--target",
+        "web",
+        "--run-key",
+        RUN,
+        "--json",
+        "--concurrency",
+        "16",
+    ];
+    let out = ebssnap(&env, &args);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let report = out.json();
+    eprintln!(
+        "storm: {:.1} s, api_calls {}",
+        t0.elapsed().as_secs_f64(),
+        report["api_calls"]
+    );
+    let throttled = report["api_calls"]["throttled"]["CreateSnapshot"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(throttled > 0, "the storm happened: {}", report["api_calls"]);
+    assert_eq!(report["created"].as_array().unwrap().len(), 30);
+    let counts = per_volume(&m).await;
+    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vols);
+    assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
+}
