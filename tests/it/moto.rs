@@ -97,9 +97,9 @@ impl Moto {
     }
 }
 
-/// The same clients, with Lambda at `endpoint` (a fake Invoke endpoint; moto cannot run one).
-pub async fn with_lambda_at(mut c: Clients, endpoint: &str) -> Clients {
-    let sdk = config_loader(&ConnectOptions {
+/// The SDK config of the runner at `endpoint`, with the emulator's static credentials.
+async fn sdk_at(endpoint: &str) -> aws_config::SdkConfig {
+    config_loader(&ConnectOptions {
         region: Some(REGION.into()),
         endpoint_url: Some(endpoint.to_string()),
         max_attempts: Some(2),
@@ -107,9 +107,13 @@ pub async fn with_lambda_at(mut c: Clients, endpoint: &str) -> Clients {
     })
     .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
     .load()
-    .await;
+    .await
+}
+
+/// The same clients, with Lambda at `endpoint` (a fake Invoke endpoint; moto cannot run one).
+pub async fn with_lambda_at(mut c: Clients, endpoint: &str) -> Clients {
     c.lambda = aws_sdk_lambda::Client::from_conf(
-        aws_sdk_lambda::config::Builder::from(&sdk)
+        aws_sdk_lambda::config::Builder::from(&sdk_at(endpoint).await)
             .interceptor(c.calls.clone())
             .build(),
     );
@@ -118,14 +122,5 @@ pub async fn with_lambda_at(mut c: Clients, endpoint: &str) -> Clients {
 
 /// Clients with the emulator's static credentials at `endpoint` (moto, or a proxy in front).
 pub async fn clients_at(endpoint: &str) -> Clients {
-    let sdk = config_loader(&ConnectOptions {
-        region: Some(REGION.into()),
-        endpoint_url: Some(endpoint.to_string()),
-        max_attempts: Some(2),
-        ..Default::default()
-    })
-    .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
-    .load()
-    .await;
-    Clients::from_sdk_config(&sdk)
+    Clients::from_sdk_config(&sdk_at(endpoint).await)
 }
