@@ -15,7 +15,7 @@ ifeq ($(shell command -v terraform 2>/dev/null),)
 export EBSSNAP_TERRAFORM ?= $(EBSSNAP_TERRAFORM_115)
 endif
 
-.PHONY: deps demo test lint unit build docs release bench clean-venv
+.PHONY: deps demo test lint unit build docs release bench bench-scale clean-venv
 
 # protoc builds the provider (tf-provider's gRPC code); terraform drives the acceptance tests.
 deps: $(VENV)/.installed
@@ -58,6 +58,14 @@ bench: release
 	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
 	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast EBSSNAP_BENCH_MEMORY_ONLY=1 EBSSNAP_BENCH_INSTANCES=1000 EBSSNAP_BENCH_VOLUMES=10000 \
 	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
+
+## The runner at account scale against a model of EC2's limits (tests/ec2_limits.py): links,
+## wall time against the bucket's floor, throttled calls, RSS (docs/benchmarks.md). Slow: not in
+## `make bench`. EBSSNAP_SCALE_SIZES=2000x1,2000x5,10000x1,10000x5 by default.
+bench-scale: release
+	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(VENV)/bin/python" "$(CURDIR)/tests/ec2_limits.py" > $(VENV)/bin/moto_server_limits
+	chmod +x $(VENV)/bin/moto_server_limits
+	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_limits RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench scale
 
 lint:
 	cargo fmt --all -- --check

@@ -18,7 +18,7 @@ MOTO_EC2_LOAD_DEFAULT_AMIS=false "$moto" -H 127.0.0.1 -p "$port" >"$work/moto.lo
 moto_pid=$!
 webhook_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export EBSSNAP_WEBHOOK_SECRET="demo-secret-$RANDOM$RANDOM"
-EBSSNAP_WEBHOOK_SECRET="$EBSSNAP_WEBHOOK_SECRET" "$target_dir/debug/ebssnap" webhook serve --listen "127.0.0.1:$webhook_port" --count 2 >"$work/tickets.txt" 2>/dev/null &
+EBSSNAP_WEBHOOK_SECRET="$EBSSNAP_WEBHOOK_SECRET" "$target_dir/debug/ebssnap" webhook serve --listen "127.0.0.1:$webhook_port" --count 3 >"$work/tickets.txt" 2>/dev/null &
 serve_pid=$!
 cleanup() {
   kill "$moto_pid" "$serve_pid" ${proxy_pid:+"$proxy_pid"} 2>/dev/null || true
@@ -110,23 +110,25 @@ ebssnap snapshots --policy std --target web | head -n 8
 echo "  ..."
 
 later=$("$python" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
-heading "40 days later (--now $later): a new run prunes, always keeping the newest 3"
+heading "40 days later (--now $later): a new run prunes, always keeping the newest 3 (and, its previous restore points being 40 days old, says the volumes recovered)"
 ebssnap run --policy std --target web --run-key day-40 --now "$later" | grep -v '^    snap-.* <- '
 
 later3=$("$python" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
 heading "Three days without any run (--now $later3): the daily sweep raises an overdue ticket"
 ebssnap sweep --policy std --now "$later3" | grep -E 'ticket' || true
 wait "$serve_pid" 2>/dev/null || true
-heading "What the receiver (ebssnap webhook serve) got: two signed tickets"
+heading "What the receiver (ebssnap webhook serve) got: three signed tickets"
 "$python" - "$work/tickets.txt" <<'PY'
 import json, sys
 for chunk in open(sys.argv[1]).read().split("--- ticket ")[1:]:
     head, _, body = chunk.partition("\n")
     t = json.loads(body)
     print(f'  {t["event"]} ({t["severity"]}) {head}')
+    for r in t.get("recovered", [])[:2]:
+        print(f'    recovered {r["volume_id"]} (target {r["target"]}): resolves {r["problem_keys"][1]}, ...')
     for f in t["failures"][:3]:
         where = f.get("target") or t["target"]
-        print(f'    {f["code"]}: {f["volume_id"]} (target {where}): {f["message"]}')
+        print(f'    {f["code"]} [{f["category"]}]: {f["volume_id"]} (target {where}): {f["message"]}')
     if len(t["failures"]) > 3:
         print(f'    ... and {len(t["failures"]) - 3} more')
 PY

@@ -190,11 +190,11 @@ async fn connect(g: &Global) -> Clients {
     .await
 }
 
-/// The documents of a run, from files or from Scheduler.
+/// The documents of a run, and the target schedule's interval when read from Scheduler.
 async fn documents(
     clients: &Clients,
     which: &Which,
-) -> Result<(PolicyDocument, TargetDocument), Error> {
+) -> Result<(PolicyDocument, TargetDocument, Option<jiff::SignedDuration>), Error> {
     if let Some(path) = &which.input {
         let target = doc::parse_target(&read_file(path)?)
             .map_err(|e| Error::Input(format!("{}: {e}", path.display())))?;
@@ -203,7 +203,7 @@ async fn documents(
                 .map_err(|e| Error::Input(format!("{}: {e}", p.display())))?,
             None => documents::load_policy(clients, &target.policy).await?,
         };
-        return Ok((policy, target));
+        return Ok((policy, target, None));
     }
     let (Some(p), Some(t)) = (&which.policy, &which.target) else {
         return Err(Error::Input(
@@ -211,14 +211,14 @@ async fn documents(
         ));
     };
     let policy = documents::load_policy(clients, p).await?;
-    let target = documents::load_target(clients, p, t).await?;
-    Ok((policy, target))
+    let (target, interval) = documents::load_target(clients, p, t).await?;
+    Ok((policy, target, interval))
 }
 
 fn options(common: &Common, run_key: Option<String>) -> RunOptions {
     let progress: Option<runner::Progress> = if std::io::stderr().is_terminal() && !common.json {
         Some(Arc::new(|what: &str, done: usize, total: usize| {
-            if total >= 20 && (done % 10 == 0 || done == total) {
+            if total >= 20 && (done.is_multiple_of(10) || done == total) {
                 eprint!("\r{what}: {done}/{total}");
                 if done == total {
                     eprintln!();
@@ -281,14 +281,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             run_key,
         } => {
             let clients = connect(&cli.global).await;
-            let (policy, target) = documents(&clients, which).await?;
-            let report = runner::run_target(
-                &clients,
-                &policy,
-                &target,
-                &options(common, run_key.clone()),
-            )
-            .await?;
+            let (policy, target, interval) = documents(&clients, which).await?;
+            let opts = RunOptions {
+                interval,
+                ..options(common, run_key.clone())
+            };
+            let report = runner::run_target(&clients, &policy, &target, &opts).await?;
             Ok(finish(&report, common.json))
         }
         Command::Sweep { policy, common } => {
@@ -299,7 +297,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         }
         Command::Volumes { which, json } => {
             let clients = connect(&cli.global).await;
-            let (_, target) = documents(&clients, which).await?;
+            let (_, target, _) = documents(&clients, which).await?;
             volumes(&clients, &target, *json).await
         }
         Command::Webhook { command } => webhook_command(&cli.global, command).await,

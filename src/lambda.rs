@@ -82,16 +82,18 @@ fn failure_message(report: &Report) -> String {
         "message": format!("{} failure(s) in {what}, run {}", report.failures.len(), report.run_key),
         "ticket": ticket,
         "delivery": report.ticket,
+        "link": report.link,
+        "api_calls": report.api_calls,
     });
     let mut text = message.to_string();
-    if text.len() > MAX_ERROR_BYTES {
-        if let Some(t) = ticket.as_mut() {
-            let total = t.failures.len();
-            t.failures.truncate(50);
-            message["ticket"] = json!(t);
-            message["failures_truncated"] = json!({"shown": t.failures.len(), "total": total});
-            text = message.to_string();
-        }
+    if text.len() > MAX_ERROR_BYTES
+        && let Some(t) = ticket.as_mut()
+    {
+        let total = t.failures.len();
+        t.failures.truncate(50);
+        message["ticket"] = json!(t);
+        message["failures_truncated"] = json!({"shown": t.failures.len(), "total": total});
+        text = message.to_string();
     }
     text
 }
@@ -125,11 +127,16 @@ async fn run(
             "a continuation event needs the invoked function's ARN".into(),
         ));
     }
+    let resolved = documents::resolve_event(clients, event).await?;
+    if let Resolved::Run { interval, .. } = &resolved {
+        opts.interval = *interval;
+    }
     let opts = &opts;
-    Ok(match documents::resolve_event(clients, event).await? {
+    Ok(match resolved {
         Resolved::Run {
             policy,
             target,
+            interval: _,
             warnings,
         } => Outcome::Report(Box::new(with_warnings(
             runner::run_target(clients, &policy, &target, opts).await?,

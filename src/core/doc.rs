@@ -361,12 +361,12 @@ fn check_counts(r: &RetentionDoc) -> Result<(), String> {
         if max == 0 {
             return Err("retention.max_snapshots must be at least 1".into());
         }
-        if let Some(min) = r.min_snapshots {
-            if min > max {
-                return Err(format!(
-                    "retention.min_snapshots ({min}) must not exceed retention.max_snapshots ({max})"
-                ));
-            }
+        if let Some(min) = r.min_snapshots
+            && min > max
+        {
+            return Err(format!(
+                "retention.min_snapshots ({min}) must not exceed retention.max_snapshots ({max})"
+            ));
         }
     }
     Ok(())

@@ -50,6 +50,25 @@ pub struct Failure {
     pub code: String,
     pub message: String,
     pub retryable: bool,
+    /// What the failure is about when it is not a volume: `select.asg_names=web`, `selection`,
+    /// `run`, a target's name (part of the ticket's `problem_key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// A volume snapshotted again after its previous scheduled run(s) did not snapshot it (its
+/// newest restore point before this one is older than 1.5 x its schedule's interval), or, in a
+/// sweep, a volume that was overdue and is healthy again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recovered {
+    pub target: String,
+    pub volume_id: String,
+    pub instance_id: Option<String>,
+    pub device: Option<String>,
+    /// The new restore point.
+    pub snapshot_id: Option<String>,
+    /// The restore point before it (RFC 3339).
+    pub previous_at: Option<String>,
 }
 
 /// A selected volume whose newest completed snapshot is older than twice its schedule's interval.
@@ -123,6 +142,9 @@ pub struct Report {
     pub error_snapshots: Vec<crate::core::retention::ErrorSnapshot>,
     /// Sweeps only: volumes whose snapshots stopped coming.
     pub overdue: Vec<Overdue>,
+    /// Volumes whose problem ended with this run (a `snapshot.recovered` ticket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<Recovered>,
     pub failures: Vec<Failure>,
     pub tags_dropped: Vec<DroppedTag>,
     /// Attempts per operation (retries included), and `throttled`: those AWS refused for rate.
@@ -130,6 +152,9 @@ pub struct Report {
     pub duration_ms: u64,
     /// The failure ticket, when one was due.
     pub ticket: Option<TicketOutcome>,
+    /// The `snapshot.recovered` ticket, when one was due (informational: never fails the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_ticket: Option<TicketOutcome>,
     /// Lambda: this invocation's link in the run's continuation chain (1 = the scheduled one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<u32>,
@@ -255,13 +280,29 @@ impl Report {
             let _ = writeln!(s, "  warning: {w}");
         }
         for f in &self.failures {
+            let (category, action) = crate::core::guide::guide(&f.code);
             let _ = writeln!(
                 s,
-                "  FAILED {} {}: {}: {}",
-                f.volume_id,
+                "  FAILED {} {}: {}: {}\n    {}: {action}",
+                if f.volume_id.is_empty() {
+                    f.reference.as_deref().unwrap_or("-")
+                } else {
+                    f.volume_id.as_str()
+                },
                 f.instance_id.as_deref().unwrap_or("-"),
                 f.code,
-                f.message
+                f.message,
+                category.as_str()
+            );
+        }
+        for r in &self.recovered {
+            let _ = writeln!(
+                s,
+                "  recovered {} ({}): restore point {} after {}",
+                r.volume_id,
+                r.target,
+                r.snapshot_id.as_deref().unwrap_or("-"),
+                r.previous_at.as_deref().unwrap_or("none")
             );
         }
         if let Some(t) = &self.ticket {

@@ -188,13 +188,11 @@ fn plan_pair(
 ) {
     let max_age = days(rules.days);
     let mut min = rules.min_snapshots as usize;
-    if orphan {
-        if let (Some(after), Some(newest)) = (rules.orphan_delete_after_days, newest_first.first())
-        {
-            if now.duration_since(newest.start_time) > days(after) {
-                min = 0;
-            }
-        }
+    if orphan
+        && let (Some(after), Some(newest)) = (rules.orphan_delete_after_days, newest_first.first())
+        && now.duration_since(newest.start_time) > days(after)
+    {
+        min = 0;
     }
     let max = rules
         .max_snapshots

@@ -377,7 +377,7 @@ fn value_set(f: &Field, spec: &str) -> Vec<bool> {
             (lo..=f.max).chain(f.min..=hi).collect()
         };
         for (i, v) in values.into_iter().enumerate() {
-            if i as u32 % step == 0 {
+            if (i as u32).is_multiple_of(step) {
                 set[v as usize] = true;
             }
         }
@@ -502,10 +502,10 @@ pub fn next_fires(
     let mut out = Vec::new();
     match expr {
         Expression::At(dt) => {
-            if let Ok(t) = tz.to_ambiguous_timestamp(*dt).compatible() {
-                if t > after {
-                    out.push(t);
-                }
+            if let Ok(t) = tz.to_ambiguous_timestamp(*dt).compatible()
+                && t > after
+            {
+                out.push(t);
             }
         }
         Expression::Rate { value, unit } => {
@@ -530,12 +530,13 @@ pub fn next_fires(
                     for h in (0..24).filter(|h| allows(&hours, *h)) {
                         for m in (0..60).filter(|m| allows(&minutes, *m)) {
                             let dt = day.at(h as i8, m as i8, 0, 0);
-                            if let Ok(t) = tz.to_ambiguous_timestamp(dt).compatible() {
-                                if t > after && out.last() != Some(&t) {
-                                    out.push(t);
-                                    if out.len() >= count {
-                                        return out;
-                                    }
+                            if let Ok(t) = tz.to_ambiguous_timestamp(dt).compatible()
+                                && t > after
+                                && out.last() != Some(&t)
+                            {
+                                out.push(t);
+                                if out.len() >= count {
+                                    return out;
                                 }
                             }
                         }
@@ -553,6 +554,17 @@ pub fn next_fires(
 
 /// The longest gap between consecutive fires after `now` (over the next 10 fires), or `None` for
 /// a schedule that fires fewer than twice (a one-off `at()`, or a cron limited to past years).
+/// The interval of a schedule given as text (expression and IANA zone), if it has one.
+pub fn interval_of(
+    expression: &str,
+    timezone: &str,
+    now: jiff::Timestamp,
+) -> Option<jiff::SignedDuration> {
+    let expr = parse(expression).ok()?;
+    let tz = jiff::tz::TimeZone::get(timezone).ok()?;
+    interval(&expr, &tz, now)
+}
+
 pub fn interval(
     expr: &Expression,
     tz: &jiff::tz::TimeZone,

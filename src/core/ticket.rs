@@ -6,11 +6,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::core::doc::Invocation;
+use crate::core::guide::{Category, guide};
 use crate::core::report::Report;
 
 pub const EVENT_FAILED: &str = "snapshot.failed";
 pub const EVENT_OVERDUE: &str = "snapshot.overdue";
 pub const EVENT_RUN_FAILED: &str = "run.failed";
+pub const EVENT_RECOVERED: &str = "snapshot.recovered";
 
 /// Which run a ticket is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,30 @@ pub struct TicketFailure {
     /// Stable key of this one problem, for systems that track volumes separately.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup_key: Option<String>,
+    /// The response guide's category: `transient`, `volume`, `permission`, `configuration`,
+    /// `capacity` or `unknown`.
+    #[serde(default)]
+    pub category: String,
+    /// What to check or do, with the console or CLI command that shows it.
+    #[serde(default)]
+    pub action: String,
+    /// The same on every run while the problem lasts:
+    /// `<policy>/<target>/<volume or reference>/<category>`; a `snapshot.recovered` ticket names it.
+    #[serde(default)]
+    pub problem_key: String,
+}
+
+/// A volume whose problem ended, in a `snapshot.recovered` ticket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRecovered {
+    pub target: String,
+    pub volume_id: String,
+    pub instance_id: Option<String>,
+    pub device: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub previous_at: Option<String>,
+    /// The problem keys this recovery resolves (every volume-level category of this volume).
+    pub problem_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +85,7 @@ pub struct Summary {
 pub struct Ticket {
     pub ebssnap: u64,
     pub event: String,
-    /// `critical` (snapshots failed or a run could not run) or `error` (overdue).
+    /// `critical`, `error`, `warning` or `info` (see `severity` and docs/tickets.md).
     pub severity: String,
     pub dedup_key: String,
     pub occurred_at: String,
@@ -69,8 +95,48 @@ pub struct Ticket {
     pub target: Option<String>,
     pub run: RunInfo,
     pub failures: Vec<TicketFailure>,
+    /// `snapshot.recovered` only: the volumes whose problems ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<TicketRecovered>,
+    /// `snapshot.recovered` only: every problem key it resolves, for ticket systems that
+    /// resolve by key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolves: Vec<String>,
     pub summary: Summary,
     pub runner_version: String,
+}
+
+/// `<policy>/<target>/<volume or reference>/<category>`: stable while one problem lasts.
+pub fn problem_key(policy: &str, target: Option<&str>, about: &str, category: Category) -> String {
+    format!(
+        "{policy}/{}/{about}/{}",
+        target.unwrap_or("sweep"),
+        category.as_str()
+    )
+}
+
+/// The categories a volume-level problem can have: a recovery of the volume resolves them all
+/// (the runner keeps no state, so it cannot know which one was open).
+pub const VOLUME_CATEGORIES: [Category; 5] = [
+    Category::Transient,
+    Category::Volume,
+    Category::Permission,
+    Category::Capacity,
+    Category::Unknown,
+];
+
+/// Fills a failure's category, action and problem key from the response guide.
+fn annotate(
+    mut f: TicketFailure,
+    policy: &str,
+    target: Option<&str>,
+    about: &str,
+) -> TicketFailure {
+    let (category, action) = guide(&f.code);
+    f.category = category.as_str().into();
+    f.action = action.into();
+    f.problem_key = problem_key(policy, f.target.as_deref().or(target), about, category);
+    f
 }
 
 /// Where and when: filled by the runner.
@@ -126,7 +192,16 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             code: f.code.clone(),
             message: f.message.clone(),
             retryable: f.retryable,
-            dedup_key: None,
+            ..Default::default()
+        })
+        .zip(report.failures.iter())
+        .map(|(t, f)| {
+            let about = match (&f.reference, f.volume_id.as_str()) {
+                (Some(r), _) => r.clone(),
+                (None, "") => f.instance_id.clone().unwrap_or_else(|| "run".into()),
+                (None, v) => v.to_string(),
+            };
+            annotate(t, &report.policy, report.target.as_deref(), &about)
         })
         .collect();
     for e in &report.error_snapshots {
@@ -143,7 +218,12 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             ),
             retryable: true,
             dedup_key: Some(format!("{}/{}/{}", report.policy, e.target, e.snapshot_id)),
+            ..Default::default()
         });
+        let last = failures
+            .pop()
+            .map(|f| annotate(f, &report.policy, None, &e.volume_id));
+        failures.extend(last);
     }
     let failed = !failures.is_empty();
     for o in &report.overdue {
@@ -166,16 +246,18 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             },
             retryable: true,
             dedup_key: Some(format!("{}/{}/{}/{}", report.policy, o.target, o.volume_id, day(&ctx.occurred_at))),
+            ..Default::default()
         });
+        let last = failures
+            .pop()
+            .map(|f| annotate(f, &report.policy, None, &o.volume_id));
+        failures.extend(last);
     }
     if failures.is_empty() {
         return None;
     }
-    let (event, severity) = if failed {
-        (EVENT_FAILED, "critical")
-    } else {
-        (EVENT_OVERDUE, "error")
-    };
+    let event = if failed { EVENT_FAILED } else { EVENT_OVERDUE };
+    let severity = severity(report, &failures);
     let dedup_key = match (&report.target, report.kind) {
         (Some(t), _) => format!("{}/{}/{}", report.policy, t, report.run_key),
         (None, _) => format!(
@@ -197,6 +279,85 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
         target: report.target.clone(),
         run: run_info(report, ctx.invocation.as_ref()),
         failures,
+        summary: summary(report),
+        runner_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    })
+}
+
+/// Severity that means something:
+/// - `critical`: a volume has had no completed snapshot for more than two intervals (overdue),
+///   or the whole target failed (nothing was created and something failed, or the selection
+///   itself failed);
+/// - `error`: a volume failed for a reason a person must look at;
+/// - `warning`: every failure is transient, so the next run is expected to fix it.
+///
+/// (`info` is for `snapshot.recovered`.)
+fn severity(report: &Report, failures: &[TicketFailure]) -> &'static str {
+    let whole_target = report.kind == "run"
+        && report.created.is_empty()
+        && (report.volumes_selected == 0 || !report.failures.is_empty());
+    let selection = report.failures.iter().any(|f| f.code == "EmptySelection");
+    if !report.overdue.is_empty() || (whole_target && !report.failures.is_empty()) || selection {
+        "critical"
+    } else if failures
+        .iter()
+        .all(|f| f.category == Category::Transient.as_str())
+    {
+        "warning"
+    } else {
+        "error"
+    }
+}
+
+/// The `snapshot.recovered` ticket a report calls for, if any volume recovered.
+pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    if report.recovered.is_empty() {
+        return None;
+    }
+    let recovered: Vec<TicketRecovered> = report
+        .recovered
+        .iter()
+        .map(|r| TicketRecovered {
+            problem_keys: VOLUME_CATEGORIES
+                .iter()
+                .map(|c| problem_key(&report.policy, Some(&r.target), &r.volume_id, *c))
+                .collect(),
+            target: r.target.clone(),
+            volume_id: r.volume_id.clone(),
+            instance_id: r.instance_id.clone(),
+            device: r.device.clone(),
+            snapshot_id: r.snapshot_id.clone(),
+            previous_at: r.previous_at.clone(),
+        })
+        .collect();
+    let resolves = recovered
+        .iter()
+        .flat_map(|r| r.problem_keys.iter().cloned())
+        .collect();
+    let dedup_key = match &report.target {
+        Some(t) => format!("{}/{}/{}/recovered", report.policy, t, report.run_key),
+        None => format!(
+            "{}/sweep/{}/{}",
+            report.policy,
+            EVENT_RECOVERED,
+            day(&ctx.occurred_at)
+        ),
+    };
+    Some(Ticket {
+        ebssnap: 1,
+        event: EVENT_RECOVERED.into(),
+        severity: "info".into(),
+        dedup_key,
+        occurred_at: ctx.occurred_at.clone(),
+        account: ctx.account.clone(),
+        region: ctx.region.clone(),
+        policy: report.policy.clone(),
+        target: report.target.clone(),
+        run: run_info(report, ctx.invocation.as_ref()),
+        failures: vec![],
+        recovered,
+        resolves,
         summary: summary(report),
         runner_version: env!("CARGO_PKG_VERSION").into(),
     })
@@ -247,14 +408,20 @@ pub fn run_failed(
                 .and_then(|i| i.schedule_arn())
                 .map(String::from),
         },
-        failures: vec![TicketFailure {
-            code: code.into(),
-            message: message.into(),
-            retryable,
-            ..Default::default()
-        }],
+        failures: vec![annotate(
+            TicketFailure {
+                code: code.into(),
+                message: message.into(),
+                retryable,
+                ..Default::default()
+            },
+            policy,
+            target,
+            "run",
+        )],
         summary: Summary::default(),
         runner_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
     }
 }
 

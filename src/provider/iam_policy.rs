@@ -108,21 +108,21 @@ impl DataSource for IamPolicyDataSource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, c: Self::State<'a>) -> Option<()> {
-        if let Some(a) = get(&c.runner_arn) {
-            if a != "*" {
-                validate::arn(diags, AttributePath::new("runner_arn"), &a, Some("lambda"));
-            }
+        if let Some(a) = get(&c.runner_arn)
+            && a != "*"
+        {
+            validate::arn(diags, AttributePath::new("runner_arn"), &a, Some("lambda"));
         }
         if let Some(names) = k_list(&c.policy_names).known() {
             for (i, n) in names.iter().enumerate() {
-                if n != "*" {
-                    if let Err(e) = crate::core::doc::validate_policy_name(n) {
-                        diags.error(
-                            "Invalid policy name",
-                            e,
-                            AttributePath::new("policy_names").index(i as i64),
-                        );
-                    }
+                if n != "*"
+                    && let Err(e) = crate::core::doc::validate_policy_name(n)
+                {
+                    diags.error(
+                        "Invalid policy name",
+                        e,
+                        AttributePath::new("policy_names").index(i as i64),
+                    );
                 }
             }
         }

@@ -272,17 +272,17 @@ impl Provider for EbssnapProvider {
         if let Some(t) = k_map(&c.default_tags).known() {
             validate::tags(diags, AttributePath::new("default_tags"), &t, &["aws:"]);
         }
-        if let Value::Value(ar) = &c.assume_role {
-            if let Some(v) = get(&ar.role_arn) {
-                validate::arn(
-                    diags,
-                    AttributePath::new("assume_role")
-                        .index(0)
-                        .attribute("role_arn"),
-                    &v,
-                    Some("iam"),
-                );
-            }
+        if let Value::Value(ar) = &c.assume_role
+            && let Some(v) = get(&ar.role_arn)
+        {
+            validate::arn(
+                diags,
+                AttributePath::new("assume_role")
+                    .index(0)
+                    .attribute("role_arn"),
+                &v,
+                Some("iam"),
+            );
         }
         Some(())
     }
@@ -302,20 +302,19 @@ impl Provider for EbssnapProvider {
             retry_mode: Some("standard".into()),
         };
         let mut sdk = config_loader(&opts).load().await;
-        if let Value::Value(ar) = &c.assume_role {
-            if let Some(role) = get(&ar.role_arn) {
-                let mut b = aws_config::sts::AssumeRoleProvider::builder(role).session_name(
-                    get(&ar.session_name).unwrap_or_else(|| "ebssnap-terraform".into()),
-                );
-                if let Some(x) = get(&ar.external_id) {
-                    b = b.external_id(x);
-                }
-                let creds = b.configure(&sdk).build().await;
-                sdk = config_loader(&opts)
-                    .credentials_provider(creds)
-                    .load()
-                    .await;
+        if let Value::Value(ar) = &c.assume_role
+            && let Some(role) = get(&ar.role_arn)
+        {
+            let mut b = aws_config::sts::AssumeRoleProvider::builder(role)
+                .session_name(get(&ar.session_name).unwrap_or_else(|| "ebssnap-terraform".into()));
+            if let Some(x) = get(&ar.external_id) {
+                b = b.external_id(x);
             }
+            let creds = b.configure(&sdk).build().await;
+            sdk = config_loader(&opts)
+                .credentials_provider(creds)
+                .load()
+                .await;
         }
         if sdk.region().is_none() {
             diags.root_error(

@@ -231,14 +231,14 @@ pub fn validate_config(c: &PolicyState, diags: &mut Diagnostics) {
     if let Some(v) = max {
         validate::range(diags, p("max_snapshots"), "max_snapshots", v, 1, 1000);
     }
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            diags.error(
-                "min_snapshots above max_snapshots",
-                format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
-                p("min_snapshots"),
-            );
-        }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        diags.error(
+            "min_snapshots above max_snapshots",
+            format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
+            p("min_snapshots"),
+        );
     }
     if let Some(t) = k_map(&c.snapshot_tags).known() {
         validate::tags(diags, p("snapshot_tags"), &t, &["aws:", "ebssnap:"]);
@@ -690,9 +690,9 @@ impl Resource for PolicyResource {
 
 /// The document must fit in a schedule input; checked at plan time once it is known.
 fn check_document(s: &PolicyState, diags: &mut Diagnostics) {
-    if let Some(d) = to_doc(s) {
-        if let Err(e) = doc::to_input(&d) {
-            diags.error("Policy document too large", e, p("snapshot_tags"));
-        }
+    if let Some(d) = to_doc(s)
+        && let Err(e) = doc::to_input(&d)
+    {
+        diags.error("Policy document too large", e, p("snapshot_tags"));
     }
 }

@@ -84,15 +84,15 @@ impl SelectState {
         ] {
             check_tag_keys(at, name, map, diags);
         }
-        if let Some(sel) = self.to_doc() {
-            if sel.is_empty() {
-                diags.error(
+        if let Some(sel) = self.to_doc()
+            && sel.is_empty()
+        {
+            diags.error(
                     "Empty selector",
                     "The select block selects nothing: set at least one of all_volumes = true, asg_names, \
                      instance_names, instance_ids, instance_tags, volume_ids or volume_tags.",
                     at.clone(),
                 );
-            }
         }
     }
 }

@@ -255,14 +255,14 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
     }
     let start = get(&c.start_date).and_then(|v| validate::rfc3339(diags, p("start_date"), &v));
     let end = get(&c.end_date).and_then(|v| validate::rfc3339(diags, p("end_date"), &v));
-    if let (Some(s), Some(e)) = (start, end) {
-        if e <= s {
-            diags.error(
-                "end_date before start_date",
-                format!("end_date ({e}) must be after start_date ({s})."),
-                p("end_date"),
-            );
-        }
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        diags.error(
+            "end_date before start_date",
+            format!("end_date ({e}) must be after start_date ({s})."),
+            p("end_date"),
+        );
     }
     if let Some(d) = get(&c.retention_days) {
         validate::range(
@@ -281,14 +281,14 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
     if let Some(v) = max {
         validate::range(diags, p("max_snapshots"), "max_snapshots", v, 1, 1000);
     }
-    if let (Some(lo), Some(hi)) = (min, max) {
-        if lo > hi {
-            diags.error(
-                "min_snapshots above max_snapshots",
-                format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
-                p("min_snapshots"),
-            );
-        }
+    if let (Some(lo), Some(hi)) = (min, max)
+        && lo > hi
+    {
+        diags.error(
+            "min_snapshots above max_snapshots",
+            format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
+            p("min_snapshots"),
+        );
     }
     if let Some(v) = get(&c.retry_attempts) {
         validate::range(diags, p("retry_attempts"), "retry_attempts", v, 0, 185);
@@ -312,14 +312,14 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
     if let Value::Value(ex) = &c.exclude {
         ex.validate(&p("exclude").index(0), diags);
     }
-    if let Some(d) = to_doc(c) {
-        if let Err(e) = doc::to_input(&d) {
-            diags.error(
-                "Target document too large",
-                format!("{e}: select fewer sources (e.g. tags instead of long id lists)."),
-                p("select"),
-            );
-        }
+    if let Some(d) = to_doc(c)
+        && let Err(e) = doc::to_input(&d)
+    {
+        diags.error(
+            "Target document too large",
+            format!("{e}: select fewer sources (e.g. tags instead of long id lists)."),
+            p("select"),
+        );
     }
 }
 
@@ -432,12 +432,11 @@ fn date_state(aws: Option<jiff::Timestamp>, prior: Option<&V<String>>) -> V<Stri
             _ => Value::Null,
         };
     };
-    if let Some(Value::Value(s)) = prior {
-        if s.parse::<jiff::Timestamp>()
+    if let Some(Value::Value(s)) = prior
+        && s.parse::<jiff::Timestamp>()
             .is_ok_and(|p| p.as_second() == t.as_second())
-        {
-            return Value::Value(s.clone());
-        }
+    {
+        return Value::Value(s.clone());
     }
     Value::Value(t.to_string())
 }

@@ -90,6 +90,7 @@ pub async fn hand_off(
             code: "NotStarted".into(),
             message: format!("not snapshotted: {why}; the next scheduled run covers it"),
             retryable: true,
+            reference: None,
         }));
     false
 }

@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 use tracing::warn;
 
 use crate::aws::{Clients, scheduler};
+use jiff::{SignedDuration, Timestamp};
+
 use crate::core::doc::{self, Document, PolicyDocument, TargetDocument};
+use crate::core::schedule;
 use crate::error::Error;
 
 /// Loads a policy document from its `_policy` schedule; a missing one is bad input.
@@ -26,12 +29,13 @@ pub async fn load_policy(clients: &Clients, policy: &str) -> Result<PolicyDocume
     })
 }
 
-/// Loads a target document from its schedule; a missing one is bad input.
+/// Loads a target document from its schedule, with the schedule's interval (when it has one);
+/// a missing one is bad input.
 pub async fn load_target(
     clients: &Clients,
     policy: &str,
     target: &str,
-) -> Result<TargetDocument, Error> {
+) -> Result<(TargetDocument, Option<SignedDuration>), Error> {
     find_target(clients, policy, target).await?.ok_or_else(|| {
         Error::Input(format!(
             "unknown target {policy}/{target}: no such schedule in group {}",
@@ -69,13 +73,14 @@ async fn find_target(
     clients: &Clients,
     policy: &str,
     target: &str,
-) -> Result<Option<TargetDocument>, Error> {
+) -> Result<Option<(TargetDocument, Option<SignedDuration>)>, Error> {
     doc::validate_policy_name(policy).map_err(Error::Input)?;
     doc::validate_target_name(target).map_err(Error::Input)?;
-    let Some(text) = scheduler::get_input(&clients.scheduler, policy, target).await? else {
+    let Some(spec) = scheduler::get_schedule(&clients.scheduler, policy, target).await? else {
         return Ok(None);
     };
-    let t = doc::parse_target(&text).map_err(|e| {
+    let interval = schedule::interval_of(&spec.expression, &spec.timezone, Timestamp::now());
+    let t = doc::parse_target(&spec.input).map_err(|e| {
         Error::Input(format!(
             "schedule {}/{target}: {e}",
             scheduler::group_name(policy)
@@ -89,7 +94,7 @@ async fn find_target(
             t.target
         )));
     }
-    Ok(Some(t))
+    Ok(Some((t, interval)))
 }
 
 /// What an event points at, resolved against Scheduler.
@@ -99,6 +104,8 @@ pub enum Resolved {
     Run {
         policy: Box<PolicyDocument>,
         target: Box<TargetDocument>,
+        /// The target schedule's interval (recovery detection).
+        interval: Option<SignedDuration>,
         warnings: Vec<String>,
     },
     /// Sweep this policy with its current document.
@@ -137,7 +144,7 @@ pub async fn resolve_event(clients: &Clients, event: Document) -> Result<Resolve
         Document::Target(mut ev) => {
             let invocation = ev.invocation.take();
             let (p, t) = (ev.policy.clone(), ev.target.clone());
-            let Some(mut current) = find_target(clients, &p, &t).await? else {
+            let Some((mut current, interval)) = find_target(clients, &p, &t).await? else {
                 return Ok(unknown(
                     format!("target {p}/{t}"),
                     format!(
@@ -166,6 +173,7 @@ pub async fn resolve_event(clients: &Clients, event: Document) -> Result<Resolve
             Ok(Resolved::Run {
                 policy: Box::new(policy),
                 target: Box::new(current),
+                interval,
                 warnings,
             })
         }

@@ -24,7 +24,11 @@ pub(super) async fn finish(
 ) -> Result<Report, Error> {
     let due = match &result {
         Ok(r) => {
-            !r.dry_run && (r.failed() || !r.overdue.is_empty() || !r.error_snapshots.is_empty())
+            !r.dry_run
+                && (r.failed()
+                    || !r.overdue.is_empty()
+                    || !r.error_snapshots.is_empty()
+                    || !r.recovered.is_empty())
         }
         Err(Error::Aws(_)) => true,
         Err(_) => false,
@@ -57,6 +61,9 @@ pub(super) async fn finish(
                     report.ticket = Some(send(url, &t, opts).await);
                 }
                 report.ticket_body = Some(t);
+            }
+            if let (Some(t), Some(url)) = (ticket::recovered_from_report(&report, &ctx), url) {
+                report.recovery_ticket = Some(send(url, &t, opts).await);
             }
             report.api_calls.add(&clients.calls.since(&before));
             log_report(&report);

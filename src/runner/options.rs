@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub deadline: Option<Instant>,
     /// Lambda only: the continuation chain this invocation belongs to (DESIGN §5).
     pub chain: Option<Chain>,
+    /// The target schedule's interval, when the documents came from Scheduler: a volume whose
+    /// previous restore point is older than 1.5 intervals has recovered (`snapshot.recovered`).
+    pub interval: Option<jiff::SignedDuration>,
     /// The most links one run may use (`EBSSNAP_MAX_LINKS`, default 10, at most 15).
     pub max_links: u32,
 }
@@ -70,6 +73,7 @@ impl Default for RunOptions {
             delivery: DeliveryOptions::default(),
             deadline: None,
             chain: None,
+            interval: None,
             max_links: DEFAULT_MAX_LINKS,
         }
     }

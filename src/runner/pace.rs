@@ -3,9 +3,11 @@
 //! EC2 throttles each API per account and region with a token bucket: a burst, then a few
 //! requests per second. Measured against a model of that bucket (docs/benchmarks.md), the SDK's
 //! standard retries collide with it (most attempts throttled) and its adaptive mode is far slower
-//! than the bucket allows, so the runner paces its own sends: additive increase, multiplicative
-//! decrease (AIMD) on the rate, fed by the throttled attempts the SDK interceptor counts. The SDK
-//! still retries each throttled attempt; the pacer only decides when the next call starts.
+//! than the bucket allows, so the runner paces its own sends: a slow, time-based increase and a
+//! multiplicative decrease (AIMD) on the rate, fed by the throttled attempts the SDK interceptor
+//! counts.
+//! Mutating calls are not retried by the SDK (see `aws::Clients::ec2_writes`): every attempt,
+//! retries included, waits for its slot here.
 //! One pacer per operation (EC2 has a bucket per API).
 
 use std::sync::Mutex;
@@ -19,9 +21,11 @@ pub const START_RATE: f64 = 50.0;
 const MIN_RATE: f64 = 0.5;
 const MAX_RATE: f64 = 500.0;
 /// On a throttle the rate is multiplied by this (at most once per adjustment window).
-const DECREASE: f64 = 0.6;
-/// Without a throttle for a window, the rate grows by this fraction.
-const INCREASE: f64 = 0.10;
+const DECREASE: f64 = 0.8;
+/// Per second without a throttle, the rate grows by this fraction.
+const INCREASE_PER_SECOND: f64 = 0.05;
+/// The shortest adjustment window: throttles within it are one signal.
+const MIN_WINDOW: Duration = Duration::from_millis(250);
 
 /// The pure AIMD rate: decisions depend only on the time and the throttle count given.
 #[derive(Debug, Clone)]
@@ -48,19 +52,21 @@ impl Rate {
 
     /// Adjusts the rate to the throttles seen so far, and reserves the next send slot.
     pub fn reserve(&mut self, now: Instant, throttles: u64) -> Instant {
-        // One adjustment per window: concurrent calls throttled together are one signal.
-        let window = Duration::from_secs_f64((4.0 / self.rate).clamp(0.05, 2.0));
-        let settled = now.duration_since(self.last_change) >= window;
+        let since = now.duration_since(self.last_change);
+        // Throttles within one window (a few sends) are one signal, not one per refused call.
+        let window = Duration::from_secs_f64(4.0 / self.rate).max(MIN_WINDOW);
         if throttles > self.throttles_seen {
             self.throttles_seen = throttles;
-            if settled {
+            if since >= window {
                 self.rate = (self.rate * DECREASE).max(MIN_RATE);
                 self.last_change = now;
                 // Let the bucket refill a little before the next send.
                 self.next = self.next.max(now) + Duration::from_secs_f64(1.0 / self.rate);
             }
-        } else if settled {
-            self.rate = (self.rate * (1.0 + INCREASE)).min(MAX_RATE);
+        } else if since >= Duration::from_secs(1) {
+            // Additive-style increase, by time: a quiet second raises the rate 5%.
+            let grow = (1.0 + INCREASE_PER_SECOND).powf(since.as_secs_f64().min(10.0));
+            self.rate = (self.rate * grow).min(MAX_RATE);
             self.last_change = now;
         }
         let slot = self.next.max(now);
@@ -116,13 +122,15 @@ mod tests {
         let mut r = Rate::new(10.0, t0);
         let later = t0 + Duration::from_secs(1);
         r.reserve(later, 3);
-        assert!((r.per_second() - 6.0).abs() < 1e-9);
+        assert!((r.per_second() - 8.0).abs() < 1e-9);
         // More throttles inside the same window: one signal, no second cut.
         r.reserve(later + Duration::from_millis(10), 5);
-        assert!((r.per_second() - 6.0).abs() < 1e-9);
-        // A quiet window raises it again.
-        r.reserve(later + Duration::from_secs(2), 5);
-        assert!((r.per_second() - 6.6).abs() < 1e-9);
+        assert!((r.per_second() - 8.0).abs() < 1e-9);
+        // A quiet second raises it 5%; half a second does nothing yet.
+        r.reserve(later + Duration::from_millis(500), 5);
+        assert!((r.per_second() - 8.0).abs() < 1e-9);
+        r.reserve(later + Duration::from_secs(1), 5);
+        assert!((r.per_second() - 8.4).abs() < 1e-9);
         // It never drops below the floor.
         let mut low = Rate::new(0.1, t0);
         low.reserve(later, 1);

@@ -74,6 +74,7 @@ pub(super) async fn prune(
                     code: e.code,
                     message: e.message,
                     retryable: e.retryable,
+                    reference: None,
                 });
             }
         }

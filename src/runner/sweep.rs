@@ -14,7 +14,7 @@ use crate::aws::ec2::{self, ManagedSnapshot};
 use crate::aws::scheduler::ScheduleSpec;
 use crate::aws::{Clients, scheduler};
 use crate::core::doc::{self, PolicyDocument, Rules, TargetDocument};
-use crate::core::report::{Failure, Overdue, Report};
+use crate::core::report::{Failure, Overdue, Recovered, Report};
 use crate::core::retention::{self, Scope};
 use crate::core::schedule;
 use crate::core::select;
@@ -76,9 +76,9 @@ async fn sweep_in_span(
     report.failures.extend(planned.failures);
     prune(clients, planned.plan, opts, &mut report).await;
     for (spec, target) in &planned.live {
-        report
-            .overdue
-            .extend(overdue(clients, spec, target, &planned.snapshots, opts.now).await?);
+        let (late, back) = overdue(clients, spec, target, &planned.snapshots, opts.now).await?;
+        report.overdue.extend(late);
+        report.recovered.extend(back);
     }
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -137,6 +137,7 @@ pub async fn plan(
                     code: "InvalidTargetDocument".into(),
                     message: format!("target {name} not pruned: {e}"),
                     retryable: false,
+                    reference: Some(name.clone()),
                 });
                 unreadable.insert(name);
             }
@@ -171,42 +172,46 @@ pub async fn plan(
 
 /// The selected volumes of a live target whose newest completed snapshot is older than twice the
 /// schedule's interval (or that never got one, once the schedule and the volume are that old).
+/// Also returns the volumes that were overdue and are healthy again: the gap between their two
+/// newest restore points is over two intervals, and the newest is within two intervals.
 async fn overdue(
     clients: &Clients,
     spec: &ScheduleSpec,
     target: &TargetDocument,
     snapshots: &[ManagedSnapshot],
     now: Timestamp,
-) -> Result<Vec<Overdue>, Error> {
+) -> Result<(Vec<Overdue>, Vec<Recovered>), Error> {
     let active = spec.enabled
         && spec.start_date.is_none_or(|t| t <= now)
         && spec.end_date.is_none_or(|t| t > now);
-    let Ok(expr) = schedule::parse(&spec.expression) else {
-        return Ok(vec![]);
-    };
-    let Ok(tz) = jiff::tz::TimeZone::get(&spec.timezone) else {
-        return Ok(vec![]);
-    };
-    let Some(interval) = schedule::interval(&expr, &tz, now) else {
-        return Ok(vec![]);
+    let Some(interval) = schedule::interval_of(&spec.expression, &spec.timezone, now) else {
+        return Ok((vec![], vec![]));
     };
     if !active {
-        return Ok(vec![]);
+        return Ok((vec![], vec![]));
     }
     let due_before = now - interval * 2;
     let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
-    let mut newest: BTreeMap<String, &ManagedSnapshot> = BTreeMap::new();
+    // The two newest completed restore points of each volume (distinct runs).
+    let mut points: BTreeMap<String, Vec<&ManagedSnapshot>> = BTreeMap::new();
     for s in snapshots.iter().filter(|s| {
         s.tag(tags::TAG_TARGET) == Some(target.target.as_str()) && s.state == "completed"
     }) {
-        let e = newest.entry(s.volume()).or_insert(s);
-        if s.start_time > e.start_time {
-            *e = s;
-        }
+        points.entry(s.volume()).or_default().push(s);
     }
-    let mut out = Vec::new();
+    for v in points.values_mut() {
+        v.sort_by_key(|s| std::cmp::Reverse(s.start_time));
+        v.dedup_by(|a, b| {
+            a.tag(tags::TAG_RUN).is_some() && a.tag(tags::TAG_RUN) == b.tag(tags::TAG_RUN)
+        });
+    }
+    let (mut out, mut back) = (Vec::new(), Vec::new());
     for sel in select::select(&target.select, &target.exclude(), &inv) {
-        let last = newest.get(&sel.volume_id);
+        let newest = points
+            .get(&sel.volume_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let last = newest.first();
         let late = match last {
             Some(s) => s.start_time < due_before,
             None => {
@@ -225,7 +230,18 @@ async fn overdue(
                 newest_at: last.map(|s| s.start_time.to_string()),
                 interval_seconds: interval.as_secs(),
             });
+        } else if let [n1, n2, ..] = newest
+            && n1.start_time.duration_since(n2.start_time) > interval * 2
+        {
+            back.push(Recovered {
+                target: target.target.clone(),
+                volume_id: sel.volume_id,
+                instance_id: sel.instance_id,
+                device: sel.device,
+                snapshot_id: Some(n1.id.clone()),
+                previous_at: Some(n2.start_time.to_string()),
+            });
         }
     }
-    Ok(out)
+    Ok((out, back))
 }

@@ -14,7 +14,7 @@ use super::prune::prune;
 use crate::aws::Clients;
 use crate::aws::ec2::{self, ManagedSnapshot};
 use crate::core::doc::{PolicyDocument, TargetDocument};
-use crate::core::report::{Created, Failure, Report, Skipped};
+use crate::core::report::{Created, Failure, Recovered, Report, Skipped};
 use crate::core::retention::{self, Scope, SnapState};
 use crate::core::select::{self, Inventory, Selected};
 use crate::core::tags::{self, Identity, TAG_RUN};
@@ -40,6 +40,7 @@ fn failure(s: &Selected, e: &AwsError) -> Failure {
         code: e.code.clone(),
         message: e.message.clone(),
         retryable: e.retryable,
+        reference: None,
     }
 }
 
@@ -358,6 +359,43 @@ pub async fn run_target(
     .await
 }
 
+/// The volumes this run snapshotted whose previous restore point (another run's newest completed
+/// snapshot) is older than 1.5 intervals: their previous scheduled run(s) did not snapshot them,
+/// so whatever failed has recovered. Inferred from the snapshots alone: no state is kept.
+fn recovered(
+    target: &str,
+    created: &[Created],
+    existing: &[ManagedSnapshot],
+    run_key: &str,
+    interval: jiff::SignedDuration,
+    now: jiff::Timestamp,
+) -> Vec<Recovered> {
+    let mut newest: BTreeMap<String, jiff::Timestamp> = BTreeMap::new();
+    for s in existing
+        .iter()
+        .filter(|s| s.state == "completed" && s.tag(TAG_RUN) != Some(run_key))
+    {
+        let e = newest.entry(s.volume()).or_insert(s.start_time);
+        *e = (*e).max(s.start_time);
+    }
+    let late = now - interval * 3 / 2;
+    created
+        .iter()
+        .filter(|c| c.snapshot_id.is_some())
+        .filter_map(|c| {
+            let prev = newest.get(&c.volume_id)?;
+            (*prev < late).then(|| Recovered {
+                target: target.to_string(),
+                volume_id: c.volume_id.clone(),
+                instance_id: c.instance_id.clone(),
+                device: c.device.clone(),
+                snapshot_id: c.snapshot_id.clone(),
+                previous_at: Some(prev.to_string()),
+            })
+        })
+        .collect()
+}
+
 /// What selects nothing is a failure (DESIGN §4): named references that resolve to nothing
 /// (`NotFound`), and an empty selection unless the target allows it (`EmptySelection`).
 fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize) -> Vec<Failure> {
@@ -380,6 +418,7 @@ fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize)
                 target.target
             ),
             retryable: false,
+            reference: Some(format!("{}={}", u.source, u.value)),
         })
         .collect();
     if selected == 0 && !target.allow_empty() {
@@ -394,6 +433,7 @@ fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize)
                 target.policy, target.target, target.policy, target.target
             ),
             retryable: false,
+            reference: Some("selection".into()),
         });
     }
     for f in &out {
@@ -497,6 +537,16 @@ async fn run_target_in_span(
         }
     }
     report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+    if let Some(interval) = opts.interval {
+        report.recovered = recovered(
+            &target.target,
+            &report.created,
+            &existing,
+            &run_key,
+            interval,
+            opts.now,
+        );
+    }
 
     // Prune. New snapshots join as pending: never deleted, never counted.
     let mut snaps: Vec<retention::Snap> = existing.iter().map(ManagedSnapshot::to_snap).collect();

@@ -102,7 +102,7 @@ fn registry_manifest_declares_protocol_6() {
 
 mod tickets {
     use ebssnap::core::doc::Invocation;
-    use ebssnap::core::report::{Failure, Overdue, Report};
+    use ebssnap::core::report::{Created, Failure, Overdue, Recovered, Report};
     use ebssnap::core::retention::ErrorSnapshot;
     use ebssnap::core::ticket::{self, Context, Ticket};
     use serde_json::Value;
@@ -141,6 +141,7 @@ mod tickets {
             code: "IncorrectState".into(),
             message: "The volume is in an incorrect state.".into(),
             retryable: false,
+            reference: None,
         });
         let mut sweep = Report {
             kind: "sweep",
@@ -171,6 +172,29 @@ mod tickets {
         });
         let mut sweep_ctx = ctx();
         sweep_ctx.invocation = None;
+        let mut back = Report {
+            kind: "run",
+            policy: "std".into(),
+            target: Some("web".into()),
+            run_key: "2026-11-26T05:00:00Z".into(),
+            volumes_selected: 1,
+            duration_ms: 530,
+            ..Report::default()
+        };
+        back.created.push(Created {
+            snapshot_id: Some("snap-0123456789abcdef0".into()),
+            volume_id: "vol-0a1b2c3d4e5f60718".into(),
+            instance_id: Some("i-0123456789abcdef0".into()),
+            device: Some("/dev/sdf".into()),
+        });
+        back.recovered.push(Recovered {
+            target: "web".into(),
+            volume_id: "vol-0a1b2c3d4e5f60718".into(),
+            instance_id: Some("i-0123456789abcdef0".into()),
+            device: Some("/dev/sdf".into()),
+            snapshot_id: Some("snap-0123456789abcdef0".into()),
+            previous_at: Some("2026-11-24T05:00:37Z".into()),
+        });
         vec![
             (
                 "snapshot.failed.json",
@@ -195,6 +219,10 @@ mod tickets {
                     false,
                     &ctx(),
                 ),
+            ),
+            (
+                "snapshot.recovered.json",
+                ticket::recovered_from_report(&back, &ctx()).unwrap(),
             ),
         ]
     }
@@ -252,6 +280,15 @@ mod tickets {
             for f in v["failures"].as_array().unwrap() {
                 check(f, &schema["properties"]["failures"]["items"], name);
             }
+            for r in v["recovered"].as_array().into_iter().flatten() {
+                check(r, &schema["properties"]["recovered"]["items"], name);
+            }
+            let severities = schema["properties"]["severity"]["enum"].as_array().unwrap();
+            assert!(
+                severities.contains(&v["severity"]),
+                "{name}: {}",
+                v["severity"]
+            );
             let events: Vec<&str> = schema["properties"]["event"]["enum"]
                 .as_array()
                 .unwrap()
@@ -260,6 +297,102 @@ mod tickets {
                 .collect();
             assert!(events.contains(&v["event"].as_str().unwrap()));
         }
+    }
+
+    /// docs/tickets.md's response guide is the table in `core::guide` (`EBSSNAP_BLESS=1` rewrites it).
+    #[test]
+    fn the_response_guide_in_the_docs_is_current() {
+        let path = dir().parent().unwrap().join("tickets.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (start, end) = ("<!-- guide:start -->\n", "<!-- guide:end -->");
+        let a = text.find(start).expect("guide:start marker") + start.len();
+        let b = text.find(end).expect("guide:end marker");
+        let want = ebssnap::core::guide::markdown_table();
+        if std::env::var("EBSSNAP_BLESS").is_ok() {
+            std::fs::write(&path, format!("{}{want}{}", &text[..a], &text[b..])).unwrap();
+            return;
+        }
+        assert_eq!(
+            &text[a..b],
+            want,
+            "docs/tickets.md's guide is stale: rerun with EBSSNAP_BLESS=1"
+        );
+    }
+
+    /// The same problem on two runs has the same problem key; each failure has a category and
+    /// an action; severities follow the rules in docs/tickets.md.
+    #[test]
+    fn problem_keys_are_stable_and_severities_mean_something() {
+        let run = |key: &str, code: &str| {
+            let mut r = Report {
+                kind: "run",
+                policy: "std".into(),
+                target: Some("web".into()),
+                run_key: key.into(),
+                volumes_selected: 2,
+                ..Report::default()
+            };
+            r.created.push(Created {
+                snapshot_id: Some("snap-1".into()),
+                volume_id: "vol-ok".into(),
+                ..Default::default()
+            });
+            r.failures.push(Failure {
+                volume_id: "vol-1".into(),
+                instance_id: None,
+                device: None,
+                snapshot_id: None,
+                code: code.into(),
+                message: "m".into(),
+                retryable: false,
+                reference: None,
+            });
+            ticket::from_report(&r, &ctx()).unwrap()
+        };
+        let a = run("2026-11-26T05:00:00Z", "IncorrectState");
+        let b = run("2026-11-27T05:00:00Z", "IncorrectState");
+        assert_ne!(
+            a.dedup_key, b.dedup_key,
+            "a run's dedup key changes per run"
+        );
+        assert_eq!(a.failures[0].problem_key, "std/web/vol-1/volume");
+        assert_eq!(a.failures[0].problem_key, b.failures[0].problem_key);
+        assert_eq!(a.severity, "error");
+        assert!(a.failures[0].action.contains("describe-volumes"));
+        for (code, category, severity) in [
+            ("RequestLimitExceeded", "transient", "warning"),
+            ("IncorrectState", "volume", "error"),
+            ("UnauthorizedOperation", "permission", "error"),
+            ("SnapshotLimitExceeded", "capacity", "error"),
+            ("NotFound", "configuration", "error"),
+            ("BrandNewCode", "unknown", "error"),
+        ] {
+            let t = run("k", code);
+            assert_eq!(t.failures[0].category, category, "{code}");
+            assert_eq!(t.severity, severity, "{code}");
+        }
+        // Nothing created: the whole target failed.
+        let mut none = Report {
+            kind: "run",
+            policy: "std".into(),
+            target: Some("web".into()),
+            volumes_selected: 1,
+            ..Report::default()
+        };
+        none.failures.push(Failure {
+            volume_id: "vol-1".into(),
+            instance_id: None,
+            device: None,
+            snapshot_id: None,
+            code: "RequestLimitExceeded".into(),
+            message: "m".into(),
+            retryable: true,
+            reference: None,
+        });
+        assert_eq!(
+            ticket::from_report(&none, &ctx()).unwrap().severity,
+            "critical"
+        );
     }
 
     #[test]
@@ -282,6 +415,7 @@ mod tickets {
             code: "X".into(),
             message: "x".into(),
             retryable: true,
+            reference: None,
         });
         assert_eq!(
             ticket::from_report(&report, &later).unwrap().dedup_key,

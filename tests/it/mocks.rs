@@ -590,3 +590,86 @@ async fn a_sweep_turns_error_state_snapshots_into_a_snapshot_failed_ticket() {
     assert_eq!(t["failures"][0]["dedup_key"], "std/web/snap-err");
     assert_eq!(t["run"]["kind"], "sweep");
 }
+
+/// A sweep that finds a previously overdue volume healthy again (the gap between its two newest
+/// restore points is over two intervals, the newest within two) sends `snapshot.recovered`.
+/// moto cannot backdate snapshots, so the listing is mocked.
+#[tokio::test]
+async fn a_sweep_finds_a_previously_overdue_volume_recovered() {
+    use aws_sdk_scheduler::Client as Sched;
+    use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
+    use aws_sdk_scheduler::operation::list_schedules::ListSchedulesOutput;
+    use aws_sdk_scheduler::types::{ScheduleState, ScheduleSummary, Target};
+
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let input = docs::target("std", "web", json!({"volume_tags": {"B": "y"}})).to_string();
+    let list = mock!(Sched::list_schedules).then_output(|| {
+        ListSchedulesOutput::builder()
+            .schedules(ScheduleSummary::builder().name("web").build())
+            .build()
+            .unwrap()
+    });
+    let get = mock!(Sched::get_schedule).then_output(move || {
+        GetScheduleOutput::builder()
+            .name("web")
+            .schedule_expression("cron(0 5 * * ? *)")
+            .schedule_expression_timezone("UTC")
+            .state(ScheduleState::Enabled)
+            .target(
+                Target::builder()
+                    .arn("arn:aws:lambda:us-east-1:123456789012:function:ebssnap")
+                    .role_arn("arn:aws:iam::123456789012:role/r")
+                    .input(input.clone())
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    });
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume("vol-1", None, &[("B", "y")]))
+            .volumes(volume("vol-2", None, &[("B", "y")]))
+            .build()
+    });
+    let point = |id: &str, vol: &str, run: &str, age: i64| {
+        snapshot(
+            id,
+            vol,
+            SnapshotState::Completed,
+            age,
+            &[
+                ("ebssnap:policy", "std"),
+                ("ebssnap:target", "web"),
+                ("ebssnap:volume", vol),
+                ("ebssnap:run", run),
+            ],
+        )
+    };
+    let snaps = mock!(Ec2::describe_snapshots).then_output(move || {
+        DescribeSnapshotsOutput::builder()
+            // vol-1: a 5-day gap, then today's snapshot: it was overdue, and is back.
+            .snapshots(point("snap-1-new", "vol-1", "r6", 0))
+            .snapshots(point("snap-1-old", "vol-1", "r1", 5))
+            // vol-2: daily snapshots: healthy all along, nothing to say.
+            .snapshots(point("snap-2-new", "vol-2", "r6", 0))
+            .snapshots(point("snap-2-old", "vol-2", "r5", 1))
+            .build()
+    });
+    let c = clients_with(&[&volumes, &snaps], &[&list, &get]);
+    let mut pol = docs::policy("std", 14, 1);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    let r = runner::sweep(&c, &p(&pol), &opts()).await.unwrap();
+    assert!(r.overdue.is_empty());
+    let back: Vec<&str> = r.recovered.iter().map(|v| v.volume_id.as_str()).collect();
+    assert_eq!(back, ["vol-1"]);
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let t = got[0].json();
+    assert_eq!(t["event"], "snapshot.recovered");
+    assert!(
+        t["resolves"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("std/web/vol-1/volume"))
+    );
+}

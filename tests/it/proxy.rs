@@ -133,12 +133,11 @@ impl Proxy {
                         let mut r = tiny_http::Response::from_data(rb).with_status_code(status);
                         for (k, v) in rh {
                             let lk = k.to_ascii_lowercase();
-                            if lk == "content-type" || lk.starts_with("x-amz") {
-                                if let Ok(h) =
+                            if (lk == "content-type" || lk.starts_with("x-amz"))
+                                && let Ok(h) =
                                     tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes())
-                                {
-                                    r = r.with_header(h);
-                                }
+                            {
+                                r = r.with_header(h);
                             }
                         }
                         r

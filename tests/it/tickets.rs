@@ -305,7 +305,10 @@ async fn a_failed_volume_sends_exactly_one_signed_ticket_with_a_stable_dedup_key
     let t = got[0].json();
     assert_eq!(t["ebssnap"], 1);
     assert_eq!(t["event"], "snapshot.failed");
-    assert_eq!(t["severity"], "critical");
+    assert_eq!(
+        t["severity"], "error",
+        "one volume failed, the others were snapshotted"
+    );
     assert_eq!(t["policy"], "std");
     assert_eq!(t["target"], "db");
     assert_eq!(t["account"], "123456789012");
@@ -450,7 +453,10 @@ async fn a_sweep_reports_overdue_volumes_and_a_healthy_policy_sends_nothing() {
     assert_eq!(got.len(), 1);
     let t = got[0].json();
     assert_eq!(t["event"], "snapshot.overdue");
-    assert_eq!(t["severity"], "error");
+    assert_eq!(
+        t["severity"], "critical",
+        "no completed snapshot for over two intervals"
+    );
     assert_eq!(t["failures"][0]["code"], "Overdue");
     assert_eq!(t["failures"][0]["volume_id"], root.as_str());
     assert_eq!(t["failures"][0]["target"], "web");
@@ -526,4 +532,99 @@ fn webhook_test_and_serve_work_together_and_verify_signatures() {
         &["webhook", "test", "--url", "http://tickets.example.com/x"],
     );
     assert_eq!(insecure.code, 2, "{}", insecure.stderr);
+}
+
+/// A volume that failed on one run and is snapshotted on a later one raises exactly one
+/// `snapshot.recovered`, resolving the failure's problem key; a healthy run after a healthy one
+/// sends nothing. (moto cannot backdate snapshots: each starts at the real time, so the runs'
+/// `--now` says how much later each one is.)
+#[tokio::test]
+async fn a_failure_then_a_success_sends_one_recovery_naming_its_problem_key() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
+    let receiver = Receiver::start(vec![]);
+    let mut pol = docs::policy("std", 14, 1);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    docs::store_policy(&c, &pol).await;
+    // A daily schedule (cron(0 5 * * ? *)): the interval is 24 h.
+    docs::store_target(
+        &c,
+        &docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+    let t0 = jiff::Timestamp::now();
+    let at = |days: i64| (t0 + jiff::SignedDuration::from_hours(24 * days)).to_string();
+    let run = |env: &[(&str, String)], key: &str, now: &str| {
+        ebssnap(
+            env,
+            &[
+                "run",
+                "--policy",
+                "std",
+                "--target",
+                "web",
+                "--run-key",
+                key,
+                "--now",
+                now,
+                "--json",
+            ],
+        )
+    };
+    assert_eq!(run(&m.env(), "day-0", &at(0)).code, 0);
+    // Day 1: EBS refuses the volume (IncorrectState).
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(|_, _, body| {
+            if body.contains("Action=CreateSnapshot&") {
+                return Action::Respond(
+                    400,
+                    "text/xml",
+                    "<Response><Errors><Error><Code>IncorrectState</Code><Message>The volume is in an incorrect state.</Message></Error></Errors><RequestID>x</RequestID></Response>".into(),
+                );
+            }
+            Action::Forward
+        }),
+    );
+    let mut env = m.env();
+    env[0].1 = proxy.endpoint();
+    let failed = run(&env, "day-1", &at(1));
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    let key = format!("std/web/{vol}/volume");
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let t = got[0].json();
+    assert_eq!(t["event"], "snapshot.failed");
+    assert_eq!(
+        t["severity"], "critical",
+        "nothing was created: the whole target failed"
+    );
+    assert_eq!(t["failures"][0]["problem_key"], key.as_str());
+    assert_eq!(t["failures"][0]["category"], "volume");
+    assert!(
+        t["failures"][0]["action"]
+            .as_str()
+            .unwrap()
+            .contains("describe-volumes")
+    );
+    // Day 2: the volume is snapshotted again; its previous restore point is 2 days old.
+    let ok = run(&m.env(), "day-2", &at(2));
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(ok.json()["recovered"][0]["volume_id"], vol.as_str());
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "exactly one more ticket");
+    let r = got[1].json();
+    assert_eq!(r["event"], "snapshot.recovered");
+    assert_eq!(r["severity"], "info");
+    assert!(
+        r["resolves"].as_array().unwrap().contains(&json!(key)),
+        "{r}"
+    );
+    assert_eq!(r["recovered"][0]["volume_id"], vol.as_str());
+    // A healthy run one day after a healthy run: nothing is sent.
+    let again = run(&m.env(), "day-3", &at(1));
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.json().get("recovered").is_none());
+    assert_eq!(receiver.received().len(), 2);
 }

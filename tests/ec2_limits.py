@@ -1,0 +1,129 @@
+"""moto_server with a model of EC2's request limits, for the scale benchmark only.
+
+EC2 throttles each API per account and region with a token bucket: a burst, then a steady refill
+(mutating calls sustain a few per second), and each volume accepts a new snapshot only every few
+seconds. moto has no limits, so this wrapper (over moto_fast.py's O(1) tag lookups) enforces them
+and answers exactly as EC2 does:
+
+- over an API's bucket: HTTP 503, `RequestLimitExceeded` (the refused request never reaches moto);
+- a volume snapshotted again within its interval: HTTP 400, `SnapshotCreationPerVolumeRateExceeded`.
+
+Configuration (time-scaled so a run takes about a minute):
+  EC2_LIMITS="CreateSnapshot=100:30,CreateSnapshots=100:30,DeleteSnapshot=100:30"  (burst:per-second)
+  EC2_VOLUME_INTERVAL_S=15   (seconds between two accepted snapshots of one volume; 0 = off)
+
+GET /ec2-limits/stats returns {"accepted": {...}, "throttled": {...}, "per_volume": n};
+POST /ec2-limits/reset refills the buckets and zeroes the counts.
+"""
+import io
+import json
+import os
+import sys
+import threading
+import time
+from urllib.parse import parse_qs
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import moto_fast  # noqa: E402,F401  (patches tag lookups; reads MOTO_LATENCY_MS)
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+THROTTLED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>RequestLimitExceeded'
+    b"</Code><Message>Request limit exceeded.</Message></Error></Errors>"
+    b"<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+)
+PER_VOLUME = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>'
+    b"SnapshotCreationPerVolumeRateExceeded</Code><Message>The maximum per volume CreateSnapshot "
+    b"request rate has been exceeded. Use an increasing or variable sleep interval between requests."
+    b"</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+)
+
+
+def parse_limits(text):
+    limits = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        action, spec = part.split("=")
+        burst, rate = spec.split(":")
+        limits[action] = (float(burst), float(rate))
+    return limits
+
+
+class Model:
+    def __init__(self):
+        self.limits = parse_limits(os.environ.get("EC2_LIMITS", ""))
+        self.interval = float(os.environ.get("EC2_VOLUME_INTERVAL_S", "0"))
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        now = time.monotonic()
+        self.buckets = {a: [burst, now] for a, (burst, _) in self.limits.items()}
+        self.last_snapshot = {}
+        self.accepted = {}
+        self.throttled = {}
+        self.per_volume = 0
+
+    def admit(self, action, volume):
+        """None to forward the request, else (status, body) to answer for EC2."""
+        with self.lock:
+            now = time.monotonic()
+            if action in self.limits:
+                burst, rate = self.limits[action]
+                b = self.buckets[action]
+                b[0] = min(burst, b[0] + (now - b[1]) * rate)
+                b[1] = now
+                if b[0] < 1.0:
+                    self.throttled[action] = self.throttled.get(action, 0) + 1
+                    return "503 Service Unavailable", THROTTLED
+                b[0] -= 1.0
+            if action == "CreateSnapshot" and volume and self.interval > 0:
+                last = self.last_snapshot.get(volume)
+                if last is not None and now - last < self.interval:
+                    self.per_volume += 1
+                    return "400 Bad Request", PER_VOLUME
+                self.last_snapshot[volume] = now
+            self.accepted[action] = self.accepted.get(action, 0) + 1
+            return None
+
+    def stats(self):
+        with self.lock:
+            return {"accepted": dict(self.accepted), "throttled": dict(self.throttled),
+                    "per_volume": self.per_volume}
+
+
+MODEL = Model()
+_call = DomainDispatcherApplication.__call__
+
+
+def limited(self, environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path == "/ec2-limits/stats":
+        body = json.dumps(MODEL.stats()).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+    if path == "/ec2-limits/reset":
+        with MODEL.lock:
+            MODEL.reset()
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+    if environ.get("REQUEST_METHOD") == "POST" and "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(raw)
+        form = parse_qs(raw.decode("utf-8", "replace"))
+        action = (form.get("Action") or [""])[0]
+        answer = MODEL.admit(action, (form.get("VolumeId") or [""])[0])
+        if answer is not None:
+            status, body = answer
+            start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+            return [body]
+    return _call(self, environ, start_response)
+
+
+DomainDispatcherApplication.__call__ = limited
+
+from moto.server import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
