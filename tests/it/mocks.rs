@@ -513,39 +513,9 @@ async fn past_the_deadline_no_new_work_starts_and_the_rest_is_reported() {
 
 #[tokio::test]
 async fn a_sweep_turns_error_state_snapshots_into_a_snapshot_failed_ticket() {
-    use aws_sdk_scheduler::Client as Sched;
-    use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
-    use aws_sdk_scheduler::operation::list_schedules::ListSchedulesOutput;
-    use aws_sdk_scheduler::types::{ScheduleState, ScheduleSummary, Target};
-
     let receiver = crate::tickets::Receiver::start(vec![]);
     let target_doc = docs::target("std", "web", json!({"volume_tags": {"B": "y"}}));
-    let input = target_doc.to_string();
-    let list = mock!(Sched::list_schedules).then_output(|| {
-        ListSchedulesOutput::builder()
-            .schedules(ScheduleSummary::builder().name("_policy").build())
-            .schedules(ScheduleSummary::builder().name("web").build())
-            .build()
-            .unwrap()
-    });
-    let get = mock!(Sched::get_schedule)
-        .match_requests(|r| r.name() == Some("web"))
-        .then_output(move || {
-            GetScheduleOutput::builder()
-                .name("web")
-                .schedule_expression("cron(0 5 * * ? *)")
-                .schedule_expression_timezone("UTC")
-                .state(ScheduleState::Enabled)
-                .target(
-                    Target::builder()
-                        .arn("arn:aws:lambda:us-east-1:123456789012:function:ebssnap")
-                        .role_arn("arn:aws:iam::123456789012:role/r")
-                        .input(input.clone())
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-        });
+    let (list, get) = web_schedule(target_doc.to_string(), true);
     let volumes = mock!(Ec2::describe_volumes).then_output(|| {
         DescribeVolumesOutput::builder()
             .volumes(volume("vol-1", None, &[("B", "y")]))
@@ -596,35 +566,9 @@ async fn a_sweep_turns_error_state_snapshots_into_a_snapshot_failed_ticket() {
 /// moto cannot backdate snapshots, so the listing is mocked.
 #[tokio::test]
 async fn a_sweep_finds_a_previously_overdue_volume_recovered() {
-    use aws_sdk_scheduler::Client as Sched;
-    use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
-    use aws_sdk_scheduler::operation::list_schedules::ListSchedulesOutput;
-    use aws_sdk_scheduler::types::{ScheduleState, ScheduleSummary, Target};
-
     let receiver = crate::tickets::Receiver::start(vec![]);
     let input = docs::target("std", "web", json!({"volume_tags": {"B": "y"}})).to_string();
-    let list = mock!(Sched::list_schedules).then_output(|| {
-        ListSchedulesOutput::builder()
-            .schedules(ScheduleSummary::builder().name("web").build())
-            .build()
-            .unwrap()
-    });
-    let get = mock!(Sched::get_schedule).then_output(move || {
-        GetScheduleOutput::builder()
-            .name("web")
-            .schedule_expression("cron(0 5 * * ? *)")
-            .schedule_expression_timezone("UTC")
-            .state(ScheduleState::Enabled)
-            .target(
-                Target::builder()
-                    .arn("arn:aws:lambda:us-east-1:123456789012:function:ebssnap")
-                    .role_arn("arn:aws:iam::123456789012:role/r")
-                    .input(input.clone())
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-    });
+    let (list, get) = web_schedule(input, false);
     let volumes = mock!(Ec2::describe_volumes).then_output(|| {
         DescribeVolumesOutput::builder()
             .volumes(volume("vol-1", None, &[("B", "y")]))
@@ -672,4 +616,41 @@ async fn a_sweep_finds_a_previously_overdue_volume_recovered() {
             .unwrap()
             .contains(&json!("std/web/vol-1/volume"))
     );
+}
+
+/// Scheduler answering for policy `std` with one target `web` (daily at 05:00 UTC, `input`).
+fn web_schedule(input: String, with_policy: bool) -> (Rule, Rule) {
+    use aws_sdk_scheduler::Client as Sched;
+    use aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
+    use aws_sdk_scheduler::operation::list_schedules::ListSchedulesOutput;
+    use aws_sdk_scheduler::types::{ScheduleState, ScheduleSummary, Target};
+
+    let list = mock!(Sched::list_schedules).then_output(move || {
+        let mut out = ListSchedulesOutput::builder();
+        if with_policy {
+            out = out.schedules(ScheduleSummary::builder().name("_policy").build());
+        }
+        out.schedules(ScheduleSummary::builder().name("web").build())
+            .build()
+            .unwrap()
+    });
+    let get = mock!(Sched::get_schedule)
+        .match_requests(|r| r.name() == Some("web"))
+        .then_output(move || {
+            GetScheduleOutput::builder()
+                .name("web")
+                .schedule_expression("cron(0 5 * * ? *)")
+                .schedule_expression_timezone("UTC")
+                .state(ScheduleState::Enabled)
+                .target(
+                    Target::builder()
+                        .arn("arn:aws:lambda:us-east-1:123456789012:function:ebssnap")
+                        .role_arn("arn:aws:iam::123456789012:role/r")
+                        .input(input.clone())
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        });
+    (list, get)
 }
