@@ -220,14 +220,14 @@ async fn the_static_bootstrap_answers_a_lambda_invocation_in_an_empty_environmen
     crate::fleet::volume(&c, &[("Backup", "yes")]).await;
     let pol = crate::docs::policy("std", 7, 1);
     crate::docs::store_policy(&c, &pol).await;
-    let target = crate::docs::with_run(
-        crate::docs::target(
-            "std",
-            "t",
-            serde_json::json!({"volume_tags": {"Backup": "yes"}}),
-        ),
-        "2026-11-26T05:00:00Z",
+    // The event is a pointer: the target's schedule must exist (DESIGN §3).
+    let stored = crate::docs::target(
+        "std",
+        "t",
+        serde_json::json!({"volume_tags": {"Backup": "yes"}}),
     );
+    crate::docs::store_target(&c, &stored).await;
+    let target = crate::docs::with_run(stored, "2026-11-26T05:00:00Z");
     let (port, answers) =
         crate::lambda::fake_runtime_api(vec![target, serde_json::json!({"ebssnap": 9})]);
     let mut child = crate::lambda::as_lambda(&bootstrap, &m, port)
