@@ -205,7 +205,7 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
         })
         .collect();
     for e in &report.error_snapshots {
-        failures.push(TicketFailure {
+        let f = TicketFailure {
             volume_id: Some(e.volume_id.clone()),
             instance_id: None,
             device: None,
@@ -219,15 +219,12 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             retryable: true,
             dedup_key: Some(format!("{}/{}/{}", report.policy, e.target, e.snapshot_id)),
             ..Default::default()
-        });
-        let last = failures
-            .pop()
-            .map(|f| annotate(f, &report.policy, None, &e.volume_id));
-        failures.extend(last);
+        };
+        failures.push(annotate(f, &report.policy, None, &e.volume_id));
     }
     let failed = !failures.is_empty();
     for o in &report.overdue {
-        failures.push(TicketFailure {
+        let f = TicketFailure {
             volume_id: Some(o.volume_id.clone()),
             instance_id: o.instance_id.clone(),
             device: o.device.clone(),
@@ -245,13 +242,16 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
                 ),
             },
             retryable: true,
-            dedup_key: Some(format!("{}/{}/{}/{}", report.policy, o.target, o.volume_id, day(&ctx.occurred_at))),
+            dedup_key: Some(format!(
+                "{}/{}/{}/{}",
+                report.policy,
+                o.target,
+                o.volume_id,
+                day(&ctx.occurred_at)
+            )),
             ..Default::default()
-        });
-        let last = failures
-            .pop()
-            .map(|f| annotate(f, &report.policy, None, &o.volume_id));
-        failures.extend(last);
+        };
+        failures.push(annotate(f, &report.policy, None, &o.volume_id));
     }
     if failures.is_empty() {
         return None;
