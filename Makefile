@@ -17,7 +17,7 @@ endif
 
 .PHONY: deps demo test lint unit build docs release bench bench-scale clean-venv
 
-# protoc builds the provider (tf-provider's gRPC code); terraform drives the acceptance tests.
+# protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests.
 deps: $(VENV)/.installed
 	@command -v protoc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
 	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked

@@ -85,6 +85,31 @@ pub async fn list_targets(
     Ok(Some(names))
 }
 
+/// The names of every policy in the account and region: schedule groups named `ebssnap-<name>`
+/// whose `<name>` is a valid policy name (other groups are not ebssnap's).
+pub async fn list_policies(client: &aws_sdk_scheduler::Client) -> Result<Vec<String>, AwsError> {
+    let mut pages = client
+        .list_schedule_groups()
+        .name_prefix(group_name(""))
+        .max_results(100)
+        .into_paginator()
+        .send();
+    let mut names = Vec::new();
+    while let Some(page) = pages.next().await {
+        let p = page.map_err(|e| aws_error("listing EventBridge Scheduler Schedule Groups", e))?;
+        names.extend(
+            p.schedule_groups()
+                .iter()
+                .filter_map(|g| g.name())
+                .filter_map(|n| n.strip_prefix(&group_name("")))
+                .filter(|n| crate::core::doc::validate_policy_name(n).is_ok())
+                .map(String::from),
+        );
+    }
+    names.sort();
+    Ok(names)
+}
+
 // ---- Management of groups and schedules (the Terraform provider's side) ----
 
 /// How long create/update retry while a new IAM role cannot be assumed yet.

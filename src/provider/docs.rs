@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tf_provider::schema::{
+use super::plugin::schema::{
     Attribute, AttributeConstraint, AttributeType, Block, NestedBlock, Schema,
 };
 
@@ -19,7 +19,6 @@ fn type_name(t: &AttributeType) -> String {
         AttributeType::Set(inner) => format!("Set of {}", type_name(inner)),
         AttributeType::Map(inner) => format!("Map of {}", type_name(inner)),
         AttributeType::Object(_) => "Object".into(),
-        _ => "Dynamic".into(),
     }
 }
 
@@ -31,7 +30,7 @@ fn attr_line(name: &str, a: &Attribute) -> String {
     format!("- `{name}` ({t}) {}\n", a.description.content)
 }
 
-fn sorted<T>(m: &std::collections::HashMap<String, T>) -> Vec<(&String, &T)> {
+fn sorted<T>(m: &std::collections::BTreeMap<String, T>) -> Vec<(&String, &T)> {
     let mut v: Vec<_> = m.iter().collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v
@@ -43,8 +42,6 @@ fn inner_block(n: &NestedBlock) -> (&Block, &'static str, bool) {
         NestedBlock::Optional(b) => (b, "Block List, Max: 1", false),
         NestedBlock::List(b) => (b, "Block List", false),
         NestedBlock::Set(b) => (b, "Block Set", false),
-        NestedBlock::Map(b) => (b, "Block Map", false),
-        NestedBlock::Group(b) => (b, "Block", false),
     }
 }
 
@@ -154,9 +151,115 @@ fn page(
             "## Import\n\nImport is supported using the following syntax:\n\n\
              In Terraform v1.5.0 and later, the [`import` block](https://developer.hashicorp.com/terraform/language/import) \
              can be used with the `id` attribute, for example:\n\n```terraform\n{}```\n\n\
+             In Terraform v1.12.0 and later, the `import` block can be used with the `identity` attribute \
+             (the resource's identity is kept in state; `terraform query` finds every existing object, \
+             see the list resource of the same name), for example:\n\n```terraform\n{}```\n\n\
              The [`terraform import` command](https://developer.hashicorp.com/terraform/cli/commands/import) can be used, for example:\n\n```shell\n{}```\n",
             read(root, &format!("{example_dir}/import-by-string-id.tf")),
+            read(root, &format!("{example_dir}/import-by-identity.tf")),
             read(root, &format!("{example_dir}/import.sh")),
+        ));
+    }
+    out
+}
+
+/// A list resource's page (`terraform query`, Terraform 1.14+).
+fn list_page(root: &Path, type_name: &str, schema: &Schema) -> String {
+    let desc = &schema.block.description.content;
+    let mut out = front_matter(&format!("{type_name} List Resource - ebssnap"), desc);
+    out.push_str(&format!(
+        "# {type_name} (List Resource)\n\n{desc}\n\nUsed by `terraform query` (Terraform 1.14 and later) in a \
+         `.tfquery.hcl` file. Each result is shown by its import id and carries the resource's identity; \
+         `terraform query -generate-config-out=FILE` writes a resource block and an `import` block for each, \
+         see [Adopting existing policies](../provider.md#adopting-existing-policies-with-terraform-query).\n\n\
+         ## Example Usage\n\n```terraform\n{}```\n\n",
+        read(root, &format!("examples/list-resources/{type_name}/list-resource.tfquery.hcl"))
+    ));
+    if schema.block.attributes.is_empty() {
+        out.push_str("## Schema\n\nThis list resource takes no `config` block.\n");
+    } else {
+        out.push_str(&render_schema(schema).replacen("## Schema", "## Schema of `config`", 1));
+    }
+    out
+}
+
+/// A type in Terraform's JSON notation, as the docs name it.
+fn json_type_name(t: &serde_json::Value) -> String {
+    match t {
+        serde_json::Value::String(s) if s == "bool" => "Boolean".into(),
+        serde_json::Value::String(s) => {
+            let mut c = s.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        serde_json::Value::Array(a) if a.len() == 2 => {
+            let kind = match a[0].as_str() {
+                Some("list") => "List",
+                Some("set") => "Set",
+                Some("map") => "Map",
+                _ => "Object",
+            };
+            format!("{kind} of {}", json_type_name(&a[1]))
+        }
+        _ => "Dynamic".into(),
+    }
+}
+
+fn type_of(bytes: &[u8]) -> String {
+    serde_json::from_slice(bytes)
+        .map(|v| json_type_name(&v))
+        .unwrap_or_else(|_| "Dynamic".into())
+}
+
+/// A provider function's page.
+fn function_page(root: &Path, name: &str, f: &super::plugin::proto::Function) -> String {
+    let mut out = format!(
+        "---\npage_title: \"{name} function - ebssnap\"\nsubcategory: \"\"\ndescription: |-\n  {}\n---\n\n",
+        f.summary
+    );
+    out.push_str(&format!(
+        "# function: {name}\n\n{}\n\n## Example Usage\n\n```terraform\n{}```\n\n## Signature\n\n```text\n",
+        f.description,
+        read(root, &format!("examples/functions/{name}/function.tf"))
+    ));
+    let mut params: Vec<String> = f
+        .parameters
+        .iter()
+        .map(|p| format!("{} {}", p.name, type_of(&p.r#type).to_lowercase()))
+        .collect();
+    if let Some(v) = &f.variadic_parameter {
+        params.push(format!(
+            "{}... {}",
+            v.name,
+            type_of(&v.r#type).to_lowercase()
+        ));
+    }
+    let ret = f
+        .r#return
+        .as_ref()
+        .map(|r| type_of(&r.r#type).to_lowercase())
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "{name}({}) {ret}\n```\n\n## Arguments\n\n",
+        params.join(", ")
+    ));
+    for (i, p) in f.parameters.iter().enumerate() {
+        out.push_str(&format!(
+            "{}. `{}` ({}) {}\n",
+            i + 1,
+            p.name,
+            type_of(&p.r#type),
+            p.description
+        ));
+    }
+    if let Some(v) = &f.variadic_parameter {
+        out.push_str(&format!(
+            "{}. `{}` (Variadic, {}) {}\n",
+            f.parameters.len() + 1,
+            v.name,
+            type_of(&v.r#type),
+            v.description
         ));
     }
     out
@@ -172,7 +275,7 @@ pub fn render_all(root: &Path) -> Vec<(PathBuf, String)> {
         read(root, "examples/provider/provider.tf"),
         render_schema(&provider)
     ));
-    vec![
+    let mut pages = vec![
         (PathBuf::from("docs/index.md"), index),
         (
             PathBuf::from("docs/resources/policy.md"),
@@ -218,7 +321,29 @@ pub fn render_all(root: &Path) -> Vec<(PathBuf, String)> {
                 false,
             ),
         ),
-    ]
+    ];
+    for (name, resource) in [
+        (
+            "ebssnap_policy",
+            &policy::PolicyResource::default() as &dyn super::plugin::resource::DynResource,
+        ),
+        ("ebssnap_target", &target::TargetResource::default()),
+    ] {
+        if let Some(schema) = resource.list_schema() {
+            let short = name.trim_start_matches("ebssnap_");
+            pages.push((
+                PathBuf::from(format!("docs/list-resources/{short}.md")),
+                list_page(root, name, &schema),
+            ));
+        }
+    }
+    for (name, f) in super::functions::all() {
+        pages.push((
+            PathBuf::from(format!("docs/functions/{name}.md")),
+            function_page(root, &name, &f.definition()),
+        ));
+    }
+    pages
 }
 
 /// Writes the pages under `root`.

@@ -1,11 +1,12 @@
 //! `data "ebssnap_iam_policy"`: the IAM policy documents the runner's execution role and the
 //! Scheduler role need, generated from the runner's own table of AWS operations.
 
+use super::plugin::Value;
+use super::plugin::resource::DataSource;
+use super::plugin::schema::Schema;
+use super::plugin::{AttributePath, Diagnostics};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::Schema;
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use super::schema::{Computed, Optional, OptionalComputed, attr, block, string, string_list};
 use super::values::{StrList, V, get, k_list};
@@ -100,14 +101,13 @@ pub struct IamPolicyDataSource {
 
 #[async_trait]
 impl DataSource for IamPolicyDataSource {
-    type State<'a> = IamPolicyState;
-    type ProviderMetaState<'a> = ValueEmpty;
+    type State = IamPolicyState;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(iam_policy_schema())
+    fn schema(&self) -> Schema {
+        iam_policy_schema()
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, c: Self::State<'a>) -> Option<()> {
+    async fn validate(&self, diags: &mut Diagnostics, c: Self::State) {
         if let Some(a) = get(&c.runner_arn)
             && a != "*"
         {
@@ -126,15 +126,9 @@ impl DataSource for IamPolicyDataSource {
                 }
             }
         }
-        Some(())
     }
 
-    async fn read<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        c: Self::State<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::State<'a>> {
+    async fn read(&self, _diags: &mut Diagnostics, c: Self::State) -> Option<Self::State> {
         let provider_runner = self.shared.peek().and_then(|p| p.runner_arn.clone());
         let scope = iam::Scope {
             partition: get(&c.partition).unwrap_or_else(|| "aws".into()),

@@ -1,10 +1,13 @@
-//! The Terraform provider `ebssnap` (protocol 6, on tf-provider): `ebssnap_policy`,
-//! `ebssnap_target` and the `ebssnap_volumes` data source. It writes the schedule input documents
-//! of the core into EventBridge Scheduler; the runner reads them back. It never prints to stdout
-//! (Terraform's handshake channel); it logs with `tracing`.
+//! The Terraform provider `ebssnap` (protocol 6, on our own [`plugin`] layer): `ebssnap_policy`
+//! and `ebssnap_target` (resources with identity, listable by `terraform query`), the
+//! `ebssnap_volumes` and `ebssnap_iam_policy` data sources, and the functions of [`functions`].
+//! It writes the schedule input documents of the core into EventBridge Scheduler; the runner reads
+//! them back. It never prints to stdout (Terraform's handshake channel); it logs with `tracing`.
 
 pub mod docs;
+pub mod functions;
 pub mod iam_policy;
+pub mod plugin;
 pub mod policy;
 pub mod schema;
 pub mod selector;
@@ -13,14 +16,16 @@ pub mod validate;
 pub mod values;
 pub mod volumes;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{NestedBlock, Schema};
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
+
+use self::plugin::resource::Provider;
+use self::plugin::schema::{NestedBlock, Schema};
+use self::plugin::server::Registry;
+use self::plugin::{AttributePath, Diagnostics, Value};
 
 use self::schema::{Optional, attr, block, string, string_map};
 use self::values::{StrMap, V, get, k_map};
@@ -42,7 +47,7 @@ pub struct AssumeRole {
 pub struct ProviderConfig {
     pub region: V<String>,
     pub profile: V<String>,
-    #[serde(with = "tf_provider::value::serde_as_vec")]
+    #[serde(with = "plugin::value::as_list")]
     pub assume_role: V<AssumeRole>,
     pub endpoint_url: V<String>,
     pub runner_arn: V<String>,
@@ -99,7 +104,7 @@ pub fn planned_arns(c: Option<&Configured>) -> (V<String>, V<String>) {
 pub const RUNNER_ARN_DOC: &str = "The runner Lambda function this schedule invokes: the provider's `runner_arn` when it was last applied. Changing the provider's `runner_arn` plans an update that re-points the schedule.";
 pub const ROLE_ARN_DOC: &str = "The role EventBridge Scheduler assumes for this schedule: the provider's `scheduler_role_arn` when it was last applied.";
 
-/// Resources do not see the provider in tf-provider: they hold this handle, filled by `configure`.
+/// Resources hold this handle to the provider's configuration, filled by `configure`.
 #[derive(Debug, Clone, Default)]
 pub struct Shared(Arc<RwLock<Option<Arc<Configured>>>>);
 
@@ -239,14 +244,13 @@ fn env_or(v: &V<String>, var: &str) -> Option<String> {
 
 #[async_trait]
 impl Provider for EbssnapProvider {
-    type Config<'a> = ProviderConfig;
-    type MetaState<'a> = ValueEmpty;
+    type Config = ProviderConfig;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(provider_schema())
+    fn schema(&self) -> Schema {
+        provider_schema()
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, c: Self::Config<'a>) -> Option<()> {
+    async fn validate(&self, diags: &mut Diagnostics, c: ProviderConfig) {
         if let Some(v) = get(&c.endpoint_url) {
             validate::endpoint_url(diags, AttributePath::new("endpoint_url"), &v);
         }
@@ -284,15 +288,9 @@ impl Provider for EbssnapProvider {
                 Some("iam"),
             );
         }
-        Some(())
     }
 
-    async fn configure<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        _tf_version: String,
-        c: Self::Config<'a>,
-    ) -> Option<()> {
+    async fn configure(&self, diags: &mut Diagnostics, _tf_version: String, c: ProviderConfig) {
         let opts = ConnectOptions {
             region: get(&c.region),
             profile: get(&c.profile),
@@ -321,7 +319,7 @@ impl Provider for EbssnapProvider {
                 "No AWS region",
                 "Set region in the provider \"ebssnap\" block, or AWS_REGION / a profile's region.",
             );
-            return None;
+            return;
         }
         self.shared.set(Configured {
             clients: Clients::from_sdk_config(&sdk),
@@ -331,60 +329,51 @@ impl Provider for EbssnapProvider {
             default_schedule: get(&c.default_schedule).unwrap_or_else(|| DEFAULT_SCHEDULE.into()),
             default_timezone: get(&c.default_timezone).unwrap_or_else(|| DEFAULT_TIMEZONE.into()),
         });
-        Some(())
     }
+}
 
-    fn get_resources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
-        let mut m: HashMap<String, Box<dyn DynamicResource>> = HashMap::new();
-        m.insert(
-            "policy".into(),
-            Box::new(policy::PolicyResource {
-                shared: self.shared.clone(),
-            }),
-        );
-        m.insert(
-            "target".into(),
-            Box::new(target::TargetResource {
-                shared: self.shared.clone(),
-            }),
-        );
-        Some(m)
-    }
-
-    fn get_data_sources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
-        let mut m: HashMap<String, Box<dyn DynamicDataSource>> = HashMap::new();
-        m.insert(
-            "volumes".into(),
-            Box::new(volumes::VolumesDataSource {
-                shared: self.shared.clone(),
-            }),
-        );
-        m.insert(
-            "iam_policy".into(),
-            Box::new(iam_policy::IamPolicyDataSource {
-                shared: self.shared.clone(),
-            }),
-        );
-        Some(m)
+/// Everything the provider serves, by type name.
+pub fn registry() -> Registry {
+    let shared = Shared::default();
+    let provider = EbssnapProvider {
+        shared: shared.clone(),
+    };
+    let mut resources: BTreeMap<String, Arc<dyn plugin::resource::DynResource>> = BTreeMap::new();
+    resources.insert(
+        "ebssnap_policy".into(),
+        Arc::new(policy::PolicyResource {
+            shared: shared.clone(),
+        }),
+    );
+    resources.insert(
+        "ebssnap_target".into(),
+        Arc::new(target::TargetResource {
+            shared: shared.clone(),
+        }),
+    );
+    let mut data_sources: BTreeMap<String, Arc<dyn plugin::resource::DynDataSource>> =
+        BTreeMap::new();
+    data_sources.insert(
+        "ebssnap_volumes".into(),
+        Arc::new(volumes::VolumesDataSource {
+            shared: shared.clone(),
+        }),
+    );
+    data_sources.insert(
+        "ebssnap_iam_policy".into(),
+        Arc::new(iam_policy::IamPolicyDataSource { shared }),
+    );
+    Registry {
+        provider: Arc::new(provider),
+        resources,
+        data_sources,
+        functions: functions::all(),
     }
 }
 
 /// Serves the provider to Terraform (the plugin handshake goes to stdout; nothing else does).
-pub async fn serve() -> anyhow_like::Result {
-    tf_provider::serve("ebssnap", EbssnapProvider::default())
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// `Result` without pulling anyhow into our API.
-pub mod anyhow_like {
-    pub type Result = std::result::Result<(), String>;
+pub async fn serve() -> Result<(), String> {
+    plugin::go_plugin::serve(registry()).await
 }
 
 /// Reports an AWS error as a diagnostic (summary = the action, detail = code and message).

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use super::plugin::Value;
+use super::plugin::resource::{Identity, Resource};
+use super::plugin::schema::Schema;
+use super::plugin::schema::{IdentityAttribute, IdentitySchema};
+use super::plugin::{AttributePath, Diagnostics};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::Schema;
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::schema::{
     Computed, Optional, OptionalComputed, Required, attr, block, boolean, number, sensitive,
@@ -186,7 +188,7 @@ pub fn policy_schema() -> Schema {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PolicyResource {
     pub shared: Shared,
 }
@@ -548,55 +550,108 @@ impl PolicyResource {
 
 #[async_trait]
 impl Resource for PolicyResource {
-    type State<'a> = PolicyState;
-    type PrivateState<'a> = ValueEmpty;
-    type ProviderMetaState<'a> = ValueEmpty;
+    type State = PolicyState;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(policy_schema())
+    fn schema(&self) -> Schema {
+        policy_schema()
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        validate_config(&config, diags);
-        Some(())
+    fn identity_schema(&self) -> IdentitySchema {
+        IdentitySchema {
+            attributes: vec![IdentityAttribute {
+                name: "name",
+                description: "The policy's name (its schedule group is `ebssnap-<name>`).",
+                required: true,
+            }],
+        }
     }
 
-    async fn read<'a>(
+    fn identity(&self, state: &PolicyState) -> Option<Identity> {
+        Some(Identity::from([("name".to_string(), get(&state.name)?)]))
+    }
+
+    fn import_id(&self, identity: &Identity) -> Result<String, String> {
+        identity
+            .get("name")
+            .cloned()
+            .ok_or_else(|| "the identity has no `name`".to_string())
+    }
+
+    fn list_schema(&self) -> Option<Schema> {
+        Some(Schema {
+            version: 0,
+            block: block(
+                "Every ebssnap policy of the provider's account and region (schedule groups `ebssnap-*` that hold a policy document).",
+                vec![],
+                vec![],
+            ),
+        })
+    }
+
+    async fn list(
         &self,
         diags: &mut Diagnostics,
-        state: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        _config: serde_json::Value,
+        limit: usize,
+    ) -> Vec<PolicyState> {
+        let Some(c) = self.shared.get(diags) else {
+            return Vec::new();
+        };
+        let names = match scheduler::list_policies(&c.clients.scheduler).await {
+            Ok(n) => n,
+            Err(e) => {
+                aws_diag(diags, &e);
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for name in names {
+            if out.len() >= limit {
+                break;
+            }
+            // A group without a policy document is not a policy: skipped. One unreadable
+            // policy does not hide the others: it becomes a warning.
+            let mut one = Diagnostics::default();
+            match self.read_aws(&mut one, &name, None).await {
+                Ok(Some(s)) if get(&s.runner_arn).is_some() => out.push(s),
+                _ => {}
+            }
+            diags.demote_errors(one, &format!("policy {name} skipped"));
+        }
+        out
+    }
+
+    async fn validate(&self, diags: &mut Diagnostics, config: Self::State) {
+        validate_config(&config, diags);
+    }
+
+    async fn read(&self, diags: &mut Diagnostics, state: Self::State) -> Option<Self::State> {
         let name = get(&state.name).or_else(|| get(&state.id))?;
         match self.read_aws(diags, &name, Some(&state)).await {
-            Ok(Some(s)) => Some((s, private)),
+            Ok(Some(s)) => Some(s),
             Ok(None) | Err(()) => None,
         }
     }
 
-    async fn plan_create<'a>(
+    async fn plan_create(
         &self,
         diags: &mut Diagnostics,
-        _proposed: Self::State<'a>,
-        config: Self::State<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        _proposed: Self::State,
+        config: Self::State,
+    ) -> Option<Self::State> {
         let c = self.shared.peek();
         let planned = plan(&config, None, c.as_deref());
         check_document(&planned, diags);
-        Some((planned, ValueEmpty::default()))
+        Some(planned)
     }
 
-    async fn plan_update<'a>(
+    async fn plan_update(
         &self,
         diags: &mut Diagnostics,
-        prior: Self::State<'a>,
-        _proposed: Self::State<'a>,
-        config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        prior: Self::State,
+        _proposed: Self::State,
+        config: Self::State,
+    ) -> Option<(Self::State, Vec<AttributePath>)> {
         let c = self.shared.peek();
         let planned = plan(&config, Some(&prior), c.as_deref());
         check_document(&planned, diags);
@@ -604,49 +659,29 @@ impl Resource for PolicyResource {
         if planned.name != prior.name {
             replace.push(p("name"));
         }
-        Some((planned, private, replace))
+        Some((planned, replace))
     }
 
-    async fn plan_destroy<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::PrivateState<'a>> {
-        Some(private)
-    }
-
-    async fn create<'a>(
+    async fn create(
         &self,
         diags: &mut Diagnostics,
-        planned: Self::State<'a>,
-        _config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        Some((self.write(diags, &planned, None).await?, private))
+        planned: Self::State,
+        _config: Self::State,
+    ) -> Option<Self::State> {
+        Some(self.write(diags, &planned, None).await?)
     }
 
-    async fn update<'a>(
+    async fn update(
         &self,
         diags: &mut Diagnostics,
-        prior: Self::State<'a>,
-        planned: Self::State<'a>,
-        _config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        Some((self.write(diags, &planned, Some(&prior)).await?, private))
+        prior: Self::State,
+        planned: Self::State,
+        _config: Self::State,
+    ) -> Option<Self::State> {
+        Some(self.write(diags, &planned, Some(&prior)).await?)
     }
 
-    async fn destroy<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        prior: Self::State<'a>,
-        _private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<()> {
+    async fn destroy(&self, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
         let c = self.shared.get(diags)?;
         let name = get(&prior.name)?;
         // Deleting the group deletes its schedules; snapshots are never touched.
@@ -659,11 +694,7 @@ impl Resource for PolicyResource {
         }
     }
 
-    async fn import<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        id: String,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn import(&self, diags: &mut Diagnostics, id: String) -> Option<Self::State> {
         if let Err(e) = doc::validate_policy_name(&id) {
             diags.root_error(
                 "Invalid import id",
@@ -672,7 +703,7 @@ impl Resource for PolicyResource {
             return None;
         }
         match self.read_aws(diags, &id, None).await {
-            Ok(Some(s)) => Some((s, ValueEmpty::default())),
+            Ok(Some(s)) => Some(s),
             Ok(None) => {
                 diags.root_error(
                     "Cannot import non-existent remote object",

@@ -1,9 +1,7 @@
 //! Schema builders: every attribute gets its type, constraint and description in one line, and
 //! the description is what the generated docs show.
 
-use std::collections::HashMap;
-
-use tf_provider::schema::{
+use super::plugin::schema::{
     Attribute, AttributeConstraint, AttributeType, Block, Description, NestedBlock,
 };
 
@@ -55,11 +53,11 @@ pub fn block(
         attributes: attributes
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
-            .collect::<HashMap<_, _>>(),
+            .collect(),
         blocks: blocks
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
-            .collect::<HashMap<_, _>>(),
+            .collect(),
         deprecated: false,
     }
 }

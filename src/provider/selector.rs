@@ -1,9 +1,9 @@
 //! The `select` and `exclude` blocks: state shapes, plan-time validation, and the mapping to and
 //! from the selector of the target document (the core's `Select`/`Exclude`).
 
+use super::plugin::Value;
+use super::plugin::{AttributePath, Diagnostics};
 use serde::{Deserialize, Serialize};
-use tf_provider::value::Value;
-use tf_provider::{AttributePath, Diagnostics};
 
 use super::values::{
     K, StrList, StrMap, V, k, k_list, k_map, list_value, map_value, opt, or_default,

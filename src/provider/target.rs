@@ -1,11 +1,14 @@
 //! `ebssnap_target`: one schedule `ebssnap-<policy>/<name>` whose input is the target document:
 //! the selector, the retention overrides and the Scheduler context placeholders (DESIGN §2, §3).
 
+use super::plugin::Value;
+use super::plugin::resource::{Identity, Resource};
+use super::plugin::schema::{IdentityAttribute, IdentitySchema};
+use super::plugin::schema::{NestedBlock, Schema};
+use super::plugin::value::decode_json;
+use super::plugin::{AttributePath, Diagnostics};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{NestedBlock, Schema};
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::schema::{
     Computed, Optional, OptionalComputed, Required, attr, block, boolean, exclude_block, number,
@@ -34,7 +37,7 @@ pub struct TargetState {
     pub end_date: V<String>,
     pub enabled: V<bool>,
     pub select: V<SelectState>,
-    #[serde(with = "tf_provider::value::serde_as_vec")]
+    #[serde(with = "crate::provider::plugin::value::as_list")]
     pub exclude: V<ExcludeState>,
     pub allow_empty: V<bool>,
     pub retention_days: V<i64>,
@@ -45,6 +48,13 @@ pub struct TargetState {
     pub dead_letter_queue_arn: V<String>,
     pub runner_arn: V<String>,
     pub scheduler_role_arn: V<String>,
+}
+
+/// The `config {}` of `list "ebssnap_target"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+struct TargetListConfig {
+    policy: V<String>,
 }
 
 pub fn target_schema() -> Schema {
@@ -200,7 +210,7 @@ pub fn target_schema() -> Schema {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TargetResource {
     pub shared: Shared,
 }
@@ -586,53 +596,153 @@ impl TargetResource {
 
 #[async_trait]
 impl Resource for TargetResource {
-    type State<'a> = TargetState;
-    type PrivateState<'a> = ValueEmpty;
-    type ProviderMetaState<'a> = ValueEmpty;
+    type State = TargetState;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(target_schema())
+    fn schema(&self) -> Schema {
+        target_schema()
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        validate_config(&config, diags);
-        Some(())
+    fn identity_schema(&self) -> IdentitySchema {
+        IdentitySchema {
+            attributes: vec![
+                IdentityAttribute {
+                    name: "policy",
+                    description: "The name of the policy the target belongs to.",
+                    required: true,
+                },
+                IdentityAttribute {
+                    name: "name",
+                    description: "The target's name within its policy.",
+                    required: true,
+                },
+            ],
+        }
     }
 
-    async fn read<'a>(
+    fn identity(&self, state: &TargetState) -> Option<Identity> {
+        Some(Identity::from([
+            ("policy".to_string(), get(&state.policy)?),
+            ("name".to_string(), get(&state.name)?),
+        ]))
+    }
+
+    fn import_id(&self, identity: &Identity) -> Result<String, String> {
+        match (identity.get("policy"), identity.get("name")) {
+            (Some(p), Some(n)) => Ok(format_id(p, n)),
+            _ => Err("the identity needs both `policy` and `name`".into()),
+        }
+    }
+
+    fn list_schema(&self) -> Option<Schema> {
+        Some(Schema {
+            version: 0,
+            block: block(
+                "Every ebssnap target of the provider's account and region, or of one policy.",
+                vec![(
+                    "policy",
+                    attr(
+                        string(),
+                        Optional,
+                        "Only the targets of this policy. Default: every policy's.",
+                    ),
+                )],
+                vec![],
+            ),
+        })
+    }
+
+    async fn validate_list(&self, diags: &mut Diagnostics, config: serde_json::Value) {
+        match decode_json::<TargetListConfig>(config) {
+            Ok(c) => {
+                if let Some(v) = get(&c.policy) {
+                    validate::policy_name(diags, p("policy"), &v);
+                }
+            }
+            Err(e) => diags.root_error("Invalid list configuration", e),
+        }
+    }
+
+    async fn list(
         &self,
         diags: &mut Diagnostics,
-        state: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        config: serde_json::Value,
+        limit: usize,
+    ) -> Vec<TargetState> {
+        let Some(c) = self.shared.get(diags) else {
+            return Vec::new();
+        };
+        let only = match decode_json::<TargetListConfig>(config) {
+            Ok(cfg) => get(&cfg.policy),
+            Err(e) => {
+                diags.root_error("Invalid list configuration", e);
+                return Vec::new();
+            }
+        };
+        let policies = match only {
+            Some(p) => vec![p],
+            None => match scheduler::list_policies(&c.clients.scheduler).await {
+                Ok(n) => n,
+                Err(e) => {
+                    aws_diag(diags, &e);
+                    return Vec::new();
+                }
+            },
+        };
+        let mut out = Vec::new();
+        for policy in policies {
+            let names = match scheduler::list_targets(&c.clients.scheduler, &policy).await {
+                Ok(n) => n.unwrap_or_default(),
+                Err(e) => {
+                    aws_diag(diags, &e);
+                    return out;
+                }
+            };
+            for name in names {
+                if out.len() >= limit {
+                    return out;
+                }
+                if doc::validate_target_name(&name).is_err() {
+                    continue;
+                }
+                let mut one = Diagnostics::default();
+                if let Ok(Some(s)) = self.read_aws(&mut one, &policy, &name, None).await {
+                    out.push(s);
+                }
+                diags.demote_errors(one, &format!("target {policy}/{name} skipped"));
+            }
+        }
+        out
+    }
+
+    async fn validate(&self, diags: &mut Diagnostics, config: Self::State) {
+        validate_config(&config, diags);
+    }
+
+    async fn read(&self, diags: &mut Diagnostics, state: Self::State) -> Option<Self::State> {
         let (policy, name) = (get(&state.policy)?, get(&state.name)?);
         match self.read_aws(diags, &policy, &name, Some(&state)).await {
-            Ok(Some(s)) => Some((s, private)),
+            Ok(Some(s)) => Some(s),
             Ok(None) | Err(()) => None,
         }
     }
 
-    async fn plan_create<'a>(
+    async fn plan_create(
         &self,
         _diags: &mut Diagnostics,
-        _proposed: Self::State<'a>,
-        config: Self::State<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        _proposed: Self::State,
+        config: Self::State,
+    ) -> Option<Self::State> {
         let c = self.shared.peek();
-        Some((plan(&config, None, c.as_deref()), ValueEmpty::default()))
+        Some(plan(&config, None, c.as_deref()))
     }
 
-    async fn plan_update<'a>(
+    async fn plan_update(
         &self,
         _diags: &mut Diagnostics,
-        prior: Self::State<'a>,
-        _proposed: Self::State<'a>,
-        config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        prior: Self::State,
+        _proposed: Self::State,
+        config: Self::State,
+    ) -> Option<(Self::State, Vec<AttributePath>)> {
         let c = self.shared.peek();
         let planned = plan(&config, Some(&prior), c.as_deref());
         let mut replace = Vec::new();
@@ -642,49 +752,29 @@ impl Resource for TargetResource {
         if planned.name != prior.name {
             replace.push(p("name"));
         }
-        Some((planned, private, replace))
+        Some((planned, replace))
     }
 
-    async fn plan_destroy<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::PrivateState<'a>> {
-        Some(private)
-    }
-
-    async fn create<'a>(
+    async fn create(
         &self,
         diags: &mut Diagnostics,
-        planned: Self::State<'a>,
-        _config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        Some((self.write(diags, &planned, true).await?, private))
+        planned: Self::State,
+        _config: Self::State,
+    ) -> Option<Self::State> {
+        Some(self.write(diags, &planned, true).await?)
     }
 
-    async fn update<'a>(
+    async fn update(
         &self,
         diags: &mut Diagnostics,
-        _prior: Self::State<'a>,
-        planned: Self::State<'a>,
-        _config: Self::State<'a>,
-        private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        Some((self.write(diags, &planned, false).await?, private))
+        _prior: Self::State,
+        planned: Self::State,
+        _config: Self::State,
+    ) -> Option<Self::State> {
+        Some(self.write(diags, &planned, false).await?)
     }
 
-    async fn destroy<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        prior: Self::State<'a>,
-        _private: Self::PrivateState<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<()> {
+    async fn destroy(&self, diags: &mut Diagnostics, prior: Self::State) -> Option<()> {
         let c = self.shared.get(diags)?;
         let (policy, name) = (get(&prior.policy)?, get(&prior.name)?);
         match scheduler::delete_schedule(&c.clients.scheduler, &policy, &name).await {
@@ -696,11 +786,7 @@ impl Resource for TargetResource {
         }
     }
 
-    async fn import<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        id: String,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn import(&self, diags: &mut Diagnostics, id: String) -> Option<Self::State> {
         let (policy, name) = match parse_id(&id) {
             Ok(x) => x,
             Err(e) => {
@@ -709,7 +795,7 @@ impl Resource for TargetResource {
             }
         };
         match self.read_aws(diags, &policy, &name, None).await {
-            Ok(Some(s)) => Some((s, ValueEmpty::default())),
+            Ok(Some(s)) => Some(s),
             Ok(None) => {
                 diags.root_error(
                     "Cannot import non-existent remote object",

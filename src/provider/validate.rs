@@ -2,7 +2,7 @@
 //! message that says what to write instead. Unknown values are not validated here (Terraform calls
 //! validation again once they are known).
 
-use tf_provider::{AttributePath, Diagnostics};
+use super::plugin::{AttributePath, Diagnostics};
 
 use crate::core::{doc, schedule};
 

@@ -1,11 +1,11 @@
 //! Terraform values (`Value` = known | null | unknown) and the conversions the resources share.
 //!
-//! Never `unwrap()` a `Value`: tf-provider panics on null/unknown, which Terraform only shows as
-//! "Request cancelled". These helpers make the three cases explicit.
+//! A `Value` has three cases (known, null, unknown until apply); these helpers make plan logic
+//! say which one it handles.
 
 use std::collections::BTreeMap;
 
-use tf_provider::value::Value;
+use super::plugin::Value;
 
 pub type V<T> = Value<T>;
 pub type StrList = V<Vec<V<String>>>;

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use super::plugin::Value;
+use super::plugin::resource::DataSource;
+use super::plugin::schema::{AttributeType, NestedBlock, Schema};
+use super::plugin::{AttributePath, Diagnostics};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeType, NestedBlock, Schema};
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use super::schema::{Computed, attr, block, exclude_block, select_block, string, string_list};
 use super::selector::{ExcludeState, SelectState};
@@ -29,7 +30,7 @@ pub struct VolumeInfo {
 pub struct VolumesState {
     pub id: V<String>,
     pub select: V<SelectState>,
-    #[serde(with = "tf_provider::value::serde_as_vec")]
+    #[serde(with = "crate::provider::plugin::value::as_list")]
     pub exclude: V<ExcludeState>,
     pub volume_ids: StrList,
     pub volumes: V<Vec<VolumeInfo>>,
@@ -102,29 +103,22 @@ pub struct VolumesDataSource {
 
 #[async_trait]
 impl DataSource for VolumesDataSource {
-    type State<'a> = VolumesState;
-    type ProviderMetaState<'a> = ValueEmpty;
+    type State = VolumesState;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(volumes_schema())
+    fn schema(&self) -> Schema {
+        volumes_schema()
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+    async fn validate(&self, diags: &mut Diagnostics, config: Self::State) {
         if let Value::Value(s) = &config.select {
             s.validate(&AttributePath::new("select"), diags);
         }
         if let Value::Value(e) = &config.exclude {
             e.validate(&AttributePath::new("exclude").index(0), diags);
         }
-        Some(())
     }
 
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        config: Self::State<'a>,
-        _meta: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::State<'a>> {
+    async fn read(&self, diags: &mut Diagnostics, config: Self::State) -> Option<Self::State> {
         let c = self.shared.get(diags)?;
         let sel = match &config.select {
             Value::Value(s) => s.clone().with_defaults().to_doc()?,

@@ -12,6 +12,7 @@ mod golden;
 mod iam;
 mod lambda;
 mod mocks;
+mod modern;
 mod moto;
 mod proxy;
 mod release;

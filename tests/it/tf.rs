@@ -67,6 +67,7 @@ pub struct Tf {
     pub dir: PathBuf,
     bin: String,
     env: Vec<(String, String)>,
+    removed: Vec<String>,
 }
 
 impl Drop for Tf {
@@ -131,7 +132,30 @@ impl Tf {
                 ("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()),
             ]),
         }
-        Some(Tf { dir, bin, env })
+        Some(Tf {
+            dir,
+            bin,
+            env,
+            removed: Vec::new(),
+        })
+    }
+
+    /// Sets (or replaces) one environment variable of terraform and the provider.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.removed.retain(|k| k != key);
+        self.env.push((key.into(), value.into()));
+    }
+
+    /// Removes one environment variable (also when the test process has it).
+    pub fn remove_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.removed.push(key.into());
+    }
+
+    /// Writes any file of the working directory (e.g. a `.tfquery.hcl`).
+    pub fn write_file(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.join(name), content).unwrap();
     }
 
     pub fn write(&self, main_tf: &str) {
@@ -139,7 +163,11 @@ impl Tf {
     }
 
     pub fn run(&self, args: &[&str]) -> Out {
-        let out = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        for k in &self.removed {
+            cmd.env_remove(k);
+        }
+        let out = cmd
             .current_dir(&self.dir)
             .env_remove("TF_LOG")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -177,4 +205,13 @@ impl Tf {
         let out = self.plan();
         assert_eq!(out.code, 0, "expected an empty plan:\n{}", out.stdout);
     }
+}
+
+/// Terraform's boxed, wrapped diagnostics as one line: box-drawing margins dropped, runs of
+/// whitespace folded to one space.
+pub fn squash_lines(s: &str) -> String {
+    s.replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

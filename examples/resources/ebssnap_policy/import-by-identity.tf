@@ -1,0 +1,4 @@
+import {
+  to       = ebssnap_policy.std
+  identity = { name = "std" }
+}

@@ -1,0 +1,4 @@
+import {
+  to       = ebssnap_target.web
+  identity = { policy = "std", name = "web" }
+}
