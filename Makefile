@@ -17,9 +17,11 @@ endif
 
 .PHONY: deps demo test lint unit build docs release bench bench-scale clean-venv
 
-# protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests.
+# protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests;
+# node runs the receiver's signature check documented in docs/tickets.md.
 deps: $(VENV)/.installed
 	@command -v protoc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+	@command -v node >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs; }
 	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 $(VENV)/.installed: $(REQUIREMENTS)

@@ -150,6 +150,10 @@ pub enum WebhookCommand {
         /// Exit after this many tickets
         #[arg(long)]
         count: Option<usize>,
+        /// Print each verified ticket as one JSON line on stdout (for piping into another
+        /// system); everything else goes to stderr. Needs EBSSNAP_WEBHOOK_SECRET.
+        #[arg(long)]
+        json_lines: bool,
     },
 }
 
@@ -324,14 +328,35 @@ async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Er
     use crate::core::ticket;
     match command {
         WebhookCommand::Test { policy, url } => {
+            let mut delivery = crate::webhook::DeliveryOptions::from_env();
             let (url, policy_name) = match (url, policy) {
                 (Some(u), _) => (u.clone(), "webhook-test".to_string()),
                 (None, Some(p)) => {
                     let clients = connect(g).await;
                     let doc = documents::load_policy(&clients, p).await?;
-                    let u = doc.webhook_url().map(String::from).ok_or_else(|| {
-                        Error::Input(format!("policy {p:?} has no failure_webhook_url"))
-                    })?;
+                    let u = match (doc.webhook_url(), doc.webhook_secret_arn()) {
+                        (Some(u), _) => u.to_string(),
+                        (None, Some(arn)) => {
+                            // The same path as a run: the URL and signing secret from the secret.
+                            let value = crate::aws::secrets::get_secret_string(
+                                &clients.secretsmanager,
+                                arn,
+                            )
+                            .await?;
+                            let w = crate::webhook::WebhookSecret::parse(&value).map_err(|e| {
+                                Error::Input(format!("the webhook secret {arn}: {e}"))
+                            })?;
+                            if w.signing_secret.is_some() {
+                                delivery.secret = w.signing_secret;
+                            }
+                            w.url
+                        }
+                        (None, None) => {
+                            return Err(Error::Input(format!(
+                                "policy {p:?} has no webhook (failure_webhook_url or failure_webhook_secret_arn)"
+                            )));
+                        }
+                    };
                     (u, p.clone())
                 }
                 (None, None) => return Err(Error::Input("give --policy or --url".into())),
@@ -362,9 +387,7 @@ async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Er
                 runner_version: env!("CARGO_PKG_VERSION").into(),
                 ..Default::default()
             };
-            let out =
-                crate::webhook::deliver(&url, &t, &crate::webhook::DeliveryOptions::from_env())
-                    .await;
+            let out = crate::webhook::deliver(&url, &t, &delivery).await;
             let mut buf = String::new();
             outln!(
                 buf,
@@ -391,6 +414,7 @@ async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Er
             listen,
             count,
             allow_remote,
+            json_lines,
         } => {
             if !allow_remote && !crate::webhook::is_loopback_listen(listen) {
                 return Err(Error::Input(format!(
@@ -400,6 +424,12 @@ async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Er
             let secret = std::env::var("EBSSNAP_WEBHOOK_SECRET")
                 .ok()
                 .and_then(crate::webhook::Secret::new);
+            if *json_lines && secret.is_none() {
+                return Err(Error::Input(
+                    "--json-lines forwards verified tickets only: set EBSSNAP_WEBHOOK_SECRET to the signing secret".into(),
+                ));
+            }
+            let json_lines = *json_lines;
             eprintln!(
                 "ebssnap: receiving tickets on http://{listen}/ ({})",
                 if secret.is_some() {
@@ -420,6 +450,17 @@ async fn webhook_command(g: &Global, command: &WebhookCommand) -> Result<i32, Er
                         Some(Ok(())) => "valid".to_string(),
                         Some(Err(e)) => format!("INVALID: {e}"),
                     };
+                    if json_lines {
+                        // One compact line per verified ticket; the rest is diagnostics.
+                        match (&r.verified, serde_json::from_str::<serde_json::Value>(&r.body)) {
+                            (Some(Ok(())), Ok(v)) => emit(&format!("{v}\n")),
+                            _ => eprintln!(
+                                "ebssnap: ticket not forwarded (signature: {sig}; Idempotency-Key: {})",
+                                r.idempotency_key.as_deref().unwrap_or("-")
+                            ),
+                        }
+                        return;
+                    }
                     emit(&format!(
                         "--- ticket (Idempotency-Key: {}; signature: {sig})\n{pretty}\n",
                         r.idempotency_key.as_deref().unwrap_or("-")

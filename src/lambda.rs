@@ -16,8 +16,8 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 use crate::aws::{Clients, ConnectOptions};
-use crate::core::doc;
 use crate::core::report::Report;
+use crate::core::{doc, metrics};
 use crate::error::Error;
 use crate::runner::documents::{self, Resolved};
 use crate::runner::{self, Chain, RunOptions};
@@ -132,22 +132,46 @@ async fn run(
         opts.interval = *interval;
     }
     let opts = &opts;
-    Ok(match resolved {
+    let started = Instant::now();
+    // Every run and sweep writes its metrics line, also when it fails as a whole.
+    let failed = |policy: &str, target: Option<&str>, kind: &str| {
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        emit_metrics(&metrics::Figures::failed(policy, target, kind, ms));
+    };
+    let report = match resolved {
         Resolved::Run {
             policy,
             target,
             interval: _,
             warnings,
-        } => Outcome::Report(Box::new(with_warnings(
-            runner::run_target(clients, &policy, &target, opts).await?,
-            warnings,
-        ))),
-        Resolved::Sweep { policy, warnings } => Outcome::Report(Box::new(with_warnings(
-            runner::sweep(clients, &policy, opts).await?,
-            warnings,
-        ))),
-        Resolved::Unknown { what, message } => Outcome::Unknown { what, message },
-    })
+        } => match runner::run_target(clients, &policy, &target, opts).await {
+            Ok(r) => with_warnings(r, warnings),
+            Err(e) => {
+                failed(&policy.policy, Some(&target.target), "run");
+                return Err(e);
+            }
+        },
+        Resolved::Sweep { policy, warnings } => match runner::sweep(clients, &policy, opts).await {
+            Ok(r) => with_warnings(r, warnings),
+            Err(e) => {
+                failed(&policy.policy, None, "sweep");
+                return Err(e);
+            }
+        },
+        Resolved::Unknown { what, message } => return Ok(Outcome::Unknown { what, message }),
+    };
+    // A link that handed the run on reports again at the end of the chain.
+    if report.continued_in_link.is_none() {
+        emit_metrics(&metrics::Figures::of(&report));
+    }
+    Ok(Outcome::Report(Box::new(report)))
+}
+
+/// Writes the CloudWatch Embedded Metric Format line: a bare JSON object on stdout, which
+/// CloudWatch Logs turns into metrics (the Lambda only; the CLI's stdout is its report).
+fn emit_metrics(f: &metrics::Figures) {
+    let ms = jiff::Timestamp::now().as_millisecond();
+    println!("{}", metrics::emf(f, ms));
 }
 
 /// Handles one event; public so tests can drive it without a Runtime API. `function_arn` is

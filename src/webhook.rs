@@ -80,6 +80,45 @@ impl DeliveryOptions {
     }
 }
 
+/// A webhook kept in Secrets Manager: its URL (which may carry a token) and its own signing
+/// secret. `Debug` shows neither.
+#[derive(Clone)]
+pub struct WebhookSecret {
+    pub url: String,
+    pub signing_secret: Option<Secret>,
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WebhookSecret({}, ***)", ticket::redact_url(&self.url))
+    }
+}
+
+impl WebhookSecret {
+    /// Parses the secret's value: `{"url": "https://...", "signing_secret": "..."}`
+    /// (`signing_secret` optional). Errors describe the shape, never the value.
+    pub fn parse(value: &str) -> Result<WebhookSecret, String> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            url: Option<String>,
+            signing_secret: Option<String>,
+        }
+        let raw: Raw = serde_json::from_str(value).map_err(|_| {
+            "the secret is not a JSON object {\"url\": \"https://...\", \"signing_secret\": \"...\"}"
+                .to_string()
+        })?;
+        let url = raw
+            .url
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| "the secret has no \"url\"".to_string())?;
+        check_url(&url)?;
+        Ok(WebhookSecret {
+            url,
+            signing_secret: raw.signing_secret.and_then(Secret::new),
+        })
+    }
+}
+
 /// Whether the runner may post to `url`: https, or http to a loopback address.
 pub fn check_url(url: &str) -> Result<(), String> {
     let u = url::Url::parse(url).map_err(|_| "the webhook URL is not a valid URL".to_string())?;
@@ -382,6 +421,30 @@ pub fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_secrets_parse_and_never_show_their_values() {
+        let s = WebhookSecret::parse(
+            r#"{"url": "https://hooks.example.com/T0/B1/tok3n?key=k3y", "signing_secret": "s1gn"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.signing_secret.as_ref().map(Secret::expose), Some("s1gn"));
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("tok3n") && !shown.contains("k3y") && !shown.contains("s1gn"),
+            "{shown}"
+        );
+        let no_sig = WebhookSecret::parse(r#"{"url": "https://h.example.com/x"}"#).unwrap();
+        assert!(no_sig.signing_secret.is_none());
+        for bad in [
+            "https://h.example.com/tok3n",
+            r#"{"signing_secret": "s1gn"}"#,
+            r#"{"url": "http://h.example.com/tok3n"}"#,
+        ] {
+            let e = WebhookSecret::parse(bad).unwrap_err();
+            assert!(!e.contains("tok3n") && !e.contains("s1gn"), "{e}");
+        }
+    }
 
     #[test]
     fn a_signature_is_accepted_once_within_the_window() {

@@ -1,5 +1,7 @@
 # A complete ebssnap deployment: the runner Lambda from the release bundle, its role and the
-# Scheduler role from ebssnap_iam_policy, a dead-letter queue, a policy and two targets.
+# Scheduler role from ebssnap_iam_policy, a dead-letter queue, failure tickets to a webhook kept
+# in Secrets Manager and to an SNS topic, an alarm on the runner's metrics, a policy and two
+# targets.
 
 terraform {
   required_version = ">= 1.5"
@@ -27,14 +29,19 @@ variable "runner_zip" {
 
 variable "webhook_url" {
   type        = string
-  description = "Where failure tickets go (https)."
+  description = "Where failure tickets go (https; may carry a token: it is kept in Secrets Manager)."
   sensitive   = true
 }
 
 variable "webhook_secret" {
   type        = string
-  description = "HMAC key the runner signs tickets with (kept in the Lambda environment only)."
+  description = "HMAC key the runner signs tickets with (kept in Secrets Manager with the URL)."
   sensitive   = true
+}
+
+variable "alarm_email" {
+  type        = string
+  description = "Who the SNS topic (tickets and the alarm) e-mails."
 }
 
 provider "aws" {
@@ -44,8 +51,53 @@ provider "aws" {
 # --- IAM: exactly what the runner and Scheduler need -------------------------------------
 
 data "ebssnap_iam_policy" "this" {
-  runner_arn   = aws_lambda_function.runner.arn
-  policy_names = ["std"]
+  runner_arn          = aws_lambda_function.runner.arn
+  policy_names        = ["std"]
+  webhook_secret_arns = [aws_secretsmanager_secret.webhook.arn]
+  sns_topic_arns      = [aws_sns_topic.failures.arn]
+}
+
+# --- Failure channels -----------------------------------------------------------------------
+
+# The webhook URL (often with a token) and its signing secret never enter a schedule or the
+# Lambda environment: the runner reads them from here when a ticket is due.
+resource "aws_secretsmanager_secret" "webhook" {
+  name = "ebssnap/failure-webhook"
+}
+
+resource "aws_secretsmanager_secret_version" "webhook" {
+  secret_id = aws_secretsmanager_secret.webhook.id
+  secret_string = jsonencode({
+    url            = var.webhook_url
+    signing_secret = var.webhook_secret
+  })
+}
+
+resource "aws_sns_topic" "failures" {
+  name = "ebssnap-failures"
+}
+
+resource "aws_sns_topic_subscription" "critical_by_email" {
+  topic_arn     = aws_sns_topic.failures.arn
+  protocol      = "email"
+  endpoint      = var.alarm_email
+  filter_policy = jsonencode({ severity = ["critical"] })
+}
+
+# One metrics line per run and sweep (Embedded Metric Format): no API calls, no extra cost.
+resource "aws_cloudwatch_metric_alarm" "snapshot_failures" {
+  alarm_name          = "ebssnap-std-failures"
+  alarm_description   = "ebssnap runs or sweeps of policy std reported failures"
+  namespace           = "ebssnap"
+  metric_name         = "Failures"
+  dimensions          = { Policy = "std" }
+  statistic           = "Sum"
+  period              = 3600
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.failures.arn]
 }
 
 resource "aws_iam_role" "runner" {
@@ -95,12 +147,6 @@ resource "aws_lambda_function" "runner" {
   role             = aws_iam_role.runner.arn
   memory_size      = 256
   timeout          = 900
-
-  environment {
-    variables = {
-      EBSSNAP_WEBHOOK_SECRET = var.webhook_secret
-    }
-  }
 }
 
 resource "aws_sqs_queue" "dlq" {
@@ -153,11 +199,12 @@ provider "ebssnap" {
 }
 
 resource "ebssnap_policy" "std" {
-  name                = "std"
-  description         = "14 days, at least 7 snapshots per volume"
-  retention_days      = 14
-  min_snapshots       = 7
-  failure_webhook_url = var.webhook_url
+  name                       = "std"
+  description                = "14 days, at least 7 snapshots per volume"
+  retention_days             = 14
+  min_snapshots              = 7
+  failure_webhook_secret_arn = aws_secretsmanager_secret.webhook.arn
+  failure_sns_topic_arn      = aws_sns_topic.failures.arn
   snapshot_tags = {
     Backup = "ebssnap"
   }

@@ -21,6 +21,9 @@ pub const RUNNER_OPERATIONS: &[(&str, Option<&str>)] = &[
     ("ListSchedules", Some("scheduler:ListSchedules")),
     // A run near the Lambda deadline continues in an invocation of its own function.
     ("Invoke", Some("lambda:InvokeFunction")),
+    // Failure channels: a policy's webhook secret, a policy's SNS topic.
+    ("GetSecretValue", Some("secretsmanager:GetSecretValue")),
+    ("Publish", Some("sns:Publish")),
     ("GetCallerIdentity", None),
 ];
 
@@ -41,6 +44,13 @@ pub struct Scope {
     pub policies: Vec<String>,
     /// The runner Lambda function's ARN, for the Scheduler role (`*` = any).
     pub runner_arn: String,
+    /// Secrets Manager secrets of the policies' webhooks (`secretsmanager:GetSecretValue` on
+    /// exactly these; none: no statement).
+    pub webhook_secret_arns: Vec<String>,
+    /// KMS keys those secrets are encrypted with, when not the AWS-managed key (`kms:Decrypt`).
+    pub kms_key_arns: Vec<String>,
+    /// SNS topics of the policies' failure channel (`sns:Publish` on exactly these).
+    pub sns_topic_arns: Vec<String>,
 }
 
 impl Default for Scope {
@@ -49,6 +59,9 @@ impl Default for Scope {
             partition: "aws".into(),
             policies: vec!["*".into()],
             runner_arn: "*".into(),
+            webhook_secret_arns: Vec::new(),
+            kms_key_arns: Vec::new(),
+            sns_topic_arns: Vec::new(),
         }
     }
 }
@@ -66,7 +79,7 @@ pub fn runner_policy(s: &Scope) -> Value {
         .iter()
         .map(|n| format!("arn:{p}:scheduler:*:*:schedule/ebssnap-{n}/*"))
         .collect();
-    json!({
+    let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -129,7 +142,37 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Resource": format!("arn:{p}:logs:*:*:*")
             }
         ]
-    })
+    });
+    let mut extra = Vec::new();
+    if !s.webhook_secret_arns.is_empty() {
+        extra.push(json!({
+            "Sid": "ReadWebhookSecrets",
+            "Effect": "Allow",
+            "Action": action("GetSecretValue"),
+            "Resource": s.webhook_secret_arns
+        }));
+    }
+    if !s.kms_key_arns.is_empty() {
+        extra.push(json!({
+            "Sid": "DecryptWebhookSecrets",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": s.kms_key_arns,
+            "Condition": {"StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"}}
+        }));
+    }
+    if !s.sns_topic_arns.is_empty() {
+        extra.push(json!({
+            "Sid": "PublishTickets",
+            "Effect": "Allow",
+            "Action": action("Publish"),
+            "Resource": s.sns_topic_arns
+        }));
+    }
+    if let Some(list) = policy["Statement"].as_array_mut() {
+        list.extend(extra);
+    }
+    policy
 }
 
 /// The policy of the role EventBridge Scheduler assumes: invoke the runner, nothing else.
@@ -186,7 +229,15 @@ mod tests {
 
     #[test]
     fn the_runner_policy_allows_exactly_the_table_plus_tagging_and_logs() {
-        let got = actions(&runner_policy(&Scope::default()));
+        let scope = Scope {
+            webhook_secret_arns: vec![
+                "arn:aws:secretsmanager:us-east-1:1:secret:hook-AbCdEf".into(),
+            ],
+            kms_key_arns: vec!["arn:aws:kms:us-east-1:1:key/k".into()],
+            sns_topic_arns: vec!["arn:aws:sns:us-east-1:1:failures".into()],
+            ..Scope::default()
+        };
+        let got = actions(&runner_policy(&scope));
         let mut want: std::collections::BTreeSet<String> = RUNNER_OPERATIONS
             .iter()
             .filter_map(|(_, a)| a.map(String::from))
@@ -197,10 +248,20 @@ mod tests {
                 "logs:CreateLogGroup",
                 "logs:CreateLogStream",
                 "logs:PutLogEvents",
+                "kms:Decrypt",
             ]
             .map(String::from),
         );
         assert_eq!(got, want);
+        // Without secrets or topics, no statement grants them.
+        let bare = actions(&runner_policy(&Scope::default()));
+        for a in [
+            "secretsmanager:GetSecretValue",
+            "kms:Decrypt",
+            "sns:Publish",
+        ] {
+            assert!(!bare.contains(a), "{a}");
+        }
     }
 
     #[test]

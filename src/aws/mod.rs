@@ -9,6 +9,8 @@ pub mod ec2;
 pub mod iam;
 pub mod lambda;
 pub mod scheduler;
+pub mod secrets;
+pub mod sns;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -153,6 +155,8 @@ pub struct Clients {
     pub scheduler: aws_sdk_scheduler::Client,
     pub sts: aws_sdk_sts::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub sns: aws_sdk_sns::Client,
     pub calls: ApiCalls,
     pub region: Option<String>,
 }
@@ -247,6 +251,16 @@ impl Clients {
             ),
             lambda: aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            secretsmanager: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sdk)
                     .interceptor(calls.clone())
                     .build(),
             ),

@@ -12,6 +12,10 @@ use aws_smithy_types::DateTime;
 use super::aws_error;
 use crate::error::AwsError;
 
+/// Scheduler's retry defaults (`core::limits`), in the SDK's type.
+pub const DEFAULT_ATTEMPTS: i32 = crate::core::limits::DEFAULT_RETRY_ATTEMPTS as i32;
+pub const DEFAULT_EVENT_AGE: i32 = crate::core::limits::DEFAULT_MAX_EVENT_AGE_SECONDS as i32;
+
 /// The schedule that stores a policy's document and fires its sweep.
 pub const POLICY_SCHEDULE: &str = "_policy";
 
@@ -210,8 +214,8 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
         .collect()
 }
 
-/// Creates a policy's group. Refuses an existing one: `CreateScheduleGroup` on an existing name
-/// may replace it (moto does), which would delete every schedule in it.
+/// Creates a policy's group. The caller checks first that none exists: `CreateScheduleGroup` on
+/// an existing name may replace it (moto does), which would delete every schedule in it.
 pub async fn create_group(
     client: &aws_sdk_scheduler::Client,
     policy: &str,
@@ -219,16 +223,6 @@ pub async fn create_group(
 ) -> Result<String, AwsError> {
     let name = group_name(policy);
     let action = format!("creating EventBridge Scheduler Schedule Group ({name})");
-    if get_group(client, policy).await?.is_some() {
-        return Err(AwsError {
-            action,
-            code: "ConflictException".into(),
-            message: format!(
-                "schedule group {name} already exists; import it with `terraform import ebssnap_policy.<name> {policy}`"
-            ),
-            retryable: false,
-        });
-    }
     let out = client
         .create_schedule_group()
         .name(&name)
@@ -361,10 +355,10 @@ pub async fn get_schedule(
             .to_string(),
         retry_attempts: retry
             .and_then(|r| r.maximum_retry_attempts())
-            .unwrap_or(185),
+            .unwrap_or(DEFAULT_ATTEMPTS),
         max_event_age_seconds: retry
             .and_then(|r| r.maximum_event_age_in_seconds())
-            .unwrap_or(86_400),
+            .unwrap_or(DEFAULT_EVENT_AGE),
         dead_letter_arn: target
             .and_then(|t| t.dead_letter_config())
             .and_then(|d| d.arn())

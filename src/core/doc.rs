@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits;
 use super::select::{Exclude, Select};
 
 /// The document format this runner reads and writes.
@@ -17,8 +18,6 @@ pub const FORMAT_VERSION: u64 = 1;
 pub const MAX_INPUT_CHARS: usize = 8192;
 /// Default number of completed snapshots always kept per volume.
 pub const DEFAULT_MIN_SNAPSHOTS: u32 = 1;
-/// Longest retention we accept (100 years): guards against unit mistakes.
-pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// Why a document was refused. Every variant is a bad-input error (exit code 2, non-retryable).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -128,8 +127,16 @@ pub struct OrphansDoc {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyDoc {
+    /// A webhook URL that carries no credential (no userinfo, no query string).
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// A Secrets Manager secret holding `{"url": "...", "signing_secret": "..."}`: the webhook
+    /// whose URL carries a credential. Only the ARN is in the document.
+    #[serde(default)]
+    pub webhook_secret_arn: Option<String>,
+    /// An SNS topic every ticket is also published to.
+    #[serde(default)]
+    pub sns_topic_arn: Option<String>,
 }
 
 /// The policy document, stored in the `_policy` schedule of the policy's group.
@@ -263,6 +270,25 @@ impl PolicyDocument {
         self.notify.as_ref().and_then(|n| n.webhook_url.as_deref())
     }
 
+    pub fn webhook_secret_arn(&self) -> Option<&str> {
+        self.notify
+            .as_ref()
+            .and_then(|n| n.webhook_secret_arn.as_deref())
+    }
+
+    pub fn sns_topic_arn(&self) -> Option<&str> {
+        self.notify
+            .as_ref()
+            .and_then(|n| n.sns_topic_arn.as_deref())
+    }
+
+    /// Whether any failure channel is configured (else tickets are only logged).
+    pub fn has_channel(&self) -> bool {
+        self.webhook_url().is_some()
+            || self.webhook_secret_arn().is_some()
+            || self.sns_topic_arn().is_some()
+    }
+
     /// Checks what serde cannot: required values, ranges, names, reserved tag keys.
     pub fn validate(&self) -> Result<(), DocError> {
         let bad = |message: String| DocError::Invalid {
@@ -278,16 +304,14 @@ impl PolicyDocument {
         if let Some(d) = self.orphans.as_ref().and_then(|o| o.delete_after_days) {
             check_days("orphans.delete_after_days", d).map_err(bad)?;
         }
-        for (key, value) in &self.tag_settings().extra {
-            check_extra_tag(key, value).map_err(bad)?;
-        }
-        if self.tag_settings().extra.len() > super::tags::MAX_TAGS - super::tags::EBSSNAP_TAG_COUNT
+        if let Some(f) = limits::check_snapshot_tags("tags.extra", &self.tag_settings().extra)
+            .into_iter()
+            .next()
         {
-            return Err(bad(format!(
-                "tags.extra has {} tags; at most {} fit next to the 4 ebssnap tags",
-                self.tag_settings().extra.len(),
-                super::tags::MAX_TAGS - super::tags::EBSSNAP_TAG_COUNT
-            )));
+            return Err(bad(format!("tags.extra: {}", f.message)));
+        }
+        if let Some(n) = &self.notify {
+            check_notify(n).map_err(bad)?;
         }
         check_size(&PolicyDocument {
             invocation: Some(Invocation::placeholders()),
@@ -347,48 +371,43 @@ fn check_size<T: Serialize>(doc: &T) -> Result<(), String> {
     to_input(doc).map(|_| ())
 }
 
-fn check_days(field: &str, d: u32) -> Result<(), String> {
-    if d == 0 || d > MAX_RETENTION_DAYS {
-        return Err(format!(
-            "{field} must be between 1 and {MAX_RETENTION_DAYS}, got {d}"
-        ));
+fn check_days(field: &'static str, d: u32) -> Result<(), String> {
+    match limits::check_range(field, i64::from(d), &limits::RETENTION_DAYS) {
+        Some(f) => Err(f.message),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn check_counts(r: &RetentionDoc) -> Result<(), String> {
-    if let Some(max) = r.max_snapshots {
-        if max == 0 {
-            return Err("retention.max_snapshots must be at least 1".into());
-        }
-        if let Some(min) = r.min_snapshots
-            && min > max
-        {
-            return Err(format!(
-                "retention.min_snapshots ({min}) must not exceed retention.max_snapshots ({max})"
-            ));
-        }
+    let findings = limits::check_counts(
+        r.min_snapshots.map(i64::from),
+        r.max_snapshots.map(i64::from),
+    );
+    match findings.into_iter().next() {
+        Some(f) => Err(format!("retention.{}", f.message)),
+        None => Ok(()),
+    }
+}
+
+/// The failure channels: one webhook source at most. A plain URL with a credential is refused
+/// at plan time only: a runner must keep running the policies an older provider wrote.
+fn check_notify(n: &NotifyDoc) -> Result<(), String> {
+    if n.webhook_url.is_some() && n.webhook_secret_arn.is_some() {
+        return Err("notify.webhook_url and notify.webhook_secret_arn are exclusive".into());
     }
     Ok(())
 }
 
-fn check_extra_tag(key: &str, value: &str) -> Result<(), String> {
-    use super::tags::{MAX_KEY_CHARS, MAX_VALUE_CHARS};
-    if key.is_empty() || key.chars().count() > MAX_KEY_CHARS {
-        return Err(format!(
-            "tags.extra key {key:?} must be 1 to {MAX_KEY_CHARS} characters"
-        ));
-    }
-    if value.chars().count() > MAX_VALUE_CHARS {
-        return Err(format!(
-            "tags.extra value of {key:?} must be at most {MAX_VALUE_CHARS} characters"
-        ));
-    }
-    let lower = key.to_ascii_lowercase();
-    if lower.starts_with("aws:") || lower.starts_with("ebssnap:") {
-        return Err(format!(
-            "tags.extra key {key:?} uses a reserved prefix (aws: and ebssnap: are not allowed)"
-        ));
+/// A plain webhook URL is stored in the schedule (readable with `scheduler:GetSchedule`), so it
+/// must not carry a credential: no userinfo, no query string.
+pub fn webhook_url_without_credential(u: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(u).map_err(|_| "the webhook URL is not a URL".to_string())?;
+    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.query().is_some() {
+        return Err(
+            "the webhook URL carries a credential (userinfo or a query string); store it in a \
+             Secrets Manager secret and set failure_webhook_secret_arn instead"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -621,7 +640,7 @@ mod tests {
             parse_policy(&t)
                 .unwrap_err()
                 .to_string()
-                .contains("at most 256")
+                .contains("longer than 256 characters")
         );
         let key = "k".repeat(129);
         let t = format!(

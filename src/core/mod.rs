@@ -3,6 +3,8 @@
 
 pub mod doc;
 pub mod guide;
+pub mod limits;
+pub mod metrics;
 pub mod report;
 pub mod retention;
 pub mod schedule;

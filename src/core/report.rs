@@ -89,7 +89,8 @@ pub struct Overdue {
 pub struct TicketOutcome {
     pub event: String,
     pub dedup_key: String,
-    /// The webhook URL as scheme, host and port only (tokens live in paths and queries).
+    /// The webhook URL as scheme, host and port only (tokens live in paths and queries), or
+    /// the SNS topic's ARN.
     pub url: String,
     pub delivered: bool,
     pub attempts: u32,
@@ -150,11 +151,16 @@ pub struct Report {
     /// Attempts per operation (retries included), and `throttled`: those AWS refused for rate.
     pub api_calls: ApiCallCounts,
     pub duration_ms: u64,
-    /// The failure ticket, when one was due.
+    /// The failure ticket's delivery to the webhook, when one was due.
     pub ticket: Option<TicketOutcome>,
+    /// The failure ticket's publication to the SNS topic (`url` is the topic ARN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_sns: Option<TicketOutcome>,
     /// The `snapshot.recovered` ticket, when one was due (informational: never fails the run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_ticket: Option<TicketOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_ticket_sns: Option<TicketOutcome>,
     /// Lambda: this invocation's link in the run's continuation chain (1 = the scheduled one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<u32>,
@@ -188,7 +194,11 @@ impl Report {
     /// A volume failed, or a due ticket could not be delivered: the run must fail so that
     /// Scheduler's retries and dead-letter queue see it.
     pub fn failed(&self) -> bool {
-        !self.failures.is_empty() || self.ticket.as_ref().is_some_and(|t| !t.delivered)
+        !self.failures.is_empty()
+            || [&self.ticket, &self.ticket_sns]
+                .into_iter()
+                .flatten()
+                .any(|t| !t.delivered)
     }
 
     /// A short, readable summary for people (the CLI without `--json`).

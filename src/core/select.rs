@@ -12,7 +12,7 @@ use wildmatch::WildMatch;
 
 /// At most this many entries in a tag map of the selector: EC2 resources carry at most 50 tags,
 /// and each entry is one filter value of EC2's 200 per call.
-pub const MAX_TAG_MATCH: usize = 50;
+pub const MAX_TAG_MATCH: usize = super::limits::MAX_TAGS;
 
 /// Which volumes a target selects: the union of every source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

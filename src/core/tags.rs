@@ -10,14 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// EC2's limit of tags per resource.
-pub const MAX_TAGS: usize = 50;
-/// How many tags ebssnap itself writes.
-pub const EBSSNAP_TAG_COUNT: usize = 4;
-
-/// EC2's limits on a tag key and a tag value, in characters.
-pub const MAX_KEY_CHARS: usize = 128;
-pub const MAX_VALUE_CHARS: usize = 256;
+use super::limits::{AWS_PREFIX, EBSSNAP_PREFIX, MAX_TAGS, TAG_VALUE_CHARS as MAX_VALUE_CHARS};
 
 /// The run key becomes the `ebssnap:run` tag value, so it must fit EC2's value limit.
 pub fn check_run_key(key: &str) -> Result<(), String> {
@@ -61,7 +54,7 @@ pub struct TagSet {
 
 fn copyable(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
-    !lower.starts_with("aws:") && !lower.starts_with("ebssnap:")
+    !lower.starts_with(AWS_PREFIX) && !lower.starts_with(EBSSNAP_PREFIX)
 }
 
 /// The `ebssnap:` tags alone (also used for crash-consistent sets, where EC2 copies the rest).

@@ -18,6 +18,9 @@ pub struct IamPolicyState {
     pub id: V<String>,
     pub runner_arn: V<String>,
     pub policy_names: StrList,
+    pub webhook_secret_arns: StrList,
+    pub kms_key_arns: StrList,
+    pub sns_topic_arns: StrList,
     pub partition: V<String>,
     pub runner_policy_json: V<String>,
     pub scheduler_policy_json: V<String>,
@@ -46,6 +49,30 @@ pub fn iam_policy_schema() -> Schema {
                         string_list(),
                         Optional,
                         "Policies whose snapshots and schedules the runner may touch. Default: all (`*`).",
+                    ),
+                ),
+                (
+                    "webhook_secret_arns",
+                    attr(
+                        string_list(),
+                        Optional,
+                        "Secrets Manager secrets of the policies' `failure_webhook_secret_arn`: the runner may `secretsmanager:GetSecretValue` exactly these. Default: none.",
+                    ),
+                ),
+                (
+                    "kms_key_arns",
+                    attr(
+                        string_list(),
+                        Optional,
+                        "Customer-managed KMS keys those secrets are encrypted with: `kms:Decrypt` through Secrets Manager only. Not needed for the AWS-managed key. Default: none.",
+                    ),
+                ),
+                (
+                    "sns_topic_arns",
+                    attr(
+                        string_list(),
+                        Optional,
+                        "SNS topics of the policies' `failure_sns_topic_arn`: the runner may `sns:Publish` to exactly these. Default: none.",
                     ),
                 ),
                 (
@@ -113,6 +140,24 @@ impl DataSource for IamPolicyDataSource {
         {
             validate::arn(diags, AttributePath::new("runner_arn"), &a, Some("lambda"));
         }
+        for (attr_name, list, service) in [
+            (
+                "webhook_secret_arns",
+                &c.webhook_secret_arns,
+                "secretsmanager",
+            ),
+            ("kms_key_arns", &c.kms_key_arns, "kms"),
+            ("sns_topic_arns", &c.sns_topic_arns, "sns"),
+        ] {
+            for (i, a) in k_list(list).known().unwrap_or_default().iter().enumerate() {
+                validate::arn(
+                    diags,
+                    AttributePath::new(attr_name).index(i as i64),
+                    a,
+                    Some(service),
+                );
+            }
+        }
         if let Some(names) = k_list(&c.policy_names).known() {
             for (i, n) in names.iter().enumerate() {
                 if n != "*"
@@ -139,6 +184,9 @@ impl DataSource for IamPolicyDataSource {
             runner_arn: get(&c.runner_arn)
                 .or(provider_runner)
                 .unwrap_or_else(|| "*".into()),
+            webhook_secret_arns: k_list(&c.webhook_secret_arns).known().unwrap_or_default(),
+            kms_key_arns: k_list(&c.kms_key_arns).known().unwrap_or_default(),
+            sns_topic_arns: k_list(&c.sns_topic_arns).known().unwrap_or_default(),
         };
         let json = |v: serde_json::Value| {
             serde_json::to_string(&v)

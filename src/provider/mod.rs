@@ -274,7 +274,12 @@ impl Provider for EbssnapProvider {
             validate::timezone(diags, AttributePath::new("default_timezone"), &v);
         }
         if let Some(t) = k_map(&c.default_tags).known() {
-            validate::tags(diags, AttributePath::new("default_tags"), &t, &["aws:"]);
+            validate::tags(
+                diags,
+                AttributePath::new("default_tags"),
+                &t,
+                &[crate::core::limits::AWS_PREFIX],
+            );
         }
         if let Value::Value(ar) = &c.assume_role
             && let Some(v) = get(&ar.role_arn)

@@ -15,12 +15,13 @@ use super::schema::{
     Computed, Optional, OptionalComputed, Required, attr, block, boolean, number, sensitive,
     string, string_map,
 };
-use super::values::{K, StrMap, V, get, k_map, map_value, opt};
+use super::values::{K, StrMap, V, get, k, k_map, map_value, opt};
 use super::{Configured, Shared, aws_diag, validate};
 use crate::aws::scheduler::{self, POLICY_SCHEDULE, ScheduleSpec};
 use crate::core::doc::{
     self, Invocation, NotifyDoc, OrphansDoc, PolicyDocument, RetentionDoc, TagsDoc,
 };
+use crate::core::limits;
 
 pub const DEFAULT_SWEEP: &str = "rate(1 day)";
 
@@ -39,6 +40,8 @@ pub struct PolicyState {
     pub crash_consistent: V<bool>,
     pub orphan_retention_days: V<i64>,
     pub failure_webhook_url: V<String>,
+    pub failure_webhook_secret_arn: V<String>,
+    pub failure_sns_topic_arn: V<String>,
     pub sweep_schedule: V<String>,
     pub sweep_enabled: V<bool>,
     pub tags: StrMap,
@@ -87,7 +90,11 @@ pub fn policy_schema() -> Schema {
                     attr(
                         number(),
                         Required,
-                        "Completed snapshots older than this many days are deleted, beyond the minimum (1-36500).",
+                        &format!(
+                            "Completed snapshots older than this many days are deleted, beyond the minimum ({}-{}).",
+                            limits::RETENTION_DAYS.start(),
+                            limits::RETENTION_DAYS.end()
+                        ),
                     ),
                 ),
                 (
@@ -151,8 +158,24 @@ pub fn policy_schema() -> Schema {
                     sensitive(attr(
                         string(),
                         Optional,
-                        "HTTPS URL that receives a failure ticket (JSON) when a snapshot fails. Plain http is accepted for loopback addresses only.",
+                        "HTTPS URL that receives a failure ticket (JSON) when a snapshot fails, for URLs that carry **no credential** (it is stored in the schedule, readable with `scheduler:GetSchedule`): plan refuses userinfo or a query string — use `failure_webhook_secret_arn` for those. Plain http is accepted for loopback addresses only. At most one of the two.",
                     )),
+                ),
+                (
+                    "failure_webhook_secret_arn",
+                    attr(
+                        string(),
+                        Optional,
+                        "ARN of a Secrets Manager secret whose value is `{\"url\": \"https://...\", \"signing_secret\": \"...\"}` (`signing_secret` optional; else the runner's `EBSSNAP_WEBHOOK_SECRET` signs): the webhook for URLs that carry a token. Only the ARN is stored; the runner reads the secret when a ticket is due and never logs or reports its values. Grant the runner access with `data.ebssnap_iam_policy`'s `webhook_secret_arns`.",
+                    ),
+                ),
+                (
+                    "failure_sns_topic_arn",
+                    attr(
+                        string(),
+                        Optional,
+                        "ARN of an SNS topic every ticket is also published to: the ticket JSON as the message, `event`, `severity`, `policy` and `target` as message attributes (for subscription filter policies); FIFO topics get the group and deduplication ids from `dedup_key`. May be combined with a webhook.",
+                    ),
                 ),
                 (
                     "sweep_schedule",
@@ -211,8 +234,7 @@ pub fn validate_config(c: &PolicyState, diags: &mut Diagnostics) {
             p("retention_days"),
             "retention_days",
             d,
-            1,
-            i64::from(doc::MAX_RETENTION_DAYS),
+            &limits::RETENTION_DAYS,
         );
     }
     if let Some(d) = get(&c.orphan_retention_days) {
@@ -221,48 +243,50 @@ pub fn validate_config(c: &PolicyState, diags: &mut Diagnostics) {
             p("orphan_retention_days"),
             "orphan_retention_days",
             d,
-            1,
-            i64::from(doc::MAX_RETENTION_DAYS),
+            &limits::RETENTION_DAYS,
         );
     }
-    let min = get(&c.min_snapshots);
-    let max = get(&c.max_snapshots);
-    if let Some(v) = min {
-        validate::range(diags, p("min_snapshots"), "min_snapshots", v, 0, 1000);
-    }
-    if let Some(v) = max {
-        validate::range(diags, p("max_snapshots"), "max_snapshots", v, 1, 1000);
-    }
-    if let (Some(lo), Some(hi)) = (min, max)
-        && lo > hi
-    {
-        diags.error(
-            "min_snapshots above max_snapshots",
-            format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
-            p("min_snapshots"),
-        );
-    }
+    validate::counts(diags, p, get(&c.min_snapshots), get(&c.max_snapshots));
     if let Some(t) = k_map(&c.snapshot_tags).known() {
-        validate::tags(diags, p("snapshot_tags"), &t, &["aws:", "ebssnap:"]);
-        if t.len() > 46 {
-            diags.error(
-                "Too many snapshot tags",
-                format!(
-                    "snapshot_tags has {} tags; at most 46 fit beside ebssnap's 4.",
-                    t.len()
-                ),
-                p("snapshot_tags"),
-            );
+        for f in limits::check_snapshot_tags("snapshot_tags", &t) {
+            validate::finding(diags, p("snapshot_tags"), f);
         }
     }
     if let Some(u) = get(&c.failure_webhook_url) {
         validate::webhook_url(diags, p("failure_webhook_url"), &u);
+        if let Err(e) = doc::webhook_url_without_credential(&u) {
+            diags.error(
+                "Credential in failure_webhook_url",
+                format!("{e}."),
+                p("failure_webhook_url"),
+            );
+        }
+    }
+    if let Some(a) = get(&c.failure_webhook_secret_arn) {
+        validate::arn(
+            diags,
+            p("failure_webhook_secret_arn"),
+            &a,
+            Some("secretsmanager"),
+        );
+    }
+    if let Some(a) = get(&c.failure_sns_topic_arn) {
+        validate::arn(diags, p("failure_sns_topic_arn"), &a, Some("sns"));
+    }
+    if !matches!(c.failure_webhook_url, Value::Null)
+        && !matches!(c.failure_webhook_secret_arn, Value::Null)
+    {
+        diags.error(
+            "Two webhooks",
+            "Set failure_webhook_url or failure_webhook_secret_arn, not both.",
+            p("failure_webhook_secret_arn"),
+        );
     }
     if let Some(s) = get(&c.sweep_schedule) {
         validate::schedule_expression(diags, p("sweep_schedule"), &s);
     }
     if let Some(t) = k_map(&c.tags).known() {
-        validate::tags(diags, p("tags"), &t, &["aws:"]);
+        validate::tags(diags, p("tags"), &t, &[limits::AWS_PREFIX]);
     }
 }
 
@@ -306,6 +330,8 @@ fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured
         crash_consistent: or(&config.crash_consistent, false),
         orphan_retention_days: config.orphan_retention_days,
         failure_webhook_url: config.failure_webhook_url.clone(),
+        failure_webhook_secret_arn: config.failure_webhook_secret_arn.clone(),
+        failure_sns_topic_arn: config.failure_sns_topic_arn.clone(),
         sweep_schedule: match &config.sweep_schedule {
             Value::Null => Value::Value(DEFAULT_SWEEP.into()),
             v => v.clone(),
@@ -355,12 +381,21 @@ pub fn to_doc(s: &PolicyState) -> Option<PolicyDocument> {
             }),
         },
         crash_consistent: Some(get(&s.crash_consistent)?),
-        notify: match &s.failure_webhook_url {
-            Value::Null => None,
-            Value::Unknown => return None,
-            Value::Value(u) => Some(NotifyDoc {
-                webhook_url: Some(u.clone()),
-            }),
+        notify: {
+            let (url, secret, topic) = (
+                k(&s.failure_webhook_url),
+                k(&s.failure_webhook_secret_arn),
+                k(&s.failure_sns_topic_arn),
+            );
+            if url.is_unknown() || secret.is_unknown() || topic.is_unknown() {
+                return None;
+            }
+            let n = NotifyDoc {
+                webhook_url: url.known(),
+                webhook_secret_arn: secret.known(),
+                sns_topic_arn: topic.known(),
+            };
+            (n != NotifyDoc::default()).then_some(n)
         },
         invocation: Some(Invocation::placeholders()),
     })
@@ -426,6 +461,8 @@ fn from_aws(
     state.crash_consistent = Value::Value(d.crash_consistent());
     state.orphan_retention_days = opt(d.rules().orphan_delete_after_days.map(i64::from));
     state.failure_webhook_url = opt(d.webhook_url().map(String::from));
+    state.failure_webhook_secret_arn = opt(d.webhook_secret_arn().map(String::from));
+    state.failure_sns_topic_arn = opt(d.sns_topic_arn().map(String::from));
     state.sweep_schedule = Value::Value(sched.expression.clone());
     state.sweep_enabled = Value::Value(sched.enabled);
     Some(state)
@@ -488,8 +525,8 @@ impl PolicyResource {
             target_arn,
             role_arn,
             input,
-            retry_attempts: 185,
-            max_event_age_seconds: 86_400,
+            retry_attempts: scheduler::DEFAULT_ATTEMPTS,
+            max_event_age_seconds: scheduler::DEFAULT_EVENT_AGE,
             dead_letter_arn: None,
             arn: None,
             created: None,
@@ -507,13 +544,28 @@ impl PolicyResource {
         let spec = self.spec(&c, planned, diags)?;
         let want_tags = k_map(&planned.tags_all).known().unwrap_or_default();
         let client = &c.clients.scheduler;
+        // Create refuses an existing group (CreateScheduleGroup on an existing name may replace
+        // it, deleting its schedules); an update syncs the group's tags, or recreates a group
+        // deleted outside Terraform.
+        let existing = match scheduler::get_group(client, &name).await {
+            Ok(g) => g,
+            Err(e) => {
+                aws_diag(diags, &e);
+                return None;
+            }
+        };
+        if prior.is_none() && existing.is_some() {
+            diags.error(
+                "Policy already exists",
+                format!(
+                    "schedule group {} already exists: import it (`terraform import ebssnap_policy.<name> {name}`, or an import block with id = \"{name}\") instead of creating it.",
+                    scheduler::group_name(&name)
+                ),
+                p("name"),
+            );
+            return None;
+        }
         let result = async {
-            // create_group refuses an existing group itself; an update reads the group first
-            // to sync its tags (or recreates it if it was deleted outside Terraform).
-            let existing = match prior {
-                None => None,
-                Some(_) => scheduler::get_group(client, &name).await?,
-            };
             match existing {
                 Some(g) => {
                     scheduler::set_group_tags(client, &name, &g.arn, &g.tags, &want_tags).await?

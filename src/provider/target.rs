@@ -19,9 +19,10 @@ use super::values::{V, get, opt};
 use super::{Configured, Shared, aws_diag, validate};
 use crate::aws::scheduler::{self, ScheduleSpec};
 use crate::core::doc::{self, Invocation, RetentionDoc, TargetDocument};
+use crate::core::limits;
 
-pub const DEFAULT_RETRY_ATTEMPTS: i64 = 185;
-pub const DEFAULT_MAX_EVENT_AGE: i64 = 86_400;
+/// Scheduler's flexible time window, in minutes (a provider-only setting).
+const FLEXIBLE_WINDOW_MINUTES: std::ops::RangeInclusive<i64> = 0..=1440;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetState {
@@ -182,7 +183,12 @@ pub fn target_schema() -> Schema {
                     attr(
                         number(),
                         OptionalComputed,
-                        "How often Scheduler retries a failed invocation of the runner (0-185). Default `185`.",
+                        &format!(
+                            "How often Scheduler retries a failed invocation of the runner ({}-{}). Default `{}`.",
+                            limits::RETRY_ATTEMPTS.start(),
+                            limits::RETRY_ATTEMPTS.end(),
+                            limits::DEFAULT_RETRY_ATTEMPTS
+                        ),
                     ),
                 ),
                 (
@@ -190,7 +196,12 @@ pub fn target_schema() -> Schema {
                     attr(
                         number(),
                         OptionalComputed,
-                        "How long Scheduler keeps retrying an invocation (60-86400). Default `86400`.",
+                        &format!(
+                            "How long Scheduler keeps retrying an invocation ({}-{}). Default `{}`.",
+                            limits::MAX_EVENT_AGE_SECONDS.start(),
+                            limits::MAX_EVENT_AGE_SECONDS.end(),
+                            limits::DEFAULT_MAX_EVENT_AGE_SECONDS
+                        ),
                     ),
                 ),
                 (
@@ -259,8 +270,7 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
             p("flexible_window_minutes"),
             "flexible_window_minutes",
             v,
-            0,
-            1440,
+            &FLEXIBLE_WINDOW_MINUTES,
         );
     }
     let start = get(&c.start_date).and_then(|v| validate::rfc3339(diags, p("start_date"), &v));
@@ -280,28 +290,18 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
             p("retention_days"),
             "retention_days",
             d,
-            1,
-            i64::from(doc::MAX_RETENTION_DAYS),
+            &limits::RETENTION_DAYS,
         );
     }
-    let (min, max) = (get(&c.min_snapshots), get(&c.max_snapshots));
-    if let Some(v) = min {
-        validate::range(diags, p("min_snapshots"), "min_snapshots", v, 0, 1000);
-    }
-    if let Some(v) = max {
-        validate::range(diags, p("max_snapshots"), "max_snapshots", v, 1, 1000);
-    }
-    if let (Some(lo), Some(hi)) = (min, max)
-        && lo > hi
-    {
-        diags.error(
-            "min_snapshots above max_snapshots",
-            format!("min_snapshots ({lo}) must not exceed max_snapshots ({hi})."),
-            p("min_snapshots"),
-        );
-    }
+    validate::counts(diags, p, get(&c.min_snapshots), get(&c.max_snapshots));
     if let Some(v) = get(&c.retry_attempts) {
-        validate::range(diags, p("retry_attempts"), "retry_attempts", v, 0, 185);
+        validate::range(
+            diags,
+            p("retry_attempts"),
+            "retry_attempts",
+            v,
+            &limits::RETRY_ATTEMPTS,
+        );
     }
     if let Some(v) = get(&c.max_event_age_seconds) {
         validate::range(
@@ -309,8 +309,7 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
             p("max_event_age_seconds"),
             "max_event_age_seconds",
             v,
-            60,
-            86_400,
+            &limits::MAX_EVENT_AGE_SECONDS,
         );
     }
     if let Some(v) = get(&c.dead_letter_queue_arn) {
@@ -378,8 +377,11 @@ fn plan(config: &TargetState, prior: Option<&TargetState>, c: Option<&Configured
         retention_days: config.retention_days,
         min_snapshots: config.min_snapshots,
         max_snapshots: config.max_snapshots,
-        retry_attempts: default_i(&config.retry_attempts, DEFAULT_RETRY_ATTEMPTS),
-        max_event_age_seconds: default_i(&config.max_event_age_seconds, DEFAULT_MAX_EVENT_AGE),
+        retry_attempts: default_i(&config.retry_attempts, limits::DEFAULT_RETRY_ATTEMPTS),
+        max_event_age_seconds: default_i(
+            &config.max_event_age_seconds,
+            limits::DEFAULT_MAX_EVENT_AGE_SECONDS,
+        ),
         dead_letter_queue_arn: config.dead_letter_queue_arn.clone(),
         runner_arn: super::planned_arns(c).0,
         scheduler_role_arn: super::planned_arns(c).1,
@@ -561,19 +563,28 @@ impl TargetResource {
             created: None,
         };
         let client = &c.clients.scheduler;
-        let result = async {
-            if scheduler::get_group(client, &policy).await?.is_none() {
-                return Err(crate::error::AwsError {
-                    action: format!("creating EventBridge Scheduler Schedule ({policy}/{name})"),
-                    code: "ResourceNotFoundException".into(),
-                    message: format!(
-                        "policy {policy:?} does not exist (no schedule group {}); create the ebssnap_policy first, e.g. policy = ebssnap_policy.<name>.name",
+        match scheduler::get_group(client, &policy).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                diags.error(
+                    "Policy does not exist",
+                    format!(
+                        "policy {policy:?} does not exist (no schedule group {}): create the ebssnap_policy first, e.g. policy = ebssnap_policy.<name>.name",
                         scheduler::group_name(&policy)
                     ),
-                    retryable: false,
-                });
+                    p("policy"),
+                );
+                return None;
             }
-            let exists = scheduler::get_schedule(client, &policy, &name).await?.is_some();
+            Err(e) => {
+                aws_diag(diags, &e);
+                return None;
+            }
+        }
+        let result = async {
+            let exists = scheduler::get_schedule(client, &policy, &name)
+                .await?
+                .is_some();
             scheduler::put_schedule(client, &spec, create || !exists).await
         }
         .await;

@@ -3,6 +3,7 @@
 //! validation again once they are known).
 
 use super::plugin::{AttributePath, Diagnostics};
+use crate::core::limits;
 
 use crate::core::{doc, schedule};
 
@@ -118,13 +119,38 @@ pub fn rfc3339(diags: &mut Diagnostics, at: AttributePath, v: &str) -> Option<ji
     }
 }
 
-pub fn range(diags: &mut Diagnostics, at: AttributePath, name: &str, v: i64, min: i64, max: i64) {
-    if v < min || v > max {
-        diags.error(
-            "Value out of range",
-            format!("{name} must be between {min} and {max}, got {v}."),
-            at,
-        );
+/// A finding of the shared limits (`core::limits`) as a diagnostic at `at` (plus its map key).
+pub fn finding(diags: &mut Diagnostics, at: AttributePath, f: limits::Finding) {
+    let at = match f.key {
+        Some(k) => at.key(k),
+        None => at,
+    };
+    diags.error(f.summary, f.message, at);
+}
+
+/// `v` within `range` (a range of `core::limits`), reported at `at`.
+pub fn range(
+    diags: &mut Diagnostics,
+    at: AttributePath,
+    name: &'static str,
+    v: i64,
+    range: &std::ops::RangeInclusive<i64>,
+) {
+    if let Some(f) = limits::check_range(name, v, range) {
+        finding(diags, at, f);
+    }
+}
+
+/// The snapshot counts (`min_snapshots`, `max_snapshots`) of a policy or a target.
+pub fn counts(
+    diags: &mut Diagnostics,
+    path: impl Fn(&'static str) -> AttributePath,
+    min: Option<i64>,
+    max: Option<i64>,
+) {
+    for f in limits::check_counts(min, max) {
+        let at = path(f.field);
+        finding(diags, at, f);
     }
 }
 
@@ -138,33 +164,14 @@ pub fn description(diags: &mut Diagnostics, at: AttributePath, v: &str) {
     }
 }
 
-/// Tag maps on AWS objects: keys 1–128 characters without the reserved `aws:` prefix, values ≤ 256.
+/// A tag map of an AWS object (`limits::check_tags`), reported per key under `at`.
 pub fn tags(
     diags: &mut Diagnostics,
     at: AttributePath,
     tags: &std::collections::BTreeMap<String, String>,
     reserved: &[&str],
 ) {
-    for (k, v) in tags {
-        let lower = k.to_ascii_lowercase();
-        if k.is_empty() || k.chars().count() > 128 {
-            diags.error(
-                "Invalid tag key",
-                format!("tag keys must be 1 to 128 characters, got {k:?}."),
-                at.clone().key(k.clone()),
-            );
-        } else if let Some(p) = reserved.iter().find(|p| lower.starts_with(**p)) {
-            diags.error(
-                "Reserved tag key",
-                format!("tag key {k:?} uses the reserved prefix {p:?}."),
-                at.clone().key(k.clone()),
-            );
-        } else if v.chars().count() > 256 {
-            diags.error(
-                "Invalid tag value",
-                format!("the value of tag {k:?} is longer than 256 characters."),
-                at.clone().key(k.clone()),
-            );
-        }
+    for f in limits::check_tags("tags", tags, reserved) {
+        finding(diags, at.clone(), f);
     }
 }

@@ -1,15 +1,16 @@
-//! After a run: the failure ticket it calls for (sent to the policy's webhook, and kept in the
-//! report for the Lambda's error payload), and the report as one log line.
+//! After a run: the failure ticket it calls for (sent to the policy's webhook and/or published
+//! to its SNS topic, and kept in the report for the Lambda's error payload), and the report as
+//! one log line.
 
 use jiff::Timestamp;
 use tracing::{info, warn};
 
 use super::options::RunOptions;
-use crate::aws::Clients;
+use crate::aws::{Clients, secrets, sns};
 use crate::core::doc::{self, PolicyDocument};
 use crate::core::report::{Report, TicketOutcome};
 use crate::core::ticket::{self, Ticket};
-use crate::error::Error;
+use crate::error::{AwsError, Error};
 use crate::webhook::{self, DeliveryOptions};
 
 /// Sends the ticket a finished (or failed) run calls for, records the outcome, logs the report.
@@ -53,17 +54,38 @@ pub(super) async fn finish(
         occurred_at: Timestamp::now().to_string(),
         invocation: invocation.cloned(),
     };
-    let url = policy.webhook_url();
-    match result {
+    let channels = resolve_channels(clients, policy).await;
+    let mut channel_error = None;
+    let webhook = match channels.webhook {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "the policy's webhook secret cannot be used");
+            channel_error = Some(e);
+            None
+        }
+    };
+    let sns = channels.sns.as_deref();
+    let result = match result {
         Ok(mut report) => {
             if let Some(t) = ticket::from_report(&report, &ctx) {
-                if let Some(url) = url {
-                    report.ticket = Some(send(url, &t, opts).await);
+                if let Some(w) = &webhook {
+                    report.ticket = Some(send(w, &t, opts).await);
+                }
+                if let Some(topic) = sns {
+                    report.ticket_sns = Some(publish(clients, topic, &t).await);
+                }
+                if webhook.is_none() && sns.is_none() {
+                    log_undelivered(&t, "no failure channel configured");
                 }
                 report.ticket_body = Some(t);
             }
-            if let (Some(t), Some(url)) = (ticket::recovered_from_report(&report, &ctx), url) {
-                report.recovery_ticket = Some(send(url, &t, opts).await);
+            if let Some(t) = ticket::recovered_from_report(&report, &ctx) {
+                if let Some(w) = &webhook {
+                    report.recovery_ticket = Some(send(w, &t, opts).await);
+                }
+                if let Some(topic) = sns {
+                    report.recovery_ticket_sns = Some(publish(clients, topic, &t).await);
+                }
             }
             report.api_calls.add(&clients.calls.since(&before));
             log_report(&report);
@@ -79,16 +101,103 @@ pub(super) async fn finish(
                 e.retryable,
                 &ctx,
             );
-            match url {
-                Some(url) => {
-                    send(url, &t, opts).await;
-                }
-                None => log_undelivered(&t, "no webhook configured"),
+            if let Some(w) = &webhook {
+                send(w, &t, opts).await;
+            }
+            if let Some(topic) = sns {
+                publish(clients, topic, &t).await;
+            }
+            if webhook.is_none() && sns.is_none() {
+                log_undelivered(&t, "no failure channel configured");
             }
             Err(Error::Aws(e))
         }
         Err(e) => Err(e),
+    };
+    // A webhook secret that cannot be read or used fails the run (exit 3) after the ticket went
+    // to SNS, if configured: the operator must fix the secret.
+    match (channel_error, result) {
+        (Some(e), Ok(_)) => Err(Error::Aws(e)),
+        (_, r) => r,
     }
+}
+
+/// The policy's webhook (URL and signing secret) and SNS topic. The Secrets Manager secret is
+/// read here, at most once per invocation, and only when a ticket is due.
+struct Channels {
+    webhook: Result<Option<Webhook>, AwsError>,
+    sns: Option<String>,
+}
+
+/// Where a webhook ticket goes; `Debug` never shows the URL's credential or the secret.
+#[derive(Debug)]
+struct Webhook {
+    url: Secretive,
+    signing_secret: Option<webhook::Secret>,
+}
+
+/// A webhook URL whose `Debug` is redacted to scheme, host and port.
+struct Secretive(String);
+
+impl std::fmt::Debug for Secretive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&ticket::redact_url(&self.0))
+    }
+}
+
+async fn resolve_channels(clients: &Clients, policy: &PolicyDocument) -> Channels {
+    let webhook = if let Some(arn) = policy.webhook_secret_arn() {
+        match secrets::get_secret_string(&clients.secretsmanager, arn).await {
+            Ok(value) => match webhook::WebhookSecret::parse(&value) {
+                Ok(w) => Ok(Some(Webhook {
+                    url: Secretive(w.url),
+                    signing_secret: w.signing_secret,
+                })),
+                Err(why) => Err(AwsError {
+                    action: format!("reading the webhook secret {arn}"),
+                    code: "MalformedWebhookSecret".into(),
+                    message: why,
+                    retryable: false,
+                }),
+            },
+            Err(e) => Err(e),
+        }
+    } else {
+        Ok(policy.webhook_url().map(|u| Webhook {
+            url: Secretive(u.to_string()),
+            signing_secret: None,
+        }))
+    };
+    Channels {
+        webhook,
+        sns: policy.sns_topic_arn().map(String::from),
+    }
+}
+
+/// Publishes a ticket to SNS (the SDK retries within its standard budget); never fails, the
+/// outcome says what happened.
+async fn publish(clients: &Clients, topic: &str, t: &Ticket) -> TicketOutcome {
+    let mut outcome = TicketOutcome {
+        event: t.event.clone(),
+        dedup_key: t.dedup_key.clone(),
+        url: topic.to_string(),
+        delivered: false,
+        attempts: 1,
+        status: None,
+        error: None,
+    };
+    match sns::publish_ticket(&clients.sns, topic, t).await {
+        Ok(id) => {
+            outcome.delivered = true;
+            info!(event = %t.event, dedup_key = %t.dedup_key, message_id = %id, "ticket published to SNS");
+        }
+        Err(e) => {
+            let body = serde_json::to_string(t).unwrap_or_default();
+            tracing::error!(topic, error = %e, ticket = %body, "ticket NOT published to SNS");
+            outcome.error = Some(format!("{}: {}", e.code, e.message));
+        }
+    }
+    outcome
 }
 
 fn log_undelivered(t: &Ticket, why: &str) {
@@ -96,14 +205,19 @@ fn log_undelivered(t: &Ticket, why: &str) {
     tracing::error!(event = %t.event, dedup_key = %t.dedup_key, ticket = %body, "failure ticket ({why})");
 }
 
-/// Delivers a ticket; an undelivered one is logged in full (never the secret or the URL's
-/// credentials), so it is not lost.
-async fn send(url: &str, t: &Ticket, opts: &RunOptions) -> TicketOutcome {
+/// Delivers a ticket to the webhook, signed with the policy's secret (else the runner's); an
+/// undelivered one is logged in full (never the secret or the URL's credentials), so it is not
+/// lost.
+async fn send(w: &Webhook, t: &Ticket, opts: &RunOptions) -> TicketOutcome {
     let delivery = DeliveryOptions {
         deadline: opts.deadline.or(opts.delivery.deadline),
+        secret: w
+            .signing_secret
+            .clone()
+            .or_else(|| opts.delivery.secret.clone()),
         ..opts.delivery.clone()
     };
-    let outcome = webhook::deliver(url, t, &delivery).await;
+    let outcome = webhook::deliver(&w.url.0, t, &delivery).await;
     if outcome.delivered {
         info!(event = %t.event, dedup_key = %t.dedup_key, attempts = outcome.attempts, "ticket delivered");
     } else {

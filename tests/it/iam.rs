@@ -25,8 +25,20 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     let mut note =
         |r: &ebssnap::core::report::Report| called.extend(r.api_calls.calls.keys().cloned());
 
+    // Tickets go to a webhook kept in Secrets Manager and to an SNS topic.
+    let secret = c
+        .secretsmanager
+        .create_secret()
+        .name("ebssnap/hook")
+        .secret_string(json!({"url": receiver.url()}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let secret_arn = secret.arn().unwrap().to_string();
+    let topic = c.sns.create_topic().name("failures").send().await.unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_string();
     let mut pol = docs::policy("std", 7, 1);
-    pol["notify"] = json!({"webhook_url": receiver.url()});
+    pol["notify"] = json!({"webhook_secret_arn": secret_arn, "sns_topic_arn": topic_arn});
     docs::store_policy(&c, &pol).await;
     let web = docs::target("std", "web", json!({"asg_names": ["web-prod"]}));
     docs::store_target(&c, &web).await;
@@ -55,6 +67,11 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
         sweep.ticket.as_ref().is_some_and(|t| t.delivered),
         "{:?}",
         sweep.ticket
+    );
+    assert!(
+        sweep.ticket_sns.as_ref().is_some_and(|t| t.delivered),
+        "{:?}",
+        sweep.ticket_sns
     );
     note(&sweep);
 
@@ -105,7 +122,11 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
         called, table,
         "operations called vs. the IAM table (an unused entry grants too much)"
     );
-    let allowed = iam::actions(&iam::runner_policy(&iam::Scope::default()));
+    let allowed = iam::actions(&iam::runner_policy(&iam::Scope {
+        webhook_secret_arns: vec![secret_arn.clone()],
+        sns_topic_arns: vec![topic_arn.clone()],
+        ..iam::Scope::default()
+    }));
     for op in &called {
         if let Ok(Some(action)) = iam::action_for(op) {
             assert!(

@@ -3,6 +3,7 @@
 //! Each test starts its own `moto_server` on a free loopback port (nextest runs every test in its
 //! own process), seeds it through the SDK and runs the runner in-process or as the CLI binary.
 
+mod channels;
 mod cli;
 mod continuation;
 mod demo;

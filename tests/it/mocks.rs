@@ -89,6 +89,22 @@ fn clients_with(ec2_rules: &[&Rule], scheduler_rules: &[&Rule]) -> Clients {
             .http_client(create_mock_http_client())
             .build(),
     );
+    let secretsmanager = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .build(),
+    );
+    let sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .build(),
+    );
     Clients {
         ec2_writes: ec2.clone(),
         ec2,
@@ -96,6 +112,8 @@ fn clients_with(ec2_rules: &[&Rule], scheduler_rules: &[&Rule]) -> Clients {
         scheduler,
         sts,
         lambda,
+        secretsmanager,
+        sns,
         calls,
         region: Some("us-east-1".into()),
     }

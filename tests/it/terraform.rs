@@ -916,16 +916,119 @@ async fn creating_over_an_existing_group_is_refused_and_points_to_import() {
     tf.write(POLICY);
     let out = tf.run(&["apply", "-auto-approve"]);
     assert_ne!(out.code, 0);
-    let flat = out.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = crate::tf::squash_lines(&out.stderr);
+    // A provider precondition: a diagnostic on the attribute, not an invented AWS error code.
     assert!(
-        flat.contains("creating EventBridge Scheduler Schedule Group (ebssnap-std)"),
+        flat.contains("Error: Policy already exists"),
         "{}",
         out.stderr
     );
-    assert!(flat.contains("ConflictException"), "{}", out.stderr);
+    assert!(
+        flat.contains("schedule group ebssnap-std already exists"),
+        "{}",
+        out.stderr
+    );
+    assert!(!flat.contains("ConflictException"), "{}", out.stderr);
     assert!(
         flat.contains("terraform import ebssnap_policy.<name> std"),
         "{}",
         out.stderr
     );
+    assert!(flat.contains("with ebssnap_policy.std"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_target_of_a_missing_policy_fails_on_its_policy_attribute() {
+    let (_m, tf) = setup!();
+    tf.write(
+        r#"
+resource "ebssnap_target" "web" {
+  policy = "nope"
+  name   = "web"
+  select {
+    volume_ids = ["vol-0123456789abcdef0"]
+  }
+}
+"#,
+    );
+    let out = tf.run(&["apply", "-auto-approve"]);
+    assert_ne!(out.code, 0);
+    let flat = crate::tf::squash_lines(&out.stderr);
+    assert!(
+        flat.contains("Error: Policy does not exist"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        flat.contains("create the ebssnap_policy first"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !flat.contains("ResourceNotFoundException"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn secret_and_sns_channels_round_trip_and_no_secret_value_reaches_terraform() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let value = r#"{"url": "https://hooks.example.com/T0K3N-5150?key=QK-8128", "signing_secret": "sig-2718"}"#;
+    let secret = c
+        .secretsmanager
+        .create_secret()
+        .name("ebssnap/hook")
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+    let arn = secret.arn().unwrap().to_string();
+    let topic = c.sns.create_topic().name("failures").send().await.unwrap();
+    let topic = topic.topic_arn().unwrap().to_string();
+    tf.write(&format!(
+        r#"
+resource "ebssnap_policy" "std" {{
+  name                       = "std"
+  retention_days             = 14
+  failure_webhook_secret_arn = "{arn}"
+  failure_sns_topic_arn      = "{topic}"
+}}
+"#
+    ));
+    let applied = tf.apply();
+    tf.assert_no_changes();
+    let input = scheduler::get_input(&c.scheduler, "std", scheduler::POLICY_SCHEDULE)
+        .await
+        .unwrap()
+        .unwrap();
+    let d = doc::parse_policy(&input).unwrap();
+    assert_eq!(d.webhook_secret_arn(), Some(arn.as_str()));
+    assert_eq!(d.sns_topic_arn(), Some(topic.as_str()));
+    assert_eq!(d.webhook_url(), None);
+
+    // Import recovers both.
+    let imported = Tf::new(Some(&m)).unwrap();
+    imported.write(
+        &std::fs::read_to_string(tf.dir.join("main.tf"))
+            .unwrap()
+            .replace(crate::tf::PROVIDER, ""),
+    );
+    let out = imported.run(&["import", "ebssnap_policy.std", "std"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    imported.assert_no_changes();
+
+    let state = std::fs::read_to_string(tf.dir.join("terraform.tfstate")).unwrap();
+    let plan = tf.run(&["plan"]);
+    for leak in ["T0K3N-5150", "QK-8128", "sig-2718"] {
+        for (what, text) in [
+            ("state", &state),
+            ("apply", &applied.stdout),
+            ("plan", &plan.stdout),
+            ("plan stderr", &plan.stderr),
+        ] {
+            assert!(!text.contains(leak), "{leak} in {what}");
+        }
+    }
 }

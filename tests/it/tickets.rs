@@ -15,7 +15,7 @@ use crate::fleet;
 use crate::moto::Moto;
 use crate::proxy::{Action, Proxy};
 
-const SECRET: &str = "s3cr3t-signing-key-4242";
+pub const SECRET: &str = "s3cr3t-signing-key-4242";
 const URL_TOKEN: &str = "TOKEN-in-the-query-9876";
 
 /// One request the receiver got.
@@ -195,14 +195,14 @@ async fn the_signature_verifies_with_the_secret_and_not_with_another() {
 }
 
 /// A fleet with one volume whose snapshot EC2 refuses (through a proxy in front of moto).
-struct FailingFleet {
-    proxy: Proxy,
-    instance: String,
-    data: String,
-    root: String,
+pub struct FailingFleet {
+    pub proxy: Proxy,
+    pub instance: String,
+    pub data: String,
+    pub root: String,
 }
 
-async fn failing_fleet(m: &Moto) -> FailingFleet {
+pub async fn failing_fleet(m: &Moto) -> FailingFleet {
     let c = m.clients().await;
     let (instance, root) = fleet::instance(&c, &[("Name", "db-1")]).await;
     let data = fleet::volume(&c, &[("Role", "data")]).await;
@@ -231,7 +231,7 @@ async fn failing_fleet(m: &Moto) -> FailingFleet {
     }
 }
 
-fn run_cli(
+pub fn run_cli(
     m: &Moto,
     proxy: &Proxy,
     policy: &Value,
@@ -627,4 +627,97 @@ async fn a_failure_then_a_success_sends_one_recovery_naming_its_problem_key() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.json().get("recovered").is_none());
     assert_eq!(receiver.received().len(), 2);
+}
+
+/// The first fenced code block of `lang` in docs/tickets.md.
+fn doc_snippet(lang: &str) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tickets.md")).unwrap();
+    let start = doc
+        .find(&format!("```{lang}\n"))
+        .unwrap_or_else(|| panic!("no {lang} block in docs/tickets.md"))
+        + lang.len()
+        + 4;
+    let end = start + doc[start..].find("```").unwrap();
+    doc[start..end].to_string()
+}
+
+/// Runs `program` with `script` on stdin; its stdout.
+fn run_script(program: &str, script: &str) -> Option<String> {
+    use std::io::Write;
+    let mut child = match std::process::Command::new(program)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("{program} not found under CI=true: run `make deps`")
+        }
+        Err(_) => {
+            eprintln!("SKIP: {program} not found");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn the_documented_python_and_node_verifiers_accept_real_signatures_and_only_those() {
+    let body = serde_json::to_string(&sample_ticket()).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let good = ticket::signature(SECRET, now, body.as_bytes());
+    let wrong_key = ticket::signature("another-key", now, body.as_bytes());
+    let stale = ticket::signature(SECRET, now - 3600, body.as_bytes());
+    let cases = [(&good, "true"), (&wrong_key, "false"), (&stale, "false")];
+    let lit = |s: &str| serde_json::to_string(s).unwrap();
+
+    let python = std::env::var("EBSSNAP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut script = doc_snippet("python");
+    for (header, _) in &cases {
+        script.push_str(&format!(
+            "print(str(verify({}.encode(), {}, {}.encode())).lower())\n",
+            lit(SECRET),
+            lit(header),
+            lit(&body)
+        ));
+    }
+    if let Some(out) = run_script(&python, &script) {
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            vec!["true", "false", "false"],
+            "python"
+        );
+    }
+
+    let mut script = doc_snippet("javascript");
+    for (header, _) in &cases {
+        script.push_str(&format!(
+            "console.log(String(verify({}, {}, Buffer.from({}))));\n",
+            lit(SECRET),
+            lit(header),
+            lit(&body)
+        ));
+    }
+    if let Some(out) = run_script("node", &script) {
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            cases.iter().map(|(_, want)| *want).collect::<Vec<_>>(),
+            "node"
+        );
+    }
 }

@@ -234,6 +234,32 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "orphan_retention_days",
             "between 1 and",
         ),
+        (
+            "token in a plain webhook URL's query",
+            policy_ok("  failure_webhook_url = \"https://hooks.example.com/ebs?token=abc\""),
+            "failure_webhook_url",
+            "failure_webhook_secret_arn",
+        ),
+        (
+            "userinfo in a plain webhook URL",
+            policy_ok("  failure_webhook_url = \"https://user:pass@hooks.example.com/ebs\""),
+            "failure_webhook_url",
+            "carries a credential",
+        ),
+        (
+            "two webhooks",
+            policy_ok(
+                "  failure_webhook_url = \"https://hooks.example.com/ebs\"\n  failure_webhook_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf\"",
+            ),
+            "failure_webhook_secret_arn",
+            "not both",
+        ),
+        (
+            "SNS topic that is not an SNS ARN",
+            policy_ok("  failure_sns_topic_arn = \"arn:aws:sqs:us-east-1:123456789012:failures\""),
+            "failure_sns_topic_arn",
+            "sns",
+        ),
     ]
 }
 

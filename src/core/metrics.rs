@@ -1,0 +1,144 @@
+//! The metrics line: one CloudWatch Embedded Metric Format (EMF) record per run and sweep, which
+//! CloudWatch Logs turns into metrics without an API call (namespace `ebssnap`, dimensions
+//! `Policy` and `Policy,Target`). Pure: built from the report.
+
+use serde_json::{Value, json};
+
+use super::report::Report;
+
+pub const NAMESPACE: &str = "ebssnap";
+
+/// The metric names, in the order they are declared.
+pub const METRICS: &[(&str, &str)] = &[
+    ("VolumesSelected", "Count"),
+    ("SnapshotsCreated", "Count"),
+    ("SnapshotsDeleted", "Count"),
+    ("Failures", "Count"),
+    ("Overdue", "Count"),
+    ("ErrorSnapshots", "Count"),
+    ("ThrottledCalls", "Count"),
+    ("DurationMs", "Milliseconds"),
+];
+
+/// The figures of one run or sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Figures {
+    pub policy: String,
+    pub target: Option<String>,
+    pub kind: String,
+    pub volumes_selected: usize,
+    pub created: usize,
+    pub deleted: usize,
+    pub failures: usize,
+    pub overdue: usize,
+    pub error_snapshots: usize,
+    pub throttled: u64,
+    pub duration_ms: u64,
+}
+
+impl Figures {
+    pub fn of(r: &Report) -> Figures {
+        Figures {
+            policy: r.policy.clone(),
+            target: r.target.clone(),
+            kind: r.kind.to_string(),
+            volumes_selected: r.volumes_selected,
+            created: r.created.len(),
+            deleted: r.deleted.len(),
+            failures: r.failures.len(),
+            overdue: r.overdue.len(),
+            error_snapshots: r.error_snapshots.len(),
+            throttled: r.api_calls.throttled.values().sum(),
+            duration_ms: r.duration_ms,
+        }
+    }
+
+    /// A run or sweep that failed as a whole (no report): one failure.
+    pub fn failed(policy: &str, target: Option<&str>, kind: &str, duration_ms: u64) -> Figures {
+        Figures {
+            policy: policy.into(),
+            target: target.map(String::from),
+            kind: kind.into(),
+            failures: 1,
+            duration_ms,
+            ..Figures::default()
+        }
+    }
+}
+
+/// The EMF record of a run's figures, at `timestamp_ms` (Unix milliseconds).
+pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
+    let report = f;
+    let dims = if report.target.is_some() {
+        json!([["Policy"], ["Policy", "Target"]])
+    } else {
+        json!([["Policy"]])
+    };
+    let metrics: Vec<Value> = METRICS
+        .iter()
+        .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
+        .collect();
+    let mut v = json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": dims,
+                "Metrics": metrics,
+            }],
+        },
+        "Policy": report.policy,
+        "Kind": report.kind,
+        "VolumesSelected": f.volumes_selected,
+        "SnapshotsCreated": f.created,
+        "SnapshotsDeleted": f.deleted,
+        "Failures": f.failures,
+        "Overdue": f.overdue,
+        "ErrorSnapshots": f.error_snapshots,
+        "ThrottledCalls": f.throttled,
+        "DurationMs": f.duration_ms,
+    });
+    if let Some(t) = &report.target {
+        v["Target"] = json!(t);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_declares_every_metric_and_carries_the_reports_values() {
+        let mut r = Report {
+            policy: "std".into(),
+            target: Some("web".into()),
+            kind: "run",
+            volumes_selected: 3,
+            duration_ms: 1234,
+            ..Report::default()
+        };
+        r.api_calls.throttled.insert("CreateSnapshot".into(), 2);
+        let v = emf(&Figures::of(&r), 1_700_000_000_000);
+        let decl = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(decl["Namespace"], "ebssnap");
+        assert_eq!(
+            decl["Dimensions"],
+            json!([["Policy"], ["Policy", "Target"]])
+        );
+        for (name, _) in METRICS {
+            assert!(v.get(*name).is_some(), "{name} missing");
+        }
+        assert_eq!(v["VolumesSelected"], 3);
+        assert_eq!(v["ThrottledCalls"], 2);
+        assert_eq!(v["DurationMs"], 1234);
+        assert_eq!(v["Target"], "web");
+        let sweep = emf(&Figures::failed("std", None, "sweep", 5), 0);
+        assert_eq!(sweep["Failures"], 1);
+        assert_eq!(
+            sweep["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Policy"]])
+        );
+        assert!(sweep.get("Target").is_none());
+    }
+}
