@@ -17,8 +17,10 @@ port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 MOTO_EC2_LOAD_DEFAULT_AMIS=false "$moto" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
 webhook_port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export EBSSNAP_WEBHOOK_SECRET="demo-secret-$RANDOM$RANDOM"
-EBSSNAP_WEBHOOK_SECRET="$EBSSNAP_WEBHOOK_SECRET" "$target_dir/debug/ebssnap" webhook serve --listen "127.0.0.1:$webhook_port" --count 3 >"$work/tickets.txt" 2>/dev/null &
+# The receiver verifies with the signing secret; the runner reads it (and the URL, token and all)
+# from a Secrets Manager secret, never from its environment.
+signing_secret="demo-secret-$RANDOM$RANDOM"
+EBSSNAP_WEBHOOK_SECRET="$signing_secret" "$target_dir/debug/ebssnap" webhook serve --listen "127.0.0.1:$webhook_port" --count 3 >"$work/tickets.txt" 2>/dev/null &
 serve_pid=$!
 cleanup() {
   kill "$moto_pid" "$serve_pid" ${proxy_pid:+"$proxy_pid"} 2>/dev/null || true
@@ -59,8 +61,20 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+heading "The webhook (its URL carries a token) and its signing secret go into Secrets Manager"
+secret_arn=$("$python" - "$AWS_ENDPOINT_URL" "http://127.0.0.1:$webhook_port/hooks/ebs?token=demo-t0ken" "$signing_secret" <<'PY'
+import boto3, json, sys
+sm = boto3.client("secretsmanager", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+arn = sm.create_secret(Name="ebssnap/failure-webhook",
+                       SecretString=json.dumps({"url": sys.argv[2], "signing_secret": sys.argv[3]}))["ARN"]
+print(arn)
+PY
+)
+echo "  $secret_arn (only this ARN goes into the policy's schedule)"
+
 heading "terraform apply examples/quickstart (policy std, targets web and nightly)"
-tf apply -auto-approve -var "failure_webhook_url=http://127.0.0.1:$webhook_port/hooks/ebs" | grep -E '^(ebssnap|data\.|Apply|Outputs|web_volume_ids|  "|\])' || true
+tf apply -auto-approve -var "failure_webhook_secret_arn=$secret_arn" | grep -E '^(ebssnap|data\.|Apply|Outputs|web_volume_ids|  "|\])' || true
 
 heading "The schedules Terraform created in EventBridge Scheduler"
 "$python" - "$AWS_ENDPOINT_URL" <<'PY'
@@ -134,7 +148,7 @@ for chunk in open(sys.argv[1]).read().split("--- ticket ")[1:]:
 PY
 
 heading "terraform destroy: the schedules go, the snapshots stay"
-tf destroy -auto-approve -var "failure_webhook_url=http://127.0.0.1:$webhook_port/hooks/ebs" | grep -E '^(Destroy|ebssnap_.*Destruction complete)' || true
+tf destroy -auto-approve -var "failure_webhook_secret_arn=$secret_arn" | grep -E '^(Destroy|ebssnap_.*Destruction complete)' || true
 "$python" - "$AWS_ENDPOINT_URL" <<'PY'
 import boto3, sys
 kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")

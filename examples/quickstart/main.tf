@@ -15,10 +15,10 @@ variable "runner_arn" {
   default = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap-runner"
 }
 
-variable "failure_webhook_url" {
+variable "failure_webhook_secret_arn" {
   type        = string
   default     = null
-  description = "Where failure tickets go (https; http only for loopback)."
+  description = "Secrets Manager secret {\"url\": ..., \"signing_secret\": ...}: where failure tickets go and how they are signed."
 }
 
 variable "scheduler_role_arn" {
@@ -43,7 +43,7 @@ resource "ebssnap_policy" "std" {
   snapshot_tags = {
     Backup = "ebssnap"
   }
-  failure_webhook_url = var.failure_webhook_url
+  failure_webhook_secret_arn = var.failure_webhook_secret_arn
 }
 
 # The web tier (a whole Auto Scaling group) and the databases (by Name glob), nightly.

@@ -48,6 +48,7 @@ fn the_demo_runs_end_to_end() {
         "snapshot.recovered (info)",
         "IncorrectState [volume]",
         "signature: valid",
+        "only this ARN goes into the policy's schedule",
         "Destroy complete! Resources: 3 destroyed.",
         "ebssnap schedule groups left: 0; managed snapshots left: 21",
     ] {
@@ -56,4 +57,9 @@ fn the_demo_runs_end_to_end() {
             "missing {want:?} in:\n{stdout}\n{stderr}"
         );
     }
+    // The webhook's token lives in Secrets Manager only: no output shows it.
+    assert!(
+        !stdout.contains("demo-t0ken") && !stderr.contains("demo-t0ken"),
+        "the webhook token leaked:\n{stdout}\n{stderr}"
+    );
 }
