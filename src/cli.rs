@@ -117,6 +117,11 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+    /// Move to ebssnap from another tool
+    Migrate {
+        #[command(subcommand)]
+        from: MigrateFrom,
+    },
     /// List a policy's managed snapshots and when each expires
     Snapshots {
         #[arg(long)]
@@ -127,6 +132,29 @@ pub enum Command {
         now: Option<Timestamp>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateFrom {
+    /// ebs_snapper's configuration stanzas (its DynamoDB table, or a file) as Terraform: one
+    /// ebssnap_policy and one ebssnap_target per stanza, and MIGRATION.md
+    EbsSnapper {
+        /// The DynamoDB table holding the stanzas
+        #[arg(long, default_value = crate::core::migrate::DEFAULT_TABLE)]
+        table: String,
+        /// Only the stanzas of this account (the table's aws_account_id)
+        #[arg(long)]
+        account_id: Option<String>,
+        /// Read the stanzas from a JSON file instead: {id: configuration} or [{id, configuration}]
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Where to write ebssnap.tf and MIGRATION.md
+        #[arg(long)]
+        out: PathBuf,
+        /// Exit 0 even when something could not be expressed (it is listed in MIGRATION.md)
+        #[arg(long)]
+        allow_lossy: bool,
     },
 }
 
@@ -305,6 +333,31 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             volumes(&clients, &target, *json).await
         }
         Command::Webhook { command } => webhook_command(&cli.global, command).await,
+        Command::Migrate {
+            from:
+                MigrateFrom::EbsSnapper {
+                    table,
+                    account_id,
+                    file,
+                    out,
+                    allow_lossy,
+                },
+        } => {
+            let stanzas = match file {
+                Some(f) => crate::migrate::stanzas_from_file(f)?,
+                None => {
+                    let clients = connect(&cli.global).await;
+                    let items = crate::aws::dynamo::scan_stanzas(
+                        &clients.dynamodb,
+                        table,
+                        account_id.as_deref(),
+                    )
+                    .await?;
+                    crate::migrate::stanzas_from_items(items)?
+                }
+            };
+            crate::migrate::write(out, &stanzas, *allow_lossy)
+        }
         Command::Snapshots {
             policy,
             target,

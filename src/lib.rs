@@ -15,6 +15,7 @@ pub mod cli;
 pub mod core;
 pub mod error;
 pub mod lambda;
+pub mod migrate;
 #[cfg(feature = "provider")]
 pub mod provider;
 pub mod runner;

@@ -18,8 +18,8 @@ use crate::core::select::{Instance, Inventory, Select, Volume};
 use crate::core::tags::{TAG_POLICY, TAG_RUN, TAG_TARGET, TAG_VOLUME};
 use crate::error::AwsError;
 
-/// EC2 accepts at most 200 filter values in one call, counting every filter's values.
-const FILTER_VALUES_PER_CALL: usize = 200;
+// EC2 accepts at most 200 filter values in one call, counting every filter's values.
+use crate::core::select::FILTER_VALUES_PER_CALL;
 /// Auto Scaling accepts at most 100 group names per DescribeAutoScalingGroups.
 const ASG_BATCH: usize = 50;
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
@@ -73,11 +73,35 @@ fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
 }
 
 /// Describes instances matching `filters` (ANDed), page by page, into `inv`.
+/// The calls that evaluate `instance_filters` (AND-ed; the live states added unless the user
+/// filters on state): the largest filter's values are split so that no call carries more than
+/// EC2's 200 values. The union of the calls is exactly the AND of the filters.
+fn instance_filter_calls(f: &BTreeMap<String, Vec<String>>, live: &[Filter]) -> Vec<Vec<Filter>> {
+    let mut fixed: Vec<Filter> = if f.contains_key("instance-state-name") {
+        Vec::new()
+    } else {
+        live.to_vec()
+    };
+    let largest = f
+        .iter()
+        .max_by_key(|(_, v)| v.len())
+        .map(|(k, _)| k.clone())
+        .unwrap_or_default();
+    for (name, values) in f {
+        if *name != largest {
+            fixed.push(filter(name, values));
+        }
+    }
+    batches(&fixed, &largest, &f[&largest])
+}
+
+/// Describes instances matching `filters` into `inv`; returns the ids found.
 async fn describe_instances(
     ec2: &aws_sdk_ec2::Client,
     filters: Vec<Filter>,
     inv: &mut Inventory,
-) -> Result<(), AwsError> {
+) -> Result<Vec<String>, AwsError> {
+    let mut found = Vec::new();
     let mut pages = ec2
         .describe_instances()
         .set_filters(Some(filters))
@@ -89,6 +113,7 @@ async fn describe_instances(
         for r in page.reservations() {
             for i in r.instances() {
                 let Some(id) = i.instance_id() else { continue };
+                found.push(id.to_string());
                 inv.instances.insert(
                     id.to_string(),
                     Instance {
@@ -110,7 +135,7 @@ async fn describe_instances(
             }
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 async fn describe_volumes(
@@ -221,6 +246,12 @@ pub async fn fetch_inventory(
         let mut filters = live.to_vec();
         filters.extend(tag_filters(want));
         describe_instances(ec2, filters, &mut inv).await?;
+    }
+    if let Some(f) = sel.instance_filters() {
+        for filters in instance_filter_calls(f, &live) {
+            let found = describe_instances(ec2, filters, &mut inv).await?;
+            inv.filter_matches.extend(found);
+        }
     }
     let instance_ids: Vec<String> = inv.instances.keys().cloned().collect();
     for filters in batches(&[], "attachment.instance-id", &instance_ids) {
@@ -439,6 +470,45 @@ pub async fn delete_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_filters_split_the_largest_filter_and_keep_the_others_in_every_call() {
+        let live = [filter(
+            "instance-state-name",
+            &LIVE_STATES.map(String::from),
+        )];
+        let ids: Vec<String> = (0..300).map(|i| format!("i-{i:017}")).collect();
+        let f = BTreeMap::from([
+            ("instance-id".to_string(), ids),
+            (
+                "tag:Env".to_string(),
+                vec!["prod".to_string(), "stage".to_string()],
+            ),
+        ]);
+        let calls = instance_filter_calls(&f, &live);
+        assert_eq!(calls.len(), 2);
+        let mut ids_seen = 0;
+        for c in &calls {
+            let total: usize = c.iter().map(|f| f.values().len()).sum();
+            assert!(total <= FILTER_VALUES_PER_CALL, "{total}");
+            assert!(c.iter().any(|f| f.name() == Some("tag:Env")));
+            assert!(c.iter().any(|f| f.name() == Some("instance-state-name")));
+            ids_seen += c
+                .iter()
+                .filter(|f| f.name() == Some("instance-id"))
+                .map(|f| f.values().len())
+                .sum::<usize>();
+        }
+        assert_eq!(ids_seen, 300);
+        // A state filter of the user's replaces the runner's.
+        let own = BTreeMap::from([(
+            "instance-state-name".to_string(),
+            vec!["running".to_string()],
+        )]);
+        let calls = instance_filter_calls(&own, &live);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].len(), 1);
+    }
 
     #[test]
     fn batches_count_every_filter_value_of_the_call() {

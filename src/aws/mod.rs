@@ -5,6 +5,7 @@
 //! an interceptor that counts every attempt per operation, and the throttled ones, for the report
 //! and for the runner's pacer (`runner::pace`).
 
+pub mod dynamo;
 pub mod ec2;
 pub mod iam;
 pub mod lambda;
@@ -157,6 +158,8 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub sns: aws_sdk_sns::Client,
+    /// ebs_snapper's configuration table (`ebssnap migrate` only).
+    pub dynamodb: aws_sdk_dynamodb::Client,
     pub calls: ApiCalls,
     pub region: Option<String>,
 }
@@ -261,6 +264,11 @@ impl Clients {
             ),
             sns: aws_sdk_sns::Client::from_conf(
                 aws_sdk_sns::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
                     .interceptor(calls.clone())
                     .build(),
             ),

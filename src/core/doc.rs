@@ -346,6 +346,9 @@ impl TargetDocument {
         validate_policy_name(&self.policy).map_err(bad)?;
         validate_target_name(&self.target).map_err(bad)?;
         self.select.validate().map_err(bad)?;
+        if let Some(e) = &self.exclude {
+            e.validate().map_err(bad)?;
+        }
         if let Some(r) = &self.retention {
             if let Some(d) = r.days {
                 check_days("retention.days", d).map_err(bad)?;

@@ -5,6 +5,7 @@ pub mod doc;
 pub mod guide;
 pub mod limits;
 pub mod metrics;
+pub mod migrate;
 pub mod report;
 pub mod retention;
 pub mod schedule;

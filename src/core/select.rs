@@ -32,6 +32,128 @@ pub struct Select {
     pub volume_ids: Option<Vec<String>>,
     #[serde(default)]
     pub volume_tags: Option<BTreeMap<String, String>>,
+    /// EC2 `DescribeInstances` filters, all AND-ed (values of one filter OR-ed, `*` wildcards as
+    /// EC2 matches them): the instances EC2 returns for them are selected.
+    #[serde(default)]
+    pub instance_filters: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// EC2's limit of filter values in one Describe call (all filters together).
+pub const FILTER_VALUES_PER_CALL: usize = 200;
+
+/// The `DescribeInstances` filter names EC2 accepts (exact names), and the prefixes of the
+/// families of names it accepts (`tag:<key>`, `network-interface.*`, ...).
+pub const INSTANCE_FILTER_NAMES: &[&str] = &[
+    "affinity",
+    "architecture",
+    "availability-zone",
+    "boot-mode",
+    "capacity-reservation-id",
+    "client-token",
+    "current-instance-boot-mode",
+    "dns-name",
+    "ebs-optimized",
+    "ena-support",
+    "host-id",
+    "hypervisor",
+    "iam-instance-profile.arn",
+    "iam-instance-profile.id",
+    "image-id",
+    "instance-id",
+    "instance-lifecycle",
+    "instance-state-code",
+    "instance-state-name",
+    "instance-type",
+    "ip-address",
+    "ipv6-address",
+    "kernel-id",
+    "key-name",
+    "launch-index",
+    "launch-time",
+    "monitoring-state",
+    "outpost-arn",
+    "owner-id",
+    "placement-group-name",
+    "placement-partition-number",
+    "platform",
+    "platform-details",
+    "private-dns-name",
+    "private-ip-address",
+    "product-code",
+    "product-code.type",
+    "ramdisk-id",
+    "reason",
+    "requester-id",
+    "reservation-id",
+    "root-device-name",
+    "root-device-type",
+    "source-dest-check",
+    "spot-instance-request-id",
+    "state-reason-code",
+    "state-reason-message",
+    "subnet-id",
+    "tag-key",
+    "tag-value",
+    "tenancy",
+    "tpm-support",
+    "usage-operation",
+    "usage-operation-update-time",
+    "virtualization-type",
+    "vpc-id",
+];
+pub const INSTANCE_FILTER_PREFIXES: &[&str] = &[
+    "tag:",
+    "association.",
+    "block-device-mapping.",
+    "capacity-reservation-specification.",
+    "hibernation-options.",
+    "instance.group-",
+    "maintenance-options.",
+    "metadata-options.",
+    "network-interface.",
+    "network-performance-options.",
+    "operator.",
+    "placement-",
+    "private-dns-name-options.",
+    "instance-metadata-tags",
+];
+
+/// Whether `name` is a filter name `DescribeInstances` accepts.
+pub fn is_instance_filter_name(name: &str) -> bool {
+    INSTANCE_FILTER_NAMES.contains(&name)
+        || INSTANCE_FILTER_PREFIXES
+            .iter()
+            .any(|p| name.starts_with(p) && name.len() > p.len())
+}
+
+/// Checks an `instance_filters` map: known names, non-empty value lists, and values that fit
+/// EC2's 200 per call once the largest filter is split across calls.
+pub fn check_instance_filters(filters: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
+    if filters.is_empty() {
+        return Err("instance_filters is empty: set at least one filter".into());
+    }
+    for (name, values) in filters {
+        if !is_instance_filter_name(name) {
+            return Err(format!(
+                "instance_filters: {name:?} is not a DescribeInstances filter name (e.g. \"tag:Env\", \"instance-type\", \"vpc-id\")"
+            ));
+        }
+        if values.is_empty() || values.iter().any(|v| v.is_empty()) {
+            return Err(format!(
+                "instance_filters.{name} needs at least one non-empty value"
+            ));
+        }
+    }
+    // The largest filter's values are split across calls; the others repeat in each call.
+    let largest = filters.values().map(Vec::len).max().unwrap_or(0);
+    let rest: usize = filters.values().map(Vec::len).sum::<usize>() - largest;
+    if rest + 1 > FILTER_VALUES_PER_CALL {
+        return Err(format!(
+            "instance_filters has {} values besides its largest filter; EC2 takes {FILTER_VALUES_PER_CALL} per call",
+            rest
+        ));
+    }
+    Ok(())
 }
 
 /// Volumes removed from the selection.
@@ -44,6 +166,9 @@ pub struct Exclude {
     pub volume_tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub root_volumes: Option<bool>,
+    /// Instances whose volumes are never snapshotted, whatever selected them.
+    #[serde(default)]
+    pub instance_ids: Option<Vec<String>>,
 }
 
 fn list(v: &Option<Vec<String>>) -> &[String] {
@@ -76,6 +201,9 @@ impl Select {
     pub fn volume_tags(&self) -> Option<&BTreeMap<String, String>> {
         map(&self.volume_tags)
     }
+    pub fn instance_filters(&self) -> Option<&BTreeMap<String, Vec<String>>> {
+        self.instance_filters.as_ref().filter(|m| !m.is_empty())
+    }
 
     /// True when some source selects instances (and so their attached volumes).
     pub fn has_instance_sources(&self) -> bool {
@@ -83,6 +211,7 @@ impl Select {
             || !self.instance_names().is_empty()
             || !self.instance_ids().is_empty()
             || self.instance_tags().is_some()
+            || self.instance_filters().is_some()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,7 +225,8 @@ impl Select {
         if self.is_empty() {
             return Err(
                 "the selector is empty: set at least one of all_volumes, asg_names, \
-                 instance_names, instance_ids, instance_tags, volume_ids, volume_tags"
+                 instance_names, instance_ids, instance_tags, instance_filters, volume_ids, \
+                 volume_tags"
                     .into(),
             );
         }
@@ -120,6 +250,9 @@ impl Select {
                     m.map_or(0, BTreeMap::len)
                 ));
             }
+        }
+        if let Some(f) = &self.instance_filters {
+            check_instance_filters(f).map_err(|e| format!("select.{e}"))?;
         }
         for id in self.instance_ids() {
             if !id.starts_with("i-") {
@@ -148,6 +281,20 @@ impl Exclude {
     }
     pub fn root_volumes(&self) -> bool {
         self.root_volumes.unwrap_or(false)
+    }
+    pub fn instance_ids(&self) -> &[String] {
+        list(&self.instance_ids)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for id in self.instance_ids() {
+            if !id.starts_with("i-") {
+                return Err(format!(
+                    "exclude.instance_ids: {id:?} is not an instance id (i-...)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -194,6 +341,8 @@ pub struct Inventory {
     pub volumes: BTreeMap<String, Volume>,
     /// Current members of each requested Auto Scaling group (missing group: absent).
     pub asg_members: BTreeMap<String, Vec<String>>,
+    /// The instances EC2 returned for the selector's `instance_filters` (EC2 evaluates them).
+    pub filter_matches: BTreeSet<String>,
 }
 
 /// One selected volume, with what the snapshot description and tags need.
@@ -327,6 +476,7 @@ fn selected_instances<'a>(sel: &Select, inv: &'a Inventory) -> BTreeSet<&'a str>
                 || sel
                     .instance_tags()
                     .is_some_and(|want| tags_match_all(&i.tags, want))
+                || (sel.instance_filters().is_some() && inv.filter_matches.contains(&i.id))
         })
         .map(|i| i.id.as_str())
         .collect()
@@ -364,7 +514,12 @@ pub fn select(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
             (Some((_, dev)), Some(i)) => i.root_device.as_deref() == Some(dev.as_str()),
             _ => false,
         };
-        if excl.volume_ids().contains(&v.id)
+        let on_excluded_instance = v
+            .attachment
+            .as_ref()
+            .is_some_and(|(i, _)| excl.instance_ids().contains(i));
+        if on_excluded_instance
+            || excl.volume_ids().contains(&v.id)
             || excl
                 .volume_tags()
                 .is_some_and(|t| tags_match_any(&v.tags, t))
@@ -386,6 +541,74 @@ pub fn select(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instance_filters_select_what_ec2_matched_and_exclude_instance_ids_wins() {
+        let mut inv = inv();
+        inv.filter_matches.insert("i-db1".into());
+        inv.filter_matches.insert("i-dead".into());
+        let sel = Select {
+            instance_filters: Some(BTreeMap::from([(
+                "tag:Name".to_string(),
+                vec!["db-*".to_string()],
+            )])),
+            ..Select::default()
+        };
+        let got: Vec<String> = select(&sel, &Exclude::default(), &inv)
+            .into_iter()
+            .map(|s| s.instance_id.unwrap_or_default())
+            .collect();
+        assert!(!got.is_empty());
+        assert!(
+            got.iter().all(|i| i == "i-db1"),
+            "only what EC2 matched, live: {got:?}"
+        );
+        let excl = Exclude {
+            instance_ids: Some(vec!["i-db1".into()]),
+            ..Exclude::default()
+        };
+        assert!(select(&sel, &excl, &inv).is_empty());
+        // Without the source, filter matches select nothing.
+        let other = Select {
+            volume_ids: Some(vec!["vol-none".into()]),
+            ..Select::default()
+        };
+        assert!(select(&other, &Exclude::default(), &inv).is_empty());
+    }
+
+    #[test]
+    fn instance_filters_are_checked_like_ec2_would() {
+        let ok = |pairs: &[(&str, &[&str])]| {
+            check_instance_filters(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                    .collect(),
+            )
+        };
+        assert!(ok(&[("tag:Env", &["prod"]), ("instance-id", &["i-1"])]).is_ok());
+        assert!(ok(&[("tag:aws:autoscaling:groupName", &["web-*"])]).is_ok());
+        assert!(ok(&[("network-interface.subnet-id", &["subnet-1"])]).is_ok());
+        assert!(
+            ok(&[("colour", &["blue"])])
+                .unwrap_err()
+                .contains("not a DescribeInstances filter")
+        );
+        assert!(ok(&[("tag:", &["x"])]).is_err());
+        assert!(ok(&[("tag:Env", &[])]).is_err());
+        assert!(ok(&[]).is_err());
+        let many: Vec<String> = (0..150).map(|i| i.to_string()).collect();
+        let f: BTreeMap<String, Vec<String>> = BTreeMap::from([
+            ("instance-id".to_string(), many.clone()),
+            ("tag:A".to_string(), many.clone()),
+            ("tag:B".to_string(), many),
+        ]);
+        assert!(
+            check_instance_filters(&f)
+                .unwrap_err()
+                .contains("200 per call")
+        );
+    }
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

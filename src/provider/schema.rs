@@ -117,6 +117,14 @@ pub fn select_block() -> Block {
                     "Volumes carrying **all** these tags; the value `\"*\"` means the key is present.",
                 ),
             ),
+            (
+                "instance_filters",
+                attr(
+                    AttributeType::Map(Box::new(string_list())),
+                    Optional,
+                    "EC2 `DescribeInstances` filters, **all** AND-ed (the values of one filter are OR-ed; `*` and `?` wildcards as EC2 matches them), e.g. `{ \"tag:Env\" = [\"prod\"], \"tag:Name\" = [\"legacy_*\"], \"instance-type\" = [\"r5.*\"] }`: the instances EC2 returns are selected (terminated ones never). Any filter name `DescribeInstances` accepts; at most 200 values besides the largest filter's (which is split across calls).",
+                ),
+            ),
         ],
         vec![],
     )
@@ -145,6 +153,14 @@ pub fn exclude_block() -> Block {
                     boolean(),
                     OptionalComputed,
                     "Exclude the instances' root volumes. Default `false`.",
+                ),
+            ),
+            (
+                "instance_ids",
+                attr(
+                    string_list(),
+                    Optional,
+                    "Instances (`i-...`) whose volumes are never snapshotted, whatever selected them.",
                 ),
             ),
         ],

@@ -4,6 +4,7 @@
 use super::plugin::Value;
 use super::plugin::{AttributePath, Diagnostics};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use super::values::{
     K, StrList, StrMap, V, k, k_list, k_map, list_value, map_value, opt, or_default,
@@ -19,13 +20,50 @@ pub struct SelectState {
     pub instance_tags: StrMap,
     pub volume_ids: StrList,
     pub volume_tags: StrMap,
+    pub instance_filters: FilterMap,
 }
+
+/// `instance_filters`: filter name → values.
+pub type FilterMap = V<BTreeMap<String, StrList>>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExcludeState {
     pub volume_ids: StrList,
     pub volume_tags: StrMap,
     pub root_volumes: V<bool>,
+    pub instance_ids: StrList,
+}
+
+/// A filter map as plan logic needs it (unknown if any part is).
+fn k_filters(v: &FilterMap) -> K<BTreeMap<String, Vec<String>>> {
+    match v {
+        Value::Value(m) => {
+            let mut out = BTreeMap::new();
+            for (name, values) in m {
+                match k_list(values) {
+                    K::Known(l) => {
+                        out.insert(name.clone(), l);
+                    }
+                    K::Null => {}
+                    K::Unknown => return K::Unknown,
+                }
+            }
+            K::Known(out)
+        }
+        Value::Null => K::Null,
+        Value::Unknown => K::Unknown,
+    }
+}
+
+fn filters_value(v: Option<BTreeMap<String, Vec<String>>>) -> FilterMap {
+    match v {
+        Some(m) => Value::Value(
+            m.into_iter()
+                .map(|(k, l)| (k, list_value(Some(l))))
+                .collect(),
+        ),
+        None => Value::Null,
+    }
 }
 
 fn opt_k<T>(v: K<T>) -> Result<Option<T>, ()> {
@@ -52,6 +90,7 @@ impl SelectState {
             instance_tags: opt_k(k_map(&self.instance_tags)).ok()?,
             volume_ids: opt_k(k_list(&self.volume_ids)).ok()?,
             volume_tags: opt_k(k_map(&self.volume_tags)).ok()?,
+            instance_filters: opt_k(k_filters(&self.instance_filters)).ok()?,
         })
     }
 
@@ -64,6 +103,7 @@ impl SelectState {
             instance_tags: map_value(s.instance_tags.clone()),
             volume_ids: list_value(s.volume_ids.clone()),
             volume_tags: map_value(s.volume_tags.clone()),
+            instance_filters: filters_value(s.instance_filters.clone()),
         }
     }
 
@@ -84,13 +124,22 @@ impl SelectState {
         ] {
             check_tag_keys(at, name, map, diags);
         }
+        if let K::Known(f) = k_filters(&self.instance_filters)
+            && let Err(e) = crate::core::select::check_instance_filters(&f)
+        {
+            diags.error(
+                "Invalid instance_filters",
+                format!("{e}."),
+                at.clone().attribute("instance_filters"),
+            );
+        }
         if let Some(sel) = self.to_doc()
             && sel.is_empty()
         {
             diags.error(
                     "Empty selector",
                     "The select block selects nothing: set at least one of all_volumes = true, asg_names, \
-                     instance_names, instance_ids, instance_tags, volume_ids or volume_tags.",
+                     instance_names, instance_ids, instance_tags, instance_filters, volume_ids or volume_tags.",
                     at.clone(),
                 );
         }
@@ -108,6 +157,7 @@ impl ExcludeState {
             volume_ids: opt_k(k_list(&self.volume_ids)).ok()?,
             volume_tags: opt_k(k_map(&self.volume_tags)).ok()?,
             root_volumes: opt_k(k(&self.root_volumes)).ok()?,
+            instance_ids: opt_k(k_list(&self.instance_ids)).ok()?,
         })
     }
 
@@ -116,11 +166,13 @@ impl ExcludeState {
             volume_ids: list_value(e.volume_ids.clone()),
             volume_tags: map_value(e.volume_tags.clone()),
             root_volumes: opt(Some(e.root_volumes.unwrap_or(false))),
+            instance_ids: list_value(e.instance_ids.clone()),
         }
     }
 
     pub fn validate(&self, at: &AttributePath, diags: &mut Diagnostics) {
         check_ids(at, "volume_ids", &self.volume_ids, "vol-", diags);
+        check_ids(at, "instance_ids", &self.instance_ids, "i-", diags);
         check_tag_keys(at, "volume_tags", &self.volume_tags, diags);
     }
 }

@@ -105,7 +105,16 @@ fn clients_with(ec2_rules: &[&Rule], scheduler_rules: &[&Rule]) -> Clients {
             .http_client(create_mock_http_client())
             .build(),
     );
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .build(),
+    );
     Clients {
+        dynamodb,
         ec2_writes: ec2.clone(),
         ec2,
         autoscaling,

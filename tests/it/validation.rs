@@ -255,6 +255,20 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "not both",
         ),
         (
+            "unknown instance filter name",
+            target(
+                "  name = \"web\"\n  select {\n    instance_filters = { colour = [\"blue\"] }\n  }",
+            ),
+            "instance_filters",
+            "not a DescribeInstances filter name",
+        ),
+        (
+            "excluded instance that is not an instance id",
+            target_sel("  exclude {\n    instance_ids = [\"vol-1\"]\n  }"),
+            "instance_ids",
+            "must start with \"i-\"",
+        ),
+        (
             "SNS topic that is not an SNS ARN",
             policy_ok("  failure_sns_topic_arn = \"arn:aws:sqs:us-east-1:123456789012:failures\""),
             "failure_sns_topic_arn",
