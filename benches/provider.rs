@@ -66,7 +66,8 @@ async fn per_request_us() -> (f64, f64) {
     tree["retention_days"] = 30.into();
     tree["select"] = serde_json::json!({
         "all_volumes": null, "asg_names": null, "instance_ids": null, "volume_ids": null,
-        "volume_tags": null, "instance_names": ["app-*"], "instance_tags": {"Env": "prod"}
+        "volume_tags": null, "instance_names": ["app-*"], "instance_tags": {"Env": "prod"},
+        "instance_filters": null
     });
     let config: DynamicValue = value::encode_tree(tree);
     let n = 2000;

@@ -157,4 +157,47 @@ snaps = boto3.client("ec2", **kw).describe_snapshots(Filters=[{"Name": "tag-key"
 print(f"  ebssnap schedule groups left: {len(groups)}; managed snapshots left: {len(snaps)}")
 PY
 
+heading "Moving from ebs_snapper: its configuration table (two stanzas) becomes Terraform"
+"$python" - "$AWS_ENDPOINT_URL" <<'PY'
+import boto3, json, sys
+ddb = boto3.client("dynamodb", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+ddb.create_table(TableName="ebs_snapshot_configuration", BillingMode="PAY_PER_REQUEST",
+                 KeySchema=[{"AttributeName": "aws_account_id", "KeyType": "HASH"},
+                            {"AttributeName": "id", "KeyType": "RANGE"}],
+                 AttributeDefinitions=[{"AttributeName": "aws_account_id", "AttributeType": "S"},
+                                       {"AttributeName": "id", "AttributeType": "S"}])
+for sid, conf in [
+    ("databases", {"match": {"tag:Name": "db-*", "tag:Env": "prod"},
+                   "snapshot": {"retention": "2 weeks", "minimum": 5, "frequency": "0 6 * * *"}}),
+    ("web_asg", {"match": {"tag:aws:autoscaling:groupName": "web-prod"},
+                 "snapshot": {"retention": "36 hours", "minimum": 2, "frequency": "12 hours"},
+                 "ignore_retention": True}),
+]:
+    ddb.put_item(TableName="ebs_snapshot_configuration",
+                 Item={"aws_account_id": {"S": "123456789012"}, "id": {"S": sid},
+                       "configuration": {"S": json.dumps(conf)}})
+print("  seeded table ebs_snapshot_configuration: databases, web_asg")
+PY
+mkdir -p "$work/migrated"
+ebssnap migrate ebs-snapper --out "$work/migrated" --allow-lossy 2>&1 | sed 's/^/  /'
+sed -n '/^| stanza/,/^$/p' "$work/migrated/MIGRATION.md" | sed 's/^/  /'
+grep -A4 'resource "ebssnap_target" "databases"' "$work/migrated/ebssnap.tf" | sed 's/^/  /'
+cp "$work/cli.tfrc" "$work/migrated/cli.tfrc"
+cat >"$work/migrated/provider.tf" <<'TF'
+terraform {
+  required_providers {
+    ebssnap = { source = "rackerlabs/ebssnap" }
+  }
+}
+provider "ebssnap" {
+  runner_arn         = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap-runner"
+  scheduler_role_arn = "arn:aws:iam::123456789012:role/ebssnap-scheduler"
+}
+TF
+heading "terraform apply of the generated configuration, then what each migrated target selects"
+"$terraform" -chdir="$work/migrated" apply -auto-approve -no-color 2>/dev/null | grep -E '^Apply' || true
+ebssnap volumes --policy databases --target databases
+ebssnap volumes --policy web_asg --target web_asg
+
 heading "Done: the emulator is stopped on exit"

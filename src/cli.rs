@@ -117,6 +117,22 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
+    /// Take over ebs_snapper's snapshots (DeleteOn) of the volumes a target selects, so the
+    /// policy's retention and minimum apply to them. Lists them unless --yes; never deletes
+    Adopt {
+        #[arg(long)]
+        policy: String,
+        #[arg(long)]
+        target: String,
+        /// Only list what would be tagged (the default)
+        #[arg(long, conflicts_with = "yes")]
+        dry_run: bool,
+        /// Tag them
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Move to ebssnap from another tool
     Migrate {
         #[command(subcommand)]
@@ -150,8 +166,12 @@ pub enum MigrateFrom {
         #[arg(long)]
         file: Option<PathBuf>,
         /// Where to write ebssnap.tf and MIGRATION.md
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "verify")]
+        out: Option<PathBuf>,
+        /// Compare, per stanza, ebs_snapper's selection now with the generated target's and the
+        /// deployed target's (exit 1 on any difference); writes nothing
+        #[arg(long, conflicts_with = "out")]
+        verify: bool,
         /// Exit 0 even when something could not be expressed (it is listed in MIGRATION.md)
         #[arg(long)]
         allow_lossy: bool,
@@ -333,6 +353,16 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             volumes(&clients, &target, *json).await
         }
         Command::Webhook { command } => webhook_command(&cli.global, command).await,
+        Command::Adopt {
+            policy,
+            target,
+            dry_run: _,
+            yes,
+            json,
+        } => {
+            let clients = connect(&cli.global).await;
+            adopt(&clients, policy, target, *yes, *json).await
+        }
         Command::Migrate {
             from:
                 MigrateFrom::EbsSnapper {
@@ -341,6 +371,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
                     file,
                     out,
                     allow_lossy,
+                    verify,
                 },
         } => {
             let stanzas = match file {
@@ -356,7 +387,14 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
                     crate::migrate::stanzas_from_items(items)?
                 }
             };
-            crate::migrate::write(out, &stanzas, *allow_lossy)
+            if *verify {
+                let clients = connect(&cli.global).await;
+                return crate::migrate::verify(&clients, &stanzas).await;
+            }
+            match out {
+                Some(out) => crate::migrate::write(out, &stanzas, *allow_lossy),
+                None => Err(Error::Input("give --out DIR (or --verify)".into())),
+            }
         }
         Command::Snapshots {
             policy,
@@ -543,6 +581,62 @@ struct VolumesOutput {
     volumes: Vec<VolumeRow>,
     /// Named references that resolve to nothing (a run fails with `NotFound` for each).
     warnings: Vec<String>,
+}
+
+/// `ebssnap adopt`: ebs_snapper's snapshots of the target's volumes get ebssnap's tags.
+async fn adopt(
+    clients: &Clients,
+    policy: &str,
+    target: &str,
+    yes: bool,
+    json: bool,
+) -> Result<i32, Error> {
+    let (doc, _) = documents::load_target(clients, policy, target).await?;
+    let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &doc.select).await?;
+    let selected: std::collections::BTreeSet<String> =
+        select::select(&doc.select, &doc.exclude(), &inv)
+            .into_iter()
+            .map(|s| s.volume_id)
+            .collect();
+    let ids: Vec<String> = selected.iter().cloned().collect();
+    let snapshots = ec2::list_delete_on_snapshots(&clients.ec2, &ids).await?;
+    let plan = crate::core::migrate::adoption_plan(&snapshots, &selected, policy, target);
+    if yes {
+        for a in &plan {
+            ec2::tag_snapshot(&clients.ec2, &a.snapshot_id, &a.tags).await?;
+        }
+    }
+    if json {
+        print_json(
+            &serde_json::json!({"policy": policy, "target": target, "tagged": yes, "snapshots": plan}),
+        );
+    } else {
+        let mut buf = String::new();
+        let verb = if yes { "tagged" } else { "would tag" };
+        for a in &plan {
+            outln!(
+                buf,
+                "{verb} {} ({} from {})",
+                a.snapshot_id,
+                a.volume_id,
+                a.start_time
+            );
+        }
+        outln!(
+            buf,
+            "{} ebs_snapper snapshot(s) of {} selected volume(s) {} into {policy}/{target}{}",
+            plan.len(),
+            selected.len(),
+            if yes { "adopted" } else { "to adopt" },
+            if yes {
+                ""
+            } else {
+                " (dry run: pass --yes to tag them)"
+            }
+        );
+        emit(&buf);
+    }
+    Ok(exit::OK)
 }
 
 async fn volumes(clients: &Clients, target: &TargetDocument, json: bool) -> Result<i32, Error> {

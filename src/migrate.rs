@@ -75,6 +75,71 @@ pub fn stanzas_from_items(
         .collect()
 }
 
+/// `--verify`: per stanza, ebs_snapper's selection now, the generated target's, and the
+/// deployed target's (when `ebssnap-<name>/<name>` exists); exit 1 on any difference.
+pub async fn verify(clients: &crate::aws::Clients, stanzas: &[Stanza]) -> Result<i32, Error> {
+    use crate::aws::ec2;
+    use crate::core::select;
+    let (migrated, refused) = plan(stanzas);
+    let mut differ = false;
+    for r in &refused {
+        eprintln!("ebssnap: NOT MIGRATED {}: {}", r.stanza_id, r.reason);
+    }
+    for m in &migrated {
+        let (sel, excl) = m.selector();
+        let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &sel).await?;
+        let theirs = m.ebs_snapper_selection(&inv);
+        let generated: BTreeSet<String> = select::select(&sel, &excl, &inv)
+            .into_iter()
+            .map(|s| s.volume_id)
+            .collect();
+        let deployed = match crate::runner::documents::load_target(clients, &m.name, &m.name).await
+        {
+            Ok((doc, _)) => {
+                let inv =
+                    ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &doc.select).await?;
+                Some(
+                    select::select(&doc.select, &doc.exclude(), &inv)
+                        .into_iter()
+                        .map(|s| s.volume_id)
+                        .collect::<BTreeSet<String>>(),
+                )
+            }
+            // Not deployed (yet): only the generated target is compared.
+            Err(Error::Input(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let gen_diff = migrate::difference(&theirs, &generated);
+        let dep_diff = deployed
+            .as_ref()
+            .map(|d| migrate::difference(&theirs, d))
+            .unwrap_or_default();
+        let ok = gen_diff.is_empty() && dep_diff.is_empty();
+        differ |= !ok;
+        println!(
+            "{} {}: ebs_snapper {}, generated {}{}, deployed {}{}",
+            if ok { "OK  " } else { "DIFF" },
+            m.stanza_id,
+            theirs.len(),
+            generated.len(),
+            if gen_diff.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", gen_diff.join(" "))
+            },
+            deployed
+                .as_ref()
+                .map_or("-".to_string(), |d| d.len().to_string()),
+            if dep_diff.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", dep_diff.join(" "))
+            },
+        );
+    }
+    Ok(if differ { 1 } else { crate::error::exit::OK })
+}
+
 /// Maps every stanza.
 pub fn plan(stanzas: &[Stanza]) -> (Vec<Migrated>, Vec<Refused>) {
     let mut taken = BTreeSet::new();

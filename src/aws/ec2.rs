@@ -361,6 +361,64 @@ pub async fn list_managed_snapshots(
     Ok(out)
 }
 
+/// The account's own snapshots of `volume_ids` that carry a `DeleteOn` tag (ebs_snapper's).
+use crate::core::migrate::OldSnapshot;
+pub async fn list_delete_on_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    volume_ids: &[String],
+) -> Result<Vec<OldSnapshot>, AwsError> {
+    let fixed = [filter("tag-key", &["DeleteOn".to_string()])];
+    let mut out = Vec::new();
+    for filters in batches(&fixed, "volume-id", volume_ids) {
+        let mut pages = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .set_filters(Some(filters))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("listing DeleteOn snapshots", e))?;
+            for s in page.snapshots() {
+                let (Some(id), Some(start)) = (s.snapshot_id(), s.start_time()) else {
+                    continue;
+                };
+                let Ok(start_time) = Timestamp::from_second(start.secs()) else {
+                    continue;
+                };
+                out.push(OldSnapshot {
+                    id: id.to_string(),
+                    volume_id: s.volume_id().map(String::from),
+                    description: s.description().unwrap_or_default().to_string(),
+                    start_time,
+                    tags: tag_map(s.tags()),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// Adds `tags` to one snapshot (nothing else about it changes).
+pub async fn tag_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    snapshot_id: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    ec2.create_tags()
+        .resources(snapshot_id)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ))
+        .send()
+        .await
+        .map_err(|e| aws_error(format!("tagging EBS snapshot {snapshot_id}"), e))?;
+    Ok(())
+}
+
 /// Which of `ids` still exist (for orphan detection in a sweep).
 pub async fn existing_volumes(
     ec2: &aws_sdk_ec2::Client,

@@ -307,6 +307,105 @@ pub fn migrate(stanza: &Stanza, taken: &mut BTreeSet<String>) -> Result<Migrated
     })
 }
 
+impl Migrated {
+    /// The generated target's selector and exclusions, as the runner reads them.
+    pub fn selector(&self) -> (super::select::Select, super::select::Exclude) {
+        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        (
+            super::select::Select {
+                instance_filters: Some(self.instance_filters.clone()),
+                ..Default::default()
+            },
+            super::select::Exclude {
+                instance_ids: non_empty(&self.exclude_instance_ids),
+                volume_ids: non_empty(&self.exclude_volume_ids),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// What ebs_snapper itself selects from an inventory fetched for [`Migrated::selector`]:
+    /// every volume attached to an instance its filters matched, minus its `ignore` ids.
+    pub fn ebs_snapper_selection(&self, inv: &super::select::Inventory) -> BTreeSet<String> {
+        inv.volumes
+            .values()
+            .filter_map(|v| {
+                let (instance, _) = v.attachment.as_ref()?;
+                let matched = inv.filter_matches.contains(instance);
+                let ignored = self.exclude_instance_ids.contains(instance)
+                    || self.exclude_volume_ids.contains(&v.id);
+                (matched && !ignored).then(|| v.id.clone())
+            })
+            .collect()
+    }
+}
+
+/// `+` volumes only `b` has, `-` volumes only `a` has; empty when equal.
+pub fn difference(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Vec<String> {
+    let mut out: Vec<String> = b.difference(a).map(|v| format!("+{v}")).collect();
+    out.extend(a.difference(b).map(|v| format!("-{v}")));
+    out
+}
+
+/// A snapshot of the account that carries a `DeleteOn` tag (what `ebssnap adopt` considers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldSnapshot {
+    pub id: String,
+    pub volume_id: Option<String>,
+    pub description: String,
+    pub start_time: jiff::Timestamp,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// ebs_snapper's snapshot description: `Created from <instance> by EbsSnapper(<version>) for
+/// <ami> from <volume>`.
+pub fn is_ebs_snapper_description(d: &str) -> bool {
+    d.starts_with("Created from ") && d.contains(" by EbsSnapper(")
+}
+
+/// One snapshot `ebssnap adopt` takes over, and the tags it adds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Adoption {
+    pub snapshot_id: String,
+    pub volume_id: String,
+    pub start_time: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The snapshots to adopt into `policy/target`: ebs_snapper's (a `DeleteOn` tag and its
+/// description format) of the `selected` volumes, not yet ebssnap's. Each gets the
+/// `ebssnap:policy/target/volume` tags and `ebssnap:run = adopted-<start time>`, so retention
+/// and the minimum apply to it from the next run.
+pub fn adoption_plan(
+    snapshots: &[OldSnapshot],
+    selected: &BTreeSet<String>,
+    policy: &str,
+    target: &str,
+) -> Vec<Adoption> {
+    use super::tags::{TAG_POLICY, TAG_RUN, TAG_TARGET, TAG_VOLUME};
+    snapshots
+        .iter()
+        .filter(|s| s.tags.contains_key("DeleteOn"))
+        .filter(|s| is_ebs_snapper_description(&s.description))
+        .filter(|s| !s.tags.contains_key(TAG_POLICY))
+        .filter_map(|s| {
+            let vol = s.volume_id.as_ref().filter(|v| selected.contains(*v))?;
+            let start = s.start_time.to_string();
+            Some(Adoption {
+                snapshot_id: s.id.clone(),
+                volume_id: vol.clone(),
+                start_time: start.clone(),
+                tags: BTreeMap::from([
+                    (TAG_POLICY.to_string(), policy.to_string()),
+                    (TAG_TARGET.to_string(), target.to_string()),
+                    (TAG_VOLUME.to_string(), vol.clone()),
+                    (TAG_RUN.to_string(), format!("adopted-{start}")),
+                ]),
+            })
+        })
+        .collect()
+}
+
 fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
@@ -527,6 +626,43 @@ mod tests {
         .unwrap();
         assert_eq!(clash.name, "legacy_servers_2");
         assert!(migrate(&stanza("x", json!({"snapshot": {}})), &mut taken).is_err());
+    }
+
+    #[test]
+    fn adoption_takes_only_ebs_snappers_snapshots_of_selected_volumes_once() {
+        let snap = |id: &str, vol: &str, desc: &str, tags: &[(&str, &str)]| OldSnapshot {
+            id: id.into(),
+            volume_id: Some(vol.into()),
+            description: desc.into(),
+            start_time: "2026-11-01T05:00:00Z".parse().unwrap(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let ours = "Created from i-1 by EbsSnapper(0.10.0) for ami-1 from vol-1";
+        let snaps = vec![
+            snap("snap-a", "vol-1", ours, &[("DeleteOn", "2026-11-05")]),
+            snap("snap-b", "vol-2", ours, &[("DeleteOn", "2026-11-05")]),
+            snap(
+                "snap-c",
+                "vol-1",
+                "made by hand",
+                &[("DeleteOn", "2026-11-05")],
+            ),
+            snap("snap-d", "vol-1", ours, &[]),
+            snap(
+                "snap-e",
+                "vol-1",
+                ours,
+                &[("DeleteOn", "x"), ("ebssnap:policy", "std")],
+            ),
+        ];
+        let plan = adoption_plan(&snaps, &BTreeSet::from(["vol-1".to_string()]), "std", "web");
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].snapshot_id, "snap-a");
+        assert_eq!(plan[0].tags["ebssnap:run"], "adopted-2026-11-01T05:00:00Z");
+        assert_eq!(plan[0].tags["ebssnap:volume"], "vol-1");
     }
 
     #[test]

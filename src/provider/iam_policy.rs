@@ -14,6 +14,8 @@ use super::{Shared, validate};
 use crate::aws::iam;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct IamPolicyState {
     pub id: V<String>,
     pub runner_arn: V<String>,

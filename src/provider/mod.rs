@@ -37,6 +37,8 @@ pub const DEFAULT_SCHEDULE: &str = "cron(0 5 * * ? *)";
 pub const DEFAULT_TIMEZONE: &str = "UTC";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct AssumeRole {
     pub role_arn: V<String>,
     pub session_name: V<String>,
@@ -44,6 +46,8 @@ pub struct AssumeRole {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct ProviderConfig {
     pub region: V<String>,
     pub profile: V<String>,

@@ -26,6 +26,8 @@ use crate::core::limits;
 pub const DEFAULT_SWEEP: &str = "rate(1 day)";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct PolicyState {
     pub id: V<String>,
     pub arn: V<String>,

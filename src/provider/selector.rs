@@ -12,6 +12,8 @@ use super::values::{
 use crate::core::select::{Exclude, Select};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct SelectState {
     pub all_volumes: V<bool>,
     pub asg_names: StrList,
@@ -27,6 +29,8 @@ pub struct SelectState {
 pub type FilterMap = V<BTreeMap<String, StrList>>;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct ExcludeState {
     pub volume_ids: StrList,
     pub volume_tags: StrMap,

@@ -25,6 +25,8 @@ use crate::core::limits;
 const FLEXIBLE_WINDOW_MINUTES: std::ops::RangeInclusive<i64> = 0..=1440;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct TargetState {
     pub id: V<String>,
     pub arn: V<String>,
@@ -834,5 +836,48 @@ mod tests {
                 .unwrap_err()
                 .contains("expected POLICY/TARGET")
         );
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use crate::provider::plugin::Diagnostics;
+    use crate::provider::plugin::value;
+
+    /// State written by an older provider lacks attributes added since: it upgrades with them
+    /// null instead of failing (Terraform calls UpgradeResourceState on every plan).
+    #[test]
+    fn state_without_newer_attributes_upgrades_with_them_null() {
+        let reg = crate::provider::registry();
+        let old_target = br#"{"id":"std/web","arn":"arn","policy":"std","name":"web","description":null,
+            "schedule":"cron(0 5 * * ? *)","timezone":"UTC","flexible_window_minutes":0,"start_date":null,
+            "end_date":null,"enabled":true,
+            "select":{"all_volumes":false,"asg_names":null,"instance_names":["web-*"],"instance_ids":null,
+                      "instance_tags":null,"volume_ids":null,"volume_tags":null},
+            "exclude":[{"volume_ids":null,"volume_tags":null,"root_volumes":true}],
+            "allow_empty":false,"retention_days":null,"min_snapshots":null,"max_snapshots":null,
+            "retry_attempts":185,"max_event_age_seconds":86400,"dead_letter_queue_arn":null,
+            "runner_arn":"r","scheduler_role_arn":"s"}"#;
+        let mut d = Diagnostics::default();
+        let up = reg.resources["ebssnap_target"].upgrade(&mut d, 1, old_target);
+        assert!(!d.has_errors(), "{:?}", d.items);
+        let tree = value::decode_tree(up.as_ref()).unwrap();
+        assert!(tree["select"]["instance_filters"].is_null());
+        assert!(tree["exclude"][0]["instance_ids"].is_null());
+        assert_eq!(
+            tree["select"]["instance_names"],
+            serde_json::json!(["web-*"])
+        );
+
+        let old_policy = br#"{"id":"std","arn":"a","name":"std","description":null,"retention_days":14,
+            "min_snapshots":1,"max_snapshots":null,"copy_volume_tags":true,"copy_instance_tags":false,
+            "snapshot_tags":null,"crash_consistent":false,"orphan_retention_days":null,
+            "failure_webhook_url":null,"sweep_schedule":"rate(1 day)","sweep_enabled":true,
+            "tags":null,"tags_all":null,"runner_arn":"r","scheduler_role_arn":"s"}"#;
+        let up = reg.resources["ebssnap_policy"].upgrade(&mut d, 1, old_policy);
+        assert!(!d.has_errors(), "{:?}", d.items);
+        let tree = value::decode_tree(up.as_ref()).unwrap();
+        assert!(tree["failure_webhook_secret_arn"].is_null());
+        assert!(tree["failure_sns_topic_arn"].is_null());
     }
 }

@@ -18,6 +18,8 @@ use crate::aws::ec2;
 use crate::core::select;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct VolumeInfo {
     pub volume_id: V<String>,
     pub instance_id: V<String>,
@@ -27,6 +29,8 @@ pub struct VolumeInfo {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+// Attributes missing from older state (added in a later version) read as null.
+#[serde(default)]
 pub struct VolumesState {
     pub id: V<String>,
     pub select: V<SelectState>,

@@ -51,6 +51,12 @@ fn the_demo_runs_end_to_end() {
         "only this ARN goes into the policy's schedule",
         "Destroy complete! Resources: 3 destroyed.",
         "ebssnap schedule groups left: 0; managed snapshots left: 21",
+        "ebssnap: migrated 2 stanza(s)",
+        "ebssnap: LOSSY web_asg: ignore_retention",
+        "| `databases` | `databases/databases` | 14 days | 5 | `cron(0 6 * * ? *)` |",
+        "Apply complete! Resources: 4 added",
+        "3 volume(s) selected by databases/databases",
+        "2 volume(s) selected by web_asg/web_asg",
     ] {
         assert!(
             stdout.contains(want),

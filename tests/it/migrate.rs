@@ -157,6 +157,17 @@ async fn stanzas_from_the_table_become_terraform_that_selects_what_ebs_snapper_s
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 
+    // Before apply: ebs_snapper's selection equals the generated targets'; nothing deployed.
+    let before = ebssnap(&m.env(), &["migrate", "ebs-snapper", "--verify"]);
+    assert_eq!(before.code, 0, "{}\n{}", before.stdout, before.stderr);
+    assert!(
+        before
+            .stdout
+            .contains("OK   legacy: ebs_snapper 2, generated 2, deployed -"),
+        "{}",
+        before.stdout
+    );
+
     // The output is fmt-clean, validates and applies with the real terraform.
     let generated = std::fs::read_to_string(out_dir.join("ebssnap.tf")).unwrap();
     tf.write("");
@@ -184,6 +195,31 @@ async fn stanzas_from_the_table_become_terraform_that_selects_what_ebs_snapper_s
         "ignore → exclude"
     );
     let _ = backup_yes;
+
+    // After apply: the deployed targets agree too.
+    let after = ebssnap(&m.env(), &["migrate", "ebs-snapper", "--verify"]);
+    assert_eq!(after.code, 0, "{}\n{}", after.stdout, after.stderr);
+    assert!(
+        after
+            .stdout
+            .contains("OK   db: ebs_snapper 1, generated 1, deployed 1"),
+        "{}",
+        after.stdout
+    );
+    // A deployed target edited away from the stanza is a difference (exit 1).
+    let c2 = m.clients().await;
+    c2.scheduler
+        .delete_schedule()
+        .group_name("ebssnap-db")
+        .name("db")
+        .send()
+        .await
+        .unwrap();
+    let edited = crate::docs::target("db", "db", json!({"instance_tags": {"Role": "web"}}));
+    crate::docs::store_target(&c2, &edited).await;
+    let drift = ebssnap(&m.env(), &["migrate", "ebs-snapper", "--verify"]);
+    assert_eq!(drift.code, 1, "{}", drift.stdout);
+    assert!(drift.stdout.contains("DIFF db:"), "{}", drift.stdout);
 
     // A run snapshots exactly that selection.
     let run = ebssnap(
@@ -253,4 +289,136 @@ async fn stanzas_from_a_file_and_what_cannot_be_migrated() {
     assert!(tf.contains("retention_days = 14"), "2 weeks: {tf}");
     assert!(!tf.contains("no_match"), "{tf}");
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A snapshot as ebs_snapper made them: its description format and a `DeleteOn` tag.
+async fn snapper_snapshot(
+    c: &ebssnap::aws::Clients,
+    volume: &str,
+    description: &str,
+    delete_on: bool,
+) -> String {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let mut req = c
+        .ec2
+        .create_snapshot()
+        .volume_id(volume)
+        .description(description);
+    if delete_on {
+        req = req.tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Snapshot)
+                .tags(Tag::builder().key("DeleteOn").value("2026-11-05").build())
+                .build(),
+        );
+    }
+    req.send().await.unwrap().snapshot_id().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn adopt_tags_only_ebs_snappers_snapshots_of_selected_volumes_and_the_next_run_prunes_them() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let (db, db_root) = fleet::instance(&c, &[("Role", "db")]).await;
+    let (other, other_root) = fleet::instance(&c, &[("Role", "web")]).await;
+    let desc =
+        |i: &str, v: &str| format!("Created from {i} by EbsSnapper(0.10.1) for ami-0abc from {v}");
+    let old1 = snapper_snapshot(&c, &db_root, &desc(&db, &db_root), true).await;
+    let old2 = snapper_snapshot(&c, &db_root, &desc(&db, &db_root), true).await;
+    let unselected = snapper_snapshot(&c, &other_root, &desc(&other, &other_root), true).await;
+    let by_hand = snapper_snapshot(&c, &db_root, "before the upgrade", false).await;
+    let other_tool = snapper_snapshot(&c, &db_root, "nightly by othertool", true).await;
+    let mut pol = crate::docs::policy("std", 14, 2);
+    pol["tags"] = json!(null);
+    crate::docs::store_policy(&c, &pol).await;
+    crate::docs::store_target(
+        &c,
+        &crate::docs::target("std", "db", json!({"instance_tags": {"Role": "db"}})),
+    )
+    .await;
+
+    let dry = ebssnap(
+        &m.env(),
+        &["adopt", "--policy", "std", "--target", "db", "--json"],
+    );
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    let listed: BTreeSet<String> = dry.json()["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["snapshot_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, BTreeSet::from([old1.clone(), old2.clone()]));
+    assert!(
+        !fleet::snapshots(&c).await[&old1]
+            .1
+            .contains_key("ebssnap:policy"),
+        "a dry run tags nothing"
+    );
+
+    let yes = ebssnap(
+        &m.env(),
+        &["adopt", "--policy", "std", "--target", "db", "--yes"],
+    );
+    assert_eq!(yes.code, 0, "{}", yes.stderr);
+    assert!(
+        yes.stdout
+            .contains("2 ebs_snapper snapshot(s) of 1 selected volume(s) adopted"),
+        "{}",
+        yes.stdout
+    );
+    let snaps = fleet::snapshots(&c).await;
+    for s in [&old1, &old2] {
+        let tags = &snaps[s].1;
+        assert_eq!(tags["ebssnap:policy"], "std");
+        assert_eq!(tags["ebssnap:target"], "db");
+        assert_eq!(tags["ebssnap:volume"], db_root.as_str());
+        assert!(tags["ebssnap:run"].starts_with("adopted-"), "{tags:?}");
+        assert_eq!(tags["DeleteOn"], "2026-11-05", "nothing else changes");
+    }
+    for s in [&unselected, &by_hand, &other_tool] {
+        assert!(!snaps[s].1.contains_key("ebssnap:policy"), "{s} untouched");
+    }
+    let again = ebssnap(
+        &m.env(),
+        &[
+            "adopt", "--policy", "std", "--target", "db", "--yes", "--json",
+        ],
+    );
+    assert_eq!(
+        again.json()["snapshots"].as_array().unwrap().len(),
+        0,
+        "a second adopt is a no-op"
+    );
+
+    // 40 days later a run keeps the minimum (2: the new one and the newest adopted) and prunes the rest.
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 40)).to_string();
+    let run = ebssnap(
+        &m.env(),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "db",
+            "--run-key",
+            "r1",
+            "--now",
+            &later,
+            "--json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let deleted: Vec<String> = run.json()["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["snapshot_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(deleted.len(), 1, "{}", run.stdout);
+    assert!(deleted[0] == old1 || deleted[0] == old2);
+    let left = fleet::snapshots(&c).await;
+    for s in [&unselected, &by_hand, &other_tool] {
+        assert!(left.contains_key(s.as_str()), "{s} never deleted");
+    }
 }
