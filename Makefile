@@ -15,13 +15,14 @@ ifeq ($(shell command -v terraform 2>/dev/null),)
 export EBSSNAP_TERRAFORM ?= $(EBSSNAP_TERRAFORM_115)
 endif
 
-.PHONY: deps demo test lint unit build docs release bench bench-scale clean-venv
+.PHONY: deps demo test lint unit build docs release verify-dist bench bench-scale clean-venv
 
 # protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests;
 # node runs the receiver's signature check documented in docs/tickets.md.
 deps: $(VENV)/.installed
 	@command -v protoc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
 	@command -v node >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs; }
+	@command -v gpg >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq gnupg; }
 	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 $(VENV)/.installed: $(REQUIREMENTS)
@@ -49,6 +50,11 @@ RELEASE_DIR := $(CARGO_TARGET_DIR)/$(RELEASE_TARGET)/release
 release: deps
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
 	python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
+
+## Checks every artifact in dist/: one correctly named binary per zip, of the OS and architecture
+## its name says, static where promised; SHA256SUMS complete; its .sig verifies when present.
+verify-dist:
+	python3 scripts/verify_dist.py dist
 
 ## Benchmarks (docs/benchmarks.md). Same target and flags as the release build, so they share it.
 ## They run moto with O(1) tag lookups (tests/moto_fast.py); the tests use stock moto.

@@ -7,11 +7,16 @@ dist/
   terraform-provider-ebssnap_X.Y.Z_SHA256SUMS        sha256 of every file above and below
   ebssnap-runner_X.Y.Z_lambda_x86_64.zip             bootstrap (static) at the root
 
+With GPG_KEY_ID set (the key in the agent or GNUPGHOME), SHA256SUMS also gets the detached
+binary signature the Terraform registry expects: terraform-provider-ebssnap_X.Y.Z_SHA256SUMS.sig.
+
 Usage: release.py BUILD_DIR [VERSION]   (VERSION, if given, must equal Cargo.toml's)
+       release.py sign FILE             (FILE.sig with GPG_KEY_ID; what the release does)
 """
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 import tomllib
 import zipfile
@@ -36,10 +41,23 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
+def sign(path: str) -> int:
+    """Writes PATH.sig, a detached binary signature by GPG_KEY_ID."""
+    key = os.environ.get("GPG_KEY_ID", "")
+    if not key:
+        print("release.py: GPG_KEY_ID is not set: not signing", file=sys.stderr)
+        return 2
+    r = subprocess.run(["gpg", "--batch", "--yes", "--local-user", key, "--detach-sign",
+                        "--output", path + ".sig", path])
+    return r.returncode
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
+    if sys.argv[1] == "sign" and len(sys.argv) == 3:
+        return sign(sys.argv[2])
     build = sys.argv[1]
     with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
         cargo_version = tomllib.load(f)["package"]["version"]
@@ -63,6 +81,10 @@ def main() -> int:
     with open(sums, "w") as f:
         for path in sorted([provider_zip, manifest, runner_zip]):
             f.write(f"{sha256(path)}  {os.path.basename(path)}\n")
+    if os.environ.get("GPG_KEY_ID"):
+        if sign(sums) != 0:
+            print("release.py: signing SHA256SUMS failed", file=sys.stderr)
+            return 1
     for entry in sorted(os.listdir(dist)):
         print(f"dist/{entry}  {os.path.getsize(os.path.join(dist, entry)):,} bytes")
     return 0

@@ -17,6 +17,7 @@ mod migrate;
 mod mocks;
 mod modern;
 mod moto;
+mod plugin;
 mod proxy;
 mod release;
 mod runner;

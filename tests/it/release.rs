@@ -247,3 +247,127 @@ async fn the_static_bootstrap_answers_a_lambda_invocation_in_an_empty_environmen
     assert_eq!(err["errorType"], "NonRetryable");
     std::fs::remove_dir_all(&work).ok();
 }
+
+fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{program} not found ({e}): run `make deps`"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn script(name: &str) -> String {
+    format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of dist/ to tamper with.
+fn copy_dist(dist: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(dist).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn verify_dist_accepts_the_release_and_names_what_is_wrong() {
+    let Some(dist) = dist() else { return };
+    let (code, out, _) = run(
+        "python3",
+        &[&script("verify_dist.py"), dist.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("terraform-provider-ebssnap_{VERSION}_linux_amd64.zip: terraform-provider-ebssnap_v{VERSION} linux/amd64 static")), "{out}");
+    assert!(out.contains("bootstrap linux/amd64 static"), "{out}");
+
+    // A dynamically linked bootstrap, and a digest that no longer matches.
+    let bad = std::env::temp_dir().join(format!("ebssnap-dist-bad-{}", std::process::id()));
+    copy_dist(&dist, &bad);
+    let runner = bad.join(format!("ebssnap-runner_{VERSION}_lambda_x86_64.zip"));
+    python(&[
+        "-c",
+        "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], 'w'); z.write('/bin/true', 'bootstrap'); z.close()",
+        runner.to_str().unwrap(),
+    ]);
+    let (code, out, _) = run(
+        "python3",
+        &[&script("verify_dist.py"), bad.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("dynamically linked"), "{out}");
+    assert!(out.contains("missing or with a wrong digest"), "{out}");
+    std::fs::remove_dir_all(bad).ok();
+}
+
+#[test]
+fn sha256sums_is_signed_with_the_given_key_and_verify_dist_checks_it() {
+    let Some(dist) = dist() else { return };
+    let home = std::env::temp_dir().join(format!("ebssnap-gnupg-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let gh = home.to_str().unwrap();
+    let env = [("GNUPGHOME", gh), ("GPG_KEY_ID", "release@ebssnap.invalid")];
+    let (code, _, err) = run(
+        "gpg",
+        &[
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "ebssnap release test <release@ebssnap.invalid>",
+            "rsa2048",
+            "sign",
+            "never",
+        ],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let signed = home.join("dist");
+    copy_dist(&dist, &signed);
+    let sums = signed.join(format!("terraform-provider-ebssnap_{VERSION}_SHA256SUMS"));
+    let (code, _, err) = run(
+        "python3",
+        &[&script("release.py"), "sign", sums.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let sig = std::fs::read(signed.join(format!(
+        "terraform-provider-ebssnap_{VERSION}_SHA256SUMS.sig"
+    )))
+    .unwrap();
+    assert!(
+        !sig.is_empty() && sig[0] != b'-',
+        "a binary (not armored) detached signature"
+    );
+    let (code, out, _) = run(
+        "python3",
+        &[&script("verify_dist.py"), signed.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("SHA256SUMS.sig: good signature"), "{out}");
+    // A changed SHA256SUMS no longer verifies.
+    let mut text = std::fs::read_to_string(&sums).unwrap();
+    text.push('\n');
+    std::fs::write(&sums, text).unwrap();
+    let (code, out, _) = run(
+        "python3",
+        &[&script("verify_dist.py"), signed.to_str().unwrap()],
+        &env,
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not verify"), "{out}");
+    let _ = run("gpgconf", &["--kill", "all"], &env);
+    std::fs::remove_dir_all(home).ok();
+}

@@ -721,3 +721,64 @@ fn the_documented_python_and_node_verifiers_accept_real_signatures_and_only_thos
         );
     }
 }
+
+#[test]
+fn webhook_serve_json_lines_forwards_verified_tickets_only() {
+    // Without a secret there is nothing to verify with: refused.
+    let no_secret = ebssnap(&[], &["webhook", "serve", "--json-lines", "--count", "1"]);
+    assert_eq!(no_secret.code, 2, "{}", no_secret.stderr);
+    assert!(
+        no_secret.stderr.contains("EBSSNAP_WEBHOOK_SECRET"),
+        "{}",
+        no_secret.stderr
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_ebssnap"))
+        .args([
+            "webhook",
+            "serve",
+            "--listen",
+            &listen,
+            "--count",
+            "2",
+            "--json-lines",
+        ])
+        .env("EBSSNAP_WEBHOOK_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "receiver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("http://{listen}/hook");
+    for secret in [SECRET, "wrong"] {
+        ebssnap(
+            &[("EBSSNAP_WEBHOOK_SECRET", secret.into())],
+            &["webhook", "test", "--url", &url],
+        );
+    }
+    let out = serve.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one verified ticket, one line:\n{stdout}");
+    let t: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(t["event"], "snapshot.failed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ticket not forwarded (signature: INVALID"),
+        "{stderr}"
+    );
+}
