@@ -195,9 +195,9 @@ provider "ebssnap" {
   scheduler_role_arn = "arn:aws:iam::123456789012:role/ebssnap-scheduler"
 }
 TF
-heading "terraform apply of the generated configuration, then what each migrated target selects"
+heading "terraform apply of the generated configuration; then ebs_snapper's selection vs the generated and the deployed targets'"
 "$terraform" -chdir="$work/migrated" apply -auto-approve -no-color 2>/dev/null | grep -E '^Apply' || true
+ebssnap migrate ebs-snapper --verify 2>/dev/null | sed 's/^/  /'
 ebssnap volumes --policy databases --target databases
-ebssnap volumes --policy web_asg --target web_asg
 
 heading "Done: the emulator is stopped on exit"

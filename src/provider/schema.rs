@@ -34,6 +34,7 @@ pub fn attr(
         description: Description::markdown(description),
         sensitive: false,
         deprecated: false,
+        nested: None,
     }
 }
 

@@ -56,7 +56,8 @@ fn the_demo_runs_end_to_end() {
         "| `databases` | `databases/databases` | 14 days | 5 | `cron(0 6 * * ? *)` |",
         "Apply complete! Resources: 4 added",
         "3 volume(s) selected by databases/databases",
-        "2 volume(s) selected by web_asg/web_asg",
+        "OK   databases: ebs_snapper 3, generated 3, deployed 3",
+        "OK   web_asg: ebs_snapper 2, generated 2, deployed 2",
     ] {
         assert!(
             stdout.contains(want),

@@ -70,6 +70,24 @@ pub struct Attribute {
     pub description: Description,
     pub sensitive: bool,
     pub deprecated: bool,
+    /// A nested attribute (protocol 6): its own attributes with constraints and descriptions,
+    /// instead of a plain `attr_type`. `None` for ordinary attributes.
+    pub nested: Option<NestedAttributes>,
+}
+
+/// The attributes of a nested attribute, and how it nests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NestedAttributes {
+    pub nesting: Nesting,
+    pub attributes: BTreeMap<String, Attribute>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nesting {
+    Single,
+    List,
+    Set,
+    Map,
 }
 
 /// How a nested block may appear.
@@ -101,10 +119,25 @@ pub struct Schema {
 impl Attribute {
     fn to_proto(&self, name: &str) -> proto::schema::Attribute {
         use AttributeConstraint::*;
+        use proto::schema::object::NestingMode;
+        // A nested attribute carries its shape in `nested_type` and no `type`.
+        let nested_type = self.nested.as_ref().map(|n| proto::schema::Object {
+            attributes: n.attributes.iter().map(|(k, a)| a.to_proto(k)).collect(),
+            nesting: match n.nesting {
+                Nesting::Single => NestingMode::Single,
+                Nesting::List => NestingMode::List,
+                Nesting::Set => NestingMode::Set,
+                Nesting::Map => NestingMode::Map,
+            } as i32,
+        });
         proto::schema::Attribute {
             name: name.to_string(),
-            r#type: self.attr_type.to_bytes(),
-            nested_type: None,
+            r#type: if nested_type.is_some() {
+                Vec::new()
+            } else {
+                self.attr_type.to_bytes()
+            },
+            nested_type,
             description: self.description.content.clone(),
             required: self.constraint == Required,
             optional: matches!(self.constraint, Optional | OptionalComputed),
@@ -220,6 +253,7 @@ mod tests {
             description: Description::markdown("d"),
             sensitive: false,
             deprecated: false,
+            nested: None,
         };
         let inner = Block::default();
         let s = Schema {
@@ -241,5 +275,35 @@ mod tests {
         assert!(r.required && !r.optional && !r.computed);
         assert_eq!(b.block_types[0].max_items, 1);
         assert_eq!(b.block_types[0].min_items, 0);
+    }
+
+    #[test]
+    fn nested_attributes_carry_their_shape_instead_of_a_type() {
+        let leaf = Attribute {
+            attr_type: AttributeType::String,
+            constraint: AttributeConstraint::Required,
+            description: Description::markdown("id"),
+            sensitive: false,
+            deprecated: false,
+            nested: None,
+        };
+        let nested = Attribute {
+            attr_type: AttributeType::String,
+            constraint: AttributeConstraint::Optional,
+            description: Description::markdown("rules"),
+            sensitive: false,
+            deprecated: false,
+            nested: Some(NestedAttributes {
+                nesting: Nesting::List,
+                attributes: BTreeMap::from([("id".to_string(), leaf)]),
+            }),
+        };
+        let p = nested.to_proto("rules");
+        assert!(p.r#type.is_empty());
+        let obj = p.nested_type.unwrap();
+        assert_eq!(obj.nesting, proto::schema::object::NestingMode::List as i32);
+        assert_eq!(obj.attributes[0].name, "id");
+        assert!(obj.attributes[0].required);
+        assert_eq!(obj.attributes[0].r#type, br#""string""#.to_vec());
     }
 }
