@@ -15,7 +15,7 @@ ifeq ($(shell command -v terraform 2>/dev/null),)
 export EBSSNAP_TERRAFORM ?= $(EBSSNAP_TERRAFORM_115)
 endif
 
-.PHONY: deps demo test lint unit build docs release verify-dist bench bench-scale clean-venv
+.PHONY: deps demo test lint unit build docs release release-all verify-dist bench bench-scale clean-venv
 
 # protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests;
 # node runs the receiver's signature check documented in docs/tickets.md.
@@ -50,6 +50,18 @@ RELEASE_DIR := $(CARGO_TARGET_DIR)/$(RELEASE_TARGET)/release
 release: deps
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
 	python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
+
+## More platforms (slow; not part of `make test`): the host release plus the runner's Lambda
+## bundle for arm64 (Graviton), a static musl build through cargo-zigbuild with zig from PyPI.
+## The provider for linux_arm64, darwin and windows is not built here yet (docs/deployment.md).
+release-all: deps
+	rustup target add aarch64-unknown-linux-musl
+	@command -v cargo-zigbuild >/dev/null 2>&1 || cargo install cargo-zigbuild --locked
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check ziglang
+	PATH=$(VENV)/bin:$$PATH cargo zigbuild --release --locked --target aarch64-unknown-linux-musl --no-default-features --bin ebssnap
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
+	LAMBDA_ARM64=$(CARGO_TARGET_DIR)/aarch64-unknown-linux-musl/release/ebssnap python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
+	@echo "release-all: not built on this machine: the provider for linux_arm64, darwin_amd64, darwin_arm64, windows_amd64 (see docs/deployment.md)"
 
 ## Checks every artifact in dist/: one correctly named binary per zip, of the OS and architecture
 ## its name says, static where promised; SHA256SUMS complete; its .sig verifies when present.

@@ -10,6 +10,9 @@ dist/
 With GPG_KEY_ID set (the key in the agent or GNUPGHOME), SHA256SUMS also gets the detached
 binary signature the Terraform registry expects: terraform-provider-ebssnap_X.Y.Z_SHA256SUMS.sig.
 
+More platforms (`make release-all`): LAMBDA_ARM64=path/to/ebssnap adds
+ebssnap-runner_X.Y.Z_lambda_arm64.zip (a static aarch64 build), covered by the same SHA256SUMS.
+
 Usage: release.py BUILD_DIR [VERSION]   (VERSION, if given, must equal Cargo.toml's)
        release.py sign FILE             (FILE.sig with GPG_KEY_ID; what the release does)
 """
@@ -77,9 +80,16 @@ def main() -> int:
     runner_zip = os.path.join(dist, f"ebssnap-runner_{version}_lambda_x86_64.zip")
     with zipfile.ZipFile(runner_zip, "w") as z:
         add(z, os.path.join(build, "ebssnap"), "bootstrap")
+    artifacts = [provider_zip, manifest, runner_zip]
+    arm64 = os.environ.get("LAMBDA_ARM64")
+    if arm64:
+        arm64_zip = os.path.join(dist, f"ebssnap-runner_{version}_lambda_arm64.zip")
+        with zipfile.ZipFile(arm64_zip, "w") as z:
+            add(z, arm64, "bootstrap")
+        artifacts.append(arm64_zip)
     sums = os.path.join(dist, f"{name}_SHA256SUMS")
     with open(sums, "w") as f:
-        for path in sorted([provider_zip, manifest, runner_zip]):
+        for path in sorted(artifacts):
             f.write(f"{sha256(path)}  {os.path.basename(path)}\n")
     if os.environ.get("GPG_KEY_ID"):
         if sign(sums) != 0:

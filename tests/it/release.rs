@@ -371,3 +371,40 @@ fn sha256sums_is_signed_with_the_given_key_and_verify_dist_checks_it() {
     let _ = run("gpgconf", &["--kill", "all"], &env);
     std::fs::remove_dir_all(home).ok();
 }
+
+/// `make release-all` adds the runner's Lambda bundle for arm64; when dist/ holds it, it is a
+/// static aarch64 binary (verify-dist reads its header) that runs under qemu-user.
+#[test]
+fn the_arm64_lambda_bundle_when_built_is_static_aarch64_and_runs_under_qemu() {
+    let Some(dist) = dist() else { return };
+    let zip = dist.join(format!("ebssnap-runner_{VERSION}_lambda_arm64.zip"));
+    if !zip.exists() {
+        eprintln!(
+            "SKIP: no arm64 bundle in dist/ (made by `make release-all`, not by `make test`)"
+        );
+        return;
+    }
+    let (code, out, _) = run(
+        "python3",
+        &[&script("verify_dist.py"), dist.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "ebssnap-runner_{VERSION}_lambda_arm64.zip: bootstrap linux/arm64 static"
+        )),
+        "{out}"
+    );
+    let dir = std::env::temp_dir().join(format!("ebssnap-arm64-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    extract(&zip, "bootstrap", &dir);
+    let (code, out, err) = run(
+        "qemu-aarch64-static",
+        &[dir.join("bootstrap").to_str().unwrap(), "--version"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("ebssnap {VERSION}"));
+    std::fs::remove_dir_all(dir).ok();
+}
