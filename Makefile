@@ -56,6 +56,7 @@ release: deps
 ## The provider for linux_arm64, darwin and windows is not built here yet (docs/deployment.md).
 release-all: deps
 	rustup target add aarch64-unknown-linux-musl
+	@command -v qemu-aarch64-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq qemu-user-static; }
 	@command -v cargo-zigbuild >/dev/null 2>&1 || cargo install cargo-zigbuild --locked
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check ziglang
 	PATH=$(VENV)/bin:$$PATH cargo zigbuild --release --locked --target aarch64-unknown-linux-musl --no-default-features --bin ebssnap
