@@ -13,13 +13,12 @@ use aws_sdk_ec2::types::{
 use jiff::Timestamp;
 
 use super::aws_error;
+use crate::core::migrate::OldSnapshot;
 use crate::core::retention::{Snap, SnapState};
-use crate::core::select::{Instance, Inventory, Select, Volume};
+use crate::core::select::{FILTER_VALUES_PER_CALL, Instance, Inventory, Select, Volume};
 use crate::core::tags::{TAG_POLICY, TAG_RUN, TAG_TARGET, TAG_VOLUME};
 use crate::error::AwsError;
 
-// EC2 accepts at most 200 filter values in one call, counting every filter's values.
-use crate::core::select::FILTER_VALUES_PER_CALL;
 /// Auto Scaling accepts at most 100 group names per DescribeAutoScalingGroups.
 const ASG_BATCH: usize = 50;
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
@@ -341,6 +340,21 @@ pub async fn list_managed_snapshots(
     if let Some(t) = target {
         filters.push(filter(&format!("tag:{TAG_TARGET}"), &[t.to_string()]));
     }
+    let snaps = own_snapshots(
+        ec2,
+        filters,
+        &format!("listing EBS snapshots of policy {policy}"),
+    )
+    .await?;
+    Ok(snaps.iter().filter_map(ManagedSnapshot::from_sdk).collect())
+}
+
+/// Every snapshot of the account matching `filters` (paginated DescribeSnapshots).
+async fn own_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<Filter>,
+    action: &str,
+) -> Result<Vec<Snapshot>, AwsError> {
     let mut pages = ec2
         .describe_snapshots()
         .owner_ids("self")
@@ -350,19 +364,13 @@ pub async fn list_managed_snapshots(
         .send();
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| aws_error(format!("listing EBS snapshots of policy {policy}"), e))?;
-        out.extend(
-            page.snapshots()
-                .iter()
-                .filter_map(ManagedSnapshot::from_sdk),
-        );
+        let page = page.map_err(|e| aws_error(action, e))?;
+        out.extend(page.snapshots().iter().cloned());
     }
     Ok(out)
 }
 
 /// The account's own snapshots of `volume_ids` that carry a `DeleteOn` tag (ebs_snapper's).
-use crate::core::migrate::OldSnapshot;
 pub async fn list_delete_on_snapshots(
     ec2: &aws_sdk_ec2::Client,
     volume_ids: &[String],
@@ -370,30 +378,20 @@ pub async fn list_delete_on_snapshots(
     let fixed = [filter("tag-key", &["DeleteOn".to_string()])];
     let mut out = Vec::new();
     for filters in batches(&fixed, "volume-id", volume_ids) {
-        let mut pages = ec2
-            .describe_snapshots()
-            .owner_ids("self")
-            .set_filters(Some(filters))
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("listing DeleteOn snapshots", e))?;
-            for s in page.snapshots() {
-                let (Some(id), Some(start)) = (s.snapshot_id(), s.start_time()) else {
-                    continue;
-                };
-                let Ok(start_time) = Timestamp::from_second(start.secs()) else {
-                    continue;
-                };
-                out.push(OldSnapshot {
-                    id: id.to_string(),
-                    volume_id: s.volume_id().map(String::from),
-                    description: s.description().unwrap_or_default().to_string(),
-                    start_time,
-                    tags: tag_map(s.tags()),
-                });
-            }
+        for s in &own_snapshots(ec2, filters, "listing DeleteOn snapshots").await? {
+            let (Some(id), Some(start)) = (s.snapshot_id(), s.start_time()) else {
+                continue;
+            };
+            let Ok(start_time) = Timestamp::from_second(start.secs()) else {
+                continue;
+            };
+            out.push(OldSnapshot {
+                id: id.to_string(),
+                volume_id: s.volume_id().map(String::from),
+                description: s.description().unwrap_or_default().to_string(),
+                start_time,
+                tags: tag_map(s.tags()),
+            });
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
