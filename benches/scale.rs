@@ -11,6 +11,7 @@
 //! old behaviour (one invocation, `EBSSNAP_MAX_LINKS=1`), and prints a Markdown table:
 //! links, wall time against the floor (the time the bucket alone allows for the run's creations),
 //! API calls and throttled attempts, volumes snapshotted exactly once and missed, peak RSS.
+//! `EBSSNAP_SCALE_MODES` picks rows (see `wanted`).
 
 #[path = "../tests/it/moto.rs"]
 #[allow(dead_code)]
@@ -332,6 +333,17 @@ async fn per_volume(c: &ebssnap::aws::Clients, run_key: &str) -> BTreeMap<String
     out
 }
 
+/// `EBSSNAP_SCALE_MODES=1,2` runs only those rows of each fleet (1 = per volume, 2 = one long
+/// link, 3 = crash-consistent, 4 = old behaviour); default all.
+fn wanted(index: usize) -> bool {
+    match std::env::var("EBSSNAP_SCALE_MODES") {
+        Ok(m) if !m.trim().is_empty() => m
+            .split(',')
+            .any(|x| x.trim().parse::<usize>().ok() == Some(index + 1)),
+        _ => true,
+    }
+}
+
 fn main() {
     let sizes = std::env::var("EBSSNAP_SCALE_SIZES")
         .unwrap_or_else(|_| "2000x1,2000x5,10000x1,10000x5".into());
@@ -379,6 +391,9 @@ fn main() {
             ("old: one invocation", &per_vol, 1, link_s, volumes),
         ];
         for (i, (mode, target, max_links, link, creations)) in modes.into_iter().enumerate() {
+            if !wanted(i) {
+                continue;
+            }
             let _ = ureq::post(&format!("{}/ec2-limits/reset", m.endpoint())).send_empty();
             let run_key = format!("2026-11-2{i}T05:00:00Z");
             let (links, wall, calls, throttled, rss) =

@@ -121,6 +121,10 @@ async fn run(
         function_arn: arn.to_string(),
         link: continuation.as_ref().map_or(1, |c| c.link),
         run_key: continuation.as_ref().map(|c| c.run_key.clone()),
+        rates: continuation
+            .as_ref()
+            .map(|c| c.rates.clone())
+            .unwrap_or_default(),
     });
     if continuation.is_some() && opts.chain.is_none() {
         return Err(Error::Input(

@@ -185,12 +185,17 @@ pub struct TargetDocument {
 pub const MAX_LINKS_LIMIT: u32 = 15;
 
 /// The marker a continuation event carries beside the document (DESIGN §5): which link of the
-/// run's chain it starts (the scheduled invocation is link 1), and the run key of every link.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// run's chain it starts (the scheduled invocation is link 1), the run key of every link, and the
+/// send rate each paced operation had reached, so the next link does not re-learn the account's
+/// budget (an older marker has none: the link starts at the runner's default rate).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Continuation {
     pub link: u32,
     pub run_key: String,
+    /// Calls per second by operation (e.g. `CreateSnapshot`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub rates: std::collections::BTreeMap<String, f64>,
 }
 
 /// Splits an event into its document and its continuation marker, if it has one.
@@ -212,6 +217,11 @@ pub fn split_event(
         )));
     }
     super::tags::check_run_key(&c.run_key).map_err(bad)?;
+    if let Some((op, r)) = c.rates.iter().find(|(_, r)| !(r.is_finite() && **r > 0.0)) {
+        return Err(bad(format!(
+            "rates.{op} must be a positive number, got {r}"
+        )));
+    }
     Ok((v, Some(c)))
 }
 
@@ -675,7 +685,19 @@ mod tests {
                 .contains("between 2 and 15")
         );
         with["continuation"] = serde_json::json!({"link": 2, "run_key": "k", "extra": 1});
-        assert!(split_event(with).is_err());
+        assert!(split_event(with.clone()).is_err());
+        // The previous link's send rates ride along; a marker without them is still read.
+        with["continuation"] = serde_json::json!({"link": 2, "run_key": "2026-11-26T05:00:00Z",
+            "rates": {"CreateSnapshot": 31.5}});
+        let (_, c) = split_event(with.clone()).unwrap();
+        assert_eq!(c.unwrap().rates["CreateSnapshot"], 31.5);
+        with["continuation"]["rates"]["CreateSnapshot"] = serde_json::json!(0);
+        assert!(
+            split_event(with)
+                .unwrap_err()
+                .to_string()
+                .contains("rates.CreateSnapshot must be a positive number")
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! in the link that finishes creations. After the last allowed link, or without a chain (the CLI),
 //! volumes not started are failures: a ticket, never a quiet skip.
 
+use std::collections::BTreeMap;
+
 use tracing::{info, warn};
 
 use super::options::RunOptions;
@@ -14,7 +16,12 @@ use crate::core::report::{Failure, Report, Skipped};
 use crate::core::select::Selected;
 
 /// The event of the next link: the target document with the continuation marker beside it.
-pub fn next_event(target: &TargetDocument, run_key: &str, link: u32) -> serde_json::Value {
+pub fn next_event(
+    target: &TargetDocument,
+    run_key: &str,
+    link: u32,
+    rates: BTreeMap<String, f64>,
+) -> serde_json::Value {
     let mut v = serde_json::to_value(target).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert(
@@ -22,26 +29,31 @@ pub fn next_event(target: &TargetDocument, run_key: &str, link: u32) -> serde_js
             serde_json::json!(Continuation {
                 link,
                 run_key: run_key.to_string(),
+                rates,
             }),
         );
     }
     v
 }
 
-/// Hands the rest of the run to the next link when the chain allows it; records the unstarted
-/// volumes as continued (true) or as failures (false: this link must prune and report).
+/// Hands the rest of the run to the next link when the chain allows it, with the send rates
+/// this link reached; records the unstarted volumes as continued (true) or as failures (false:
+/// this link must prune and report).
 pub async fn hand_off(
     clients: &Clients,
     target: &TargetDocument,
     run_key: &str,
     opts: &RunOptions,
+    rates: BTreeMap<String, f64>,
     unstarted: Vec<Selected>,
     report: &mut Report,
 ) -> bool {
     let why = match &opts.chain {
         Some(chain) if chain.link < opts.max_links => {
             let next = chain.link + 1;
-            let payload = next_event(target, run_key, next).to_string().into_bytes();
+            let payload = next_event(target, run_key, next, rates)
+                .to_string()
+                .into_bytes();
             match lambda::invoke_async(&clients.lambda, &chain.function_arn, payload).await {
                 Ok(()) => {
                     info!(
@@ -107,13 +119,16 @@ mod tests {
                 "invocation":{"scheduled_time":"2026-11-26T05:00:00Z"}}"#,
         )
         .unwrap();
-        let ev = next_event(&t, "2026-11-26T05:00:00Z", 2);
+        let rates = BTreeMap::from([("CreateSnapshot".to_string(), 31.5)]);
+        let ev = next_event(&t, "2026-11-26T05:00:00Z", 2, rates.clone());
+        assert_eq!(ev["continuation"]["rates"]["CreateSnapshot"], 31.5);
         let (d, c) = doc::split_event(ev).unwrap();
         assert_eq!(
             c,
             Some(Continuation {
                 link: 2,
-                run_key: "2026-11-26T05:00:00Z".into()
+                run_key: "2026-11-26T05:00:00Z".into(),
+                rates,
             })
         );
         assert_eq!(doc::parse_value(d).unwrap(), doc::Document::Target(t));

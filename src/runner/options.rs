@@ -46,7 +46,7 @@ pub struct RunOptions {
 }
 
 /// Where a run that runs out of time continues: an asynchronous invocation of the same function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Chain {
     /// This function's ARN (from the invocation context).
     pub function_arn: String,
@@ -54,6 +54,18 @@ pub struct Chain {
     pub link: u32,
     /// The run key of the chain, for links after the first.
     pub run_key: Option<String>,
+    /// The send rates the previous link had reached, by operation (empty for link 1).
+    pub rates: std::collections::BTreeMap<String, f64>,
+}
+
+impl RunOptions {
+    /// The rate a paced operation starts at: the previous link's, else the runner's default.
+    pub fn start_rate(&self, op: &str) -> f64 {
+        self.chain
+            .as_ref()
+            .and_then(|c| c.rates.get(op).copied())
+            .unwrap_or(super::pace::START_RATE)
+    }
 }
 
 /// Default and bounds of `EBSSNAP_MAX_LINKS`.
@@ -182,5 +194,28 @@ mod tests {
             run_key(Some(&forged), &opts),
             Err(Error::Input(_))
         ));
+    }
+
+    #[test]
+    fn a_link_starts_at_the_rate_the_previous_link_reached() {
+        let first = RunOptions::default();
+        assert_eq!(
+            first.start_rate("CreateSnapshot"),
+            super::super::pace::START_RATE
+        );
+        let next = RunOptions {
+            chain: Some(Chain {
+                function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+                link: 2,
+                run_key: Some("2026-11-26T05:00:00Z".into()),
+                rates: [("CreateSnapshot".to_string(), 31.5)].into(),
+            }),
+            ..RunOptions::default()
+        };
+        assert_eq!(next.start_rate("CreateSnapshot"), 31.5);
+        assert_eq!(
+            next.start_rate("CreateSnapshots"),
+            super::super::pace::START_RATE
+        );
     }
 }

@@ -83,12 +83,26 @@ pub struct Pacer<'a> {
 }
 
 impl<'a> Pacer<'a> {
-    pub fn new(op: &'static str, calls: &'a ApiCalls) -> Pacer<'a> {
+    /// A pacer starting at `rate` calls per second (`START_RATE`, or what the previous link of
+    /// the run had reached).
+    pub fn new(op: &'static str, calls: &'a ApiCalls, rate: f64) -> Pacer<'a> {
         Pacer {
             op,
             calls,
-            rate: Mutex::new(Rate::new(START_RATE, Instant::now())),
+            rate: Mutex::new(Rate::new(rate, Instant::now())),
         }
+    }
+
+    pub fn op(&self) -> &'static str {
+        self.op
+    }
+
+    /// The rate reached so far (calls per second).
+    pub fn per_second(&self) -> f64 {
+        self.rate
+            .lock()
+            .map(|r| r.per_second())
+            .unwrap_or(START_RATE)
     }
 
     /// Waits for this call's slot.

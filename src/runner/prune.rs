@@ -4,7 +4,7 @@
 use futures::StreamExt;
 
 use super::options::RunOptions;
-use super::pace::Pacer;
+use super::pace::{Pacer, START_RATE};
 use crate::aws::Clients;
 use crate::aws::ec2::{self, Deleted};
 use crate::core::report::{DeletedSnapshot, Failure, InUse, Report};
@@ -31,7 +31,7 @@ pub(super) async fn prune(
         return;
     }
     let total = plan.delete.len();
-    let pacer = &Pacer::new("DeleteSnapshot", &clients.calls);
+    let pacer = &Pacer::new("DeleteSnapshot", &clients.calls, START_RATE);
     let mut results = futures::stream::iter(plan.delete)
         .map(|d| async move {
             if opts.out_of_time() {

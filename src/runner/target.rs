@@ -504,8 +504,16 @@ async fn run_target_in_span(
             run_key: &run_key,
             opts,
             inv: &inv,
-            pace_single: Pacer::new("CreateSnapshot", &clients.calls),
-            pace_sets: Pacer::new("CreateSnapshots", &clients.calls),
+            pace_single: Pacer::new(
+                "CreateSnapshot",
+                &clients.calls,
+                opts.start_rate("CreateSnapshot"),
+            ),
+            pace_sets: Pacer::new(
+                "CreateSnapshots",
+                &clients.calls,
+                opts.start_rate("CreateSnapshots"),
+            ),
         };
         let jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
         let total = jobs.len();
@@ -526,8 +534,21 @@ async fn run_target_in_span(
         }
         drop(results);
         unstarted.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+        let rates = [&ctx.pace_single, &ctx.pace_sets]
+            .into_iter()
+            .map(|p| (p.op().to_string(), p.per_second()))
+            .collect();
         if !unstarted.is_empty()
-            && chain::hand_off(clients, target, &run_key, opts, unstarted, &mut report).await
+            && chain::hand_off(
+                clients,
+                target,
+                &run_key,
+                opts,
+                rates,
+                unstarted,
+                &mut report,
+            )
+            .await
         {
             // The next link carries on (same run key) and prunes once creations are done.
             report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));

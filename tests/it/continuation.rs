@@ -60,7 +60,7 @@ fn run_chain(
     ec2_endpoint: &str,
     deadline_ms: i64,
     env: &[(&str, &str)],
-) -> (Vec<Answer>, Vec<(String, String)>) {
+) -> (Vec<Answer>, Vec<(String, String, Value)>) {
     let queue = Queue::with(vec![event]);
     let (invoke_port, invoked) = fake_invoke_endpoint(queue.clone());
     let (port, answers) = fake_runtime_api_on(queue, deadline_ms);
@@ -149,8 +149,15 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
     assert!(
         invoked
             .iter()
-            .all(|(f, kind)| f == FUNCTION_ARN && kind == "Event")
+            .all(|(f, kind, _)| f == FUNCTION_ARN && kind == "Event")
     );
+    // Each link hands the next the send rate it reached, so the next does not start over.
+    for (i, (_, _, ev)) in invoked.iter().enumerate() {
+        let c = &ev["continuation"];
+        assert_eq!(c["link"], i as u64 + 2, "{c}");
+        let rate = c["rates"]["CreateSnapshot"].as_f64().unwrap_or_default();
+        assert!(rate > 0.0, "{c}");
+    }
     assert!(
         receiver.received().is_empty(),
         "no ticket for a run that finished"

@@ -89,6 +89,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
             function_arn: crate::lambda::FUNCTION_ARN.into(),
             link: 1,
             run_key: None,
+            rates: Default::default(),
         }),
         ..o("r3")
     };

@@ -103,7 +103,8 @@ pub fn fake_runtime_api_on(queue: Queue, deadline_ms: i64) -> (u16, mpsc::Receiv
 pub const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap";
 
 /// The (function, invocation type) of each call the fake Invoke endpoint received.
-pub type InvokeCalls = Arc<Mutex<Vec<(String, String)>>>;
+/// Each Invoke: the function, the invocation type and the event.
+pub type InvokeCalls = Arc<Mutex<Vec<(String, String, serde_json::Value)>>>;
 
 /// A fake Lambda `Invoke` endpoint on loopback (moto cannot run a function): an asynchronous
 /// invocation (`X-Amz-Invocation-Type: Event`) of any function queues its payload for the fake
@@ -132,9 +133,10 @@ pub fn fake_invoke_endpoint(queue: Queue) -> (u16, InvokeCalls) {
                 let _ = req.respond(tiny_http::Response::from_string("{}").with_status_code(404));
                 continue;
             };
-            seen.lock().unwrap().push((function, kind));
-            if let Ok(v) = serde_json::from_str(&body) {
-                queue.push(v);
+            let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            seen.lock().unwrap().push((function, kind, event.clone()));
+            if !event.is_null() {
+                queue.push(event);
             }
             let _ = req.respond(tiny_http::Response::from_string("").with_status_code(202));
         }
