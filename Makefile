@@ -15,7 +15,7 @@ ifeq ($(shell command -v terraform 2>/dev/null),)
 export EBSSNAP_TERRAFORM ?= $(EBSSNAP_TERRAFORM_115)
 endif
 
-.PHONY: deps demo test lint unit build docs release release-all verify-dist bench bench-scale clean-venv
+.PHONY: deps demo test lint unit build docs release release-all cross-tools macos-sdk-stubs verify-dist bench bench-scale clean-venv
 
 # protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests;
 # node runs the receiver's signature check documented in docs/tickets.md.
@@ -51,18 +51,39 @@ release: deps
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
 	python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
 
-## More platforms (slow; not part of `make test`): the host release plus the runner's Lambda
-## bundle for arm64 (Graviton), a static musl build through cargo-zigbuild with zig from PyPI.
-## The provider for linux_arm64, darwin and windows is not built here yet (docs/deployment.md).
-release-all: deps
-	rustup target add aarch64-unknown-linux-musl
+## Every platform (slow, ~1 h cold on 2 cores; not part of `make test`; docs/deployment.md): the
+## provider for linux amd64/arm64, darwin amd64/arm64 and windows amd64, and the runner's Lambda
+## bundle for x86_64 and arm64, into one dist/ with one SHA256SUMS. The host build is the static
+## glibc one of `make release`; the others are cross-built with cargo-zigbuild and zig from PyPI:
+## Linux arm64 static musl, Windows with zig's MinGW/UCRT libc, macOS against the two framework
+## stubs in scripts/macos-sdk (written by scripts/macos_sdk_stubs.py; `make macos-sdk-stubs`).
+ZIGBUILD := PATH=$(VENV)/bin:$$PATH cargo zigbuild --release --locked
+MACOS_SDK := SDKROOT=$(CURDIR)/scripts/macos-sdk
+PROVIDER_BIN := terraform-provider-ebssnap
+cross-tools: deps
+	rustup target add aarch64-unknown-linux-musl x86_64-pc-windows-gnu aarch64-apple-darwin x86_64-apple-darwin
 	@command -v qemu-aarch64-static >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq qemu-user-static; }
 	@command -v cargo-zigbuild >/dev/null 2>&1 || cargo install cargo-zigbuild --locked
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check ziglang
-	PATH=$(VENV)/bin:$$PATH cargo zigbuild --release --locked --target aarch64-unknown-linux-musl --no-default-features --bin ebssnap
+
+release-all: cross-tools
+	$(ZIGBUILD) --target aarch64-unknown-linux-musl --bins
+	$(ZIGBUILD) --target x86_64-pc-windows-gnu --bin $(PROVIDER_BIN)
+	$(MACOS_SDK) MACOSX_DEPLOYMENT_TARGET=11.0 $(ZIGBUILD) --target aarch64-apple-darwin --bin $(PROVIDER_BIN)
+	$(MACOS_SDK) MACOSX_DEPLOYMENT_TARGET=10.12 $(ZIGBUILD) --target x86_64-apple-darwin --bin $(PROVIDER_BIN)
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
-	LAMBDA_ARM64=$(CARGO_TARGET_DIR)/aarch64-unknown-linux-musl/release/ebssnap python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
-	@echo "release-all: not built on this machine: the provider for linux_arm64, darwin_amd64, darwin_arm64, windows_amd64 (see docs/deployment.md)"
+	python3 scripts/release.py $(RELEASE_DIR) $(VERSION) \
+	  --provider linux_arm64=$(CARGO_TARGET_DIR)/aarch64-unknown-linux-musl/release/$(PROVIDER_BIN) \
+	  --provider darwin_arm64=$(CARGO_TARGET_DIR)/aarch64-apple-darwin/release/$(PROVIDER_BIN) \
+	  --provider darwin_amd64=$(CARGO_TARGET_DIR)/x86_64-apple-darwin/release/$(PROVIDER_BIN) \
+	  --provider windows_amd64=$(CARGO_TARGET_DIR)/x86_64-pc-windows-gnu/release/$(PROVIDER_BIN).exe \
+	  --lambda arm64=$(CARGO_TARGET_DIR)/aarch64-unknown-linux-musl/release/ebssnap
+
+## Rewrites scripts/macos-sdk from the symbols the provider imports (needs llvm-nm); rerun when
+## a dependency change makes the darwin link fail with an undefined framework symbol.
+macos-sdk-stubs: cross-tools
+	@command -v llvm-nm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq llvm; }
+	PATH=$(VENV)/bin:$$PATH python3 scripts/macos_sdk_stubs.py
 
 ## Checks every artifact in dist/: one correctly named binary per zip, of the OS and architecture
 ## its name says, static where promised; SHA256SUMS complete; its .sig verifies when present.

@@ -10,12 +10,16 @@ dist/
 With GPG_KEY_ID set (the key in the agent or GNUPGHOME), SHA256SUMS also gets the detached
 binary signature the Terraform registry expects: terraform-provider-ebssnap_X.Y.Z_SHA256SUMS.sig.
 
-More platforms (`make release-all`): LAMBDA_ARM64=path/to/ebssnap adds
-ebssnap-runner_X.Y.Z_lambda_arm64.zip (a static aarch64 build), covered by the same SHA256SUMS.
+More platforms (`make release-all`): `--provider OS_ARCH=PATH` adds
+terraform-provider-ebssnap_X.Y.Z_OS_ARCH.zip (`.exe` inside for windows), `--lambda ARCH=PATH`
+adds ebssnap-runner_X.Y.Z_lambda_ARCH.zip; all covered by the same SHA256SUMS.
 
-Usage: release.py BUILD_DIR [VERSION]   (VERSION, if given, must equal Cargo.toml's)
+Usage: release.py BUILD_DIR [VERSION] [--provider OS_ARCH=PATH]... [--lambda ARCH=PATH]...
+         (VERSION, if given, must equal Cargo.toml's; BUILD_DIR holds the linux_amd64 /
+          lambda x86_64 binaries)
        release.py sign FILE             (FILE.sig with GPG_KEY_ID; what the release does)
 """
+import argparse
 import hashlib
 import os
 import shutil
@@ -55,16 +59,45 @@ def sign(path: str) -> int:
     return r.returncode
 
 
+PROVIDER_PLATFORMS = ("linux_amd64", "linux_arm64", "darwin_amd64", "darwin_arm64", "windows_amd64")
+LAMBDA_ARCHES = ("x86_64", "arm64")
+
+
+def pairs(values, allowed, what):
+    out = {}
+    for v in values:
+        key, sep, path = v.partition("=")
+        if not sep or key not in allowed:
+            raise SystemExit(f"release.py: --{what} {v!r}: expected one of {', '.join(allowed)}=PATH")
+        if not os.path.isfile(path):
+            raise SystemExit(f"release.py: --{what} {key}: {path} does not exist (was it built?)")
+        out[key] = path
+    return out
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
     if sys.argv[1] == "sign" and len(sys.argv) == 3:
         return sign(sys.argv[2])
-    build = sys.argv[1]
+    ap = argparse.ArgumentParser(prog="release.py", usage=__doc__)
+    ap.add_argument("build")
+    ap.add_argument("version", nargs="?", default="")
+    ap.add_argument("--provider", action="append", default=[])
+    ap.add_argument("--lambda", dest="lambdas", action="append", default=[])
+    args = ap.parse_args()
+    providers = {"linux_amd64": os.path.join(args.build, "terraform-provider-ebssnap")}
+    providers.update(pairs(args.provider, PROVIDER_PLATFORMS, "provider"))
+    lambdas = {"x86_64": os.path.join(args.build, "ebssnap")}
+    lambdas.update(pairs(args.lambdas, LAMBDA_ARCHES, "lambda"))
+    for binary in (providers["linux_amd64"], lambdas["x86_64"]):
+        if not os.path.isfile(binary):
+            print(f"release.py: {binary} does not exist (run the release build first)", file=sys.stderr)
+            return 2
     with open(os.path.join(ROOT, "Cargo.toml"), "rb") as f:
         cargo_version = tomllib.load(f)["package"]["version"]
-    version = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else cargo_version
+    version = args.version or cargo_version
     if version != cargo_version:
         print(f"release.py: version {version} differs from Cargo.toml's {cargo_version}", file=sys.stderr)
         return 2
@@ -72,21 +105,21 @@ def main() -> int:
     shutil.rmtree(dist, ignore_errors=True)
     os.makedirs(dist)
     name = f"terraform-provider-ebssnap_{version}"
-    provider_zip = os.path.join(dist, f"{name}_linux_amd64.zip")
-    with zipfile.ZipFile(provider_zip, "w") as z:
-        add(z, os.path.join(build, "terraform-provider-ebssnap"), f"terraform-provider-ebssnap_v{version}")
+    artifacts = []
+    for platform, binary in providers.items():
+        zpath = os.path.join(dist, f"{name}_{platform}.zip")
+        exe = ".exe" if platform.startswith("windows") else ""
+        with zipfile.ZipFile(zpath, "w") as z:
+            add(z, binary, f"terraform-provider-ebssnap_v{version}{exe}")
+        artifacts.append(zpath)
     manifest = os.path.join(dist, f"{name}_manifest.json")
     shutil.copyfile(os.path.join(ROOT, "terraform-registry-manifest.json"), manifest)
-    runner_zip = os.path.join(dist, f"ebssnap-runner_{version}_lambda_x86_64.zip")
-    with zipfile.ZipFile(runner_zip, "w") as z:
-        add(z, os.path.join(build, "ebssnap"), "bootstrap")
-    artifacts = [provider_zip, manifest, runner_zip]
-    arm64 = os.environ.get("LAMBDA_ARM64")
-    if arm64:
-        arm64_zip = os.path.join(dist, f"ebssnap-runner_{version}_lambda_arm64.zip")
-        with zipfile.ZipFile(arm64_zip, "w") as z:
-            add(z, arm64, "bootstrap")
-        artifacts.append(arm64_zip)
+    artifacts.append(manifest)
+    for arch, binary in lambdas.items():
+        zpath = os.path.join(dist, f"ebssnap-runner_{version}_lambda_{arch}.zip")
+        with zipfile.ZipFile(zpath, "w") as z:
+            add(z, binary, "bootstrap")
+        artifacts.append(zpath)
     sums = os.path.join(dist, f"{name}_SHA256SUMS")
     with open(sums, "w") as f:
         for path in sorted(artifacts):
