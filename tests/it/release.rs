@@ -127,6 +127,24 @@ fn release_artifacts_have_the_registry_layout_and_checksums() {
     }
 }
 
+/// scripts/smoke_provider.py on the provider zip of `platform` (it must pass); its output.
+fn smoke(dist: &Path, platform: &str, terraform: &str, extra: &[&str]) -> String {
+    let zip = dist.join(format!(
+        "terraform-provider-ebssnap_{VERSION}_{platform}.zip"
+    ));
+    let script = script("smoke_provider.py");
+    let mut args = vec![
+        script.as_str(),
+        zip.to_str().unwrap(),
+        "--terraform",
+        terraform,
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run("python3", &args, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    out
+}
+
 /// scripts/smoke_provider.py, which the release workflow also runs on macOS, Windows and Linux
 /// arm64 runners: install from a filesystem mirror, `terraform init`, `apply` with a data source
 /// and both provider functions.
@@ -136,20 +154,7 @@ fn the_provider_installs_from_a_filesystem_mirror_and_answers_terraform() {
     let Some(terraform) = crate::tf::terraform_binary() else {
         return;
     };
-    let zip = dist.join(format!(
-        "terraform-provider-ebssnap_{VERSION}_linux_amd64.zip"
-    ));
-    let (code, out, err) = run(
-        "python3",
-        &[
-            &script("smoke_provider.py"),
-            zip.to_str().unwrap(),
-            "--terraform",
-            terraform.as_str(),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{out}{err}");
+    let out = smoke(&dist, "linux_amd64", &terraform, &[]);
     assert!(
         out.contains(&format!(
             "ok   terraform init installed rackerlabs/ebssnap v{VERSION} (linux_amd64)"
@@ -416,22 +421,12 @@ fn the_other_platforms_when_built_have_the_right_headers_and_arm64_runs_under_qe
 
     // The arm64 provider under qemu, driven by the real terraform (smoke_provider.py --run-with).
     if let Some(terraform) = crate::tf::terraform_binary() {
-        let zip = dist.join(format!(
-            "terraform-provider-ebssnap_{VERSION}_linux_arm64.zip"
-        ));
-        let (code, out, err) = run(
-            "python3",
-            &[
-                &script("smoke_provider.py"),
-                zip.to_str().unwrap(),
-                "--terraform",
-                terraform.as_str(),
-                "--run-with",
-                "qemu-aarch64-static",
-            ],
-            &[],
+        let out = smoke(
+            &dist,
+            "linux_arm64",
+            &terraform,
+            &["--run-with", "qemu-aarch64-static"],
         );
-        assert_eq!(code, 0, "{out}{err}");
         assert!(
             out.contains("validate_expression and next_runs answered"),
             "{out}"
