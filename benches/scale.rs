@@ -2,15 +2,17 @@
 //!
 //! moto runs behind `tests/ec2_limits.py`: per-API token buckets for `CreateSnapshot`,
 //! `CreateSnapshots` and `DeleteSnapshot` (burst + refill, time-scaled so that a run's floor is
-//! about `EBSSNAP_SCALE_FLOOR_S` seconds) answering `RequestLimitExceeded` as EC2 does. The
-//! release `ebssnap` binary runs as a Lambda function against a fake Runtime API whose every
-//! invocation has `EBSSNAP_SCALE_LINK_S` seconds of work (plus the runner's 20 s margin), and a
+//! about `EBSSNAP_SCALE_FLOOR_S` seconds, default 60 s per 2,000 volumes) answering
+//! `RequestLimitExceeded` as EC2 does. The release `ebssnap` binary runs as a Lambda function
+//! against a fake Runtime API whose every invocation has `EBSSNAP_SCALE_LINK_S` seconds of work
+//! (default 25 s per 60 s of floor; plus the runner's 20 s margin), and a
 //! fake Lambda `Invoke` endpoint that queues continuation events, so a run uses as many links as
 //! it needs. For each fleet (`EBSSNAP_SCALE_SIZES`, e.g. `2000x1,2000x5,10000x1,10000x5` =
 //! volumes x volumes per instance) it measures a per-volume run, a crash-consistent run and the
 //! old behaviour (one invocation, `EBSSNAP_MAX_LINKS=1`), and prints a Markdown table:
 //! links, wall time against the floor (the time the bucket alone allows for the run's creations),
-//! API calls and throttled attempts, volumes snapshotted exactly once and missed, peak RSS.
+//! the span of the accepted creations in the model (first to last), API calls and throttled
+//! attempts, volumes snapshotted exactly once and missed, peak RSS.
 //! `EBSSNAP_SCALE_MODES` picks rows (see `wanted`).
 
 #[path = "../tests/it/moto.rs"]
@@ -221,6 +223,22 @@ struct Outcome {
     missed: usize,
     duplicates: usize,
     rss_mib: f64,
+    /// Seconds from the first to the last accepted creation call (the model's clock).
+    span: f64,
+}
+
+/// The first and the last accepted `action` in the model, in seconds since its reset.
+fn creation_span(m: &moto::Moto, action: &str) -> (f64, f64) {
+    ureq::get(&format!("{}/ec2-limits/stats", m.endpoint()))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+        .and_then(|v| {
+            let s = v["span"][action].as_array()?.clone();
+            Some((s.first()?.as_f64()?, s.get(1)?.as_f64()?))
+        })
+        .unwrap_or_default()
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -260,7 +278,11 @@ fn run_chain(
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ebssnap")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("EBSSNAP_MAX_LINKS", max_links.to_string())
-        .env("EBSSNAP_LOG", "warn")
+        // EBSSNAP_SCALE_LOG=info keeps the phase timings and every creation in the log.
+        .env(
+            "EBSSNAP_LOG",
+            std::env::var("EBSSNAP_SCALE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(
             std::fs::File::create(std::env::temp_dir().join("ebssnap-scale-function.log"))
@@ -347,16 +369,21 @@ fn wanted(index: usize) -> bool {
 fn main() {
     let sizes = std::env::var("EBSSNAP_SCALE_SIZES")
         .unwrap_or_else(|_| "2000x1,2000x5,10000x1,10000x5".into());
-    let floor_target = env_num("EBSSNAP_SCALE_FLOOR_S", 60.0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     println!(
-        "| volumes | per instance | mode | links | wall s | floor s | wall / floor | API calls | throttled | snapshotted once | missed | peak RSS |"
+        "| volumes | per instance | mode | links | wall s | floor s | wall / floor | creating s | API calls | throttled | snapshotted once | missed | peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for size in sizes.split(',') {
         let (v, k) = size.split_once('x').expect("sizes like 2000x5");
         let (volumes, per_instance): (usize, usize) = (v.parse().unwrap(), k.parse().unwrap());
-        // The per-volume run's floor is about floor_target seconds at this refill rate.
+        // The per-volume run's floor: 60 s per 2,000 volumes by default (moto, one Python
+        // process, serves about 35 creations a second at 10,000 volumes; a shorter floor would
+        // measure moto, not the runner).
+        let floor_target = env_num(
+            "EBSSNAP_SCALE_FLOOR_S",
+            60.0 * (volumes as f64 / 2000.0).max(1.0),
+        );
         let rate = ((volumes as f64 - BURST) / floor_target).max(1.0);
         // SAFETY: single-threaded here; the moto child reads these at start.
         unsafe {
@@ -381,7 +408,8 @@ fn main() {
         );
         let per_vol = rt.block_on(policy(&c, "pv", false));
         let sets = rt.block_on(policy(&c, "cc", true));
-        let link_s = env_num("EBSSNAP_SCALE_LINK_S", 25.0);
+        // Links of 25 s per 60 s of floor by default: a run needs 3 to 4 links.
+        let link_s = env_num("EBSSNAP_SCALE_LINK_S", floor_target * 25.0 / 60.0);
         // The pacer alone: one invocation long enough for the whole run (no link restarts).
         let long = 4.0 * floor_target;
         let modes: [(&str, &Value, u32, f64, usize); 4] = [
@@ -391,6 +419,11 @@ fn main() {
             ("old: one invocation", &per_vol, 1, link_s, volumes),
         ];
         for (i, (mode, target, max_links, link, creations)) in modes.into_iter().enumerate() {
+            let action = if i == 2 {
+                "CreateSnapshots"
+            } else {
+                "CreateSnapshot"
+            };
             if !wanted(i) {
                 continue;
             }
@@ -408,13 +441,24 @@ fn main() {
                 duplicates: counts.values().filter(|n| **n > 1).count(),
                 missed: volumes - counts.len(),
                 rss_mib: rss,
+                span: 0.0,
             };
+            let (first, last) = creation_span(&m, action);
+            let o = Outcome {
+                span: last - first,
+                ..o
+            };
+            eprintln!(
+                "{size} {mode}: first creation at {first:.1} s, last at {last:.1} s, answered at {wall:.1} s",
+                wall = o.wall
+            );
             let floor = ((creations as f64 - BURST).max(0.0)) / rate;
             println!(
-                "| {volumes} | {per_instance} | {mode} | {} | {:.1} | {floor:.1} | {:.2} | {} | {} ({:.1}%) | {}{} | {} | {:.1} MiB |",
+                "| {volumes} | {per_instance} | {mode} | {} | {:.1} | {floor:.1} | {:.2} | {:.1} | {} | {} ({:.1}%) | {}{} | {} | {:.1} MiB |",
                 o.links,
                 o.wall,
                 o.wall / floor.max(0.001),
+                o.span,
                 o.calls,
                 o.throttled,
                 100.0 * o.throttled as f64 / o.calls.max(1) as f64,

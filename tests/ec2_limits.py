@@ -13,9 +13,13 @@ Configuration (time-scaled so a run takes about a minute):
   EC2_VOLUME_INTERVAL_S=15   (seconds between two accepted snapshots of one volume; 0 = off)
 
 The wrapper also indexes moto's exact `attachment.instance-id` and `instance-id` filters (moto
-scans every resource for every value), as EC2 does.
+scans every resource for every value), and pages as EC2 does: moto pages `DescribeInstances` by
+reservation (a 100-instance reservation counts as one result) and does not page
+`DescribeVolumes` or `DescribeSnapshots` at all, so at 10,000 volumes one page would hold them all;
+here `MaxResults` counts instances, volumes and snapshots, as in EC2.
 
-GET /ec2-limits/stats returns {"accepted": {...}, "throttled": {...}, "per_volume": n};
+GET /ec2-limits/stats returns {"accepted": {...}, "throttled": {...}, "per_volume": n,
+"span": {action: [first, last]}} (seconds since the reset of the first and last accepted call);
 POST /ec2-limits/reset refills the buckets and zeroes the counts.
 """
 import io
@@ -66,6 +70,8 @@ class Model:
         self.accepted = {}
         self.throttled = {}
         self.per_volume = 0
+        self.started = now
+        self.span = {}
 
     def admit(self, action, volume):
         """None to forward the request, else (status, body) to answer for EC2."""
@@ -87,12 +93,14 @@ class Model:
                     return "400 Bad Request", PER_VOLUME
                 self.last_snapshot[volume] = now
             self.accepted[action] = self.accepted.get(action, 0) + 1
+            at = round(now - self.started, 3)
+            self.span.setdefault(action, [at, at])[1] = at
             return None
 
     def stats(self):
         with self.lock:
             return {"accepted": dict(self.accepted), "throttled": dict(self.throttled),
-                    "per_volume": self.per_volume}
+                    "per_volume": self.per_volume, "span": dict(self.span)}
 
 
 # moto filters `attachment.instance-id` and `instance-id` by matching every resource against every
@@ -145,6 +153,53 @@ def describe_instances(self, filters=None):
 
 
 InstanceBackend.describe_instances = describe_instances
+
+
+# Paging as EC2 pages: MaxResults counts instances (not reservations), volumes and snapshots.
+from moto.core.responses import ActionResult  # noqa: E402
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore  # noqa: E402
+from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
+
+
+def page(handler, items):
+    """The page of `items` that `MaxResults`/`NextToken` ask for, and the next token."""
+    limit = handler._get_param("MaxResults")
+    if limit is None:
+        return items, None
+    token = handler._get_param("NextToken")
+    start = int(token) if token else 0
+    end = start + int(limit)
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+def paged_instances(self):
+    if self._get_param("MaxResults") is None or self._get_param("InstanceIds", []):
+        return _instances_response(self)
+    every = self.ec2_backend.describe_instances(filters=self._filters_from_querystring())
+    chosen, next_token = page(self, [(r, i) for r in every for i in r.instances])
+    out = []
+    for r, i in chosen:
+        if out and out[-1].id == r.id:
+            out[-1].instances.append(i)
+        else:
+            rc = copy.copy(r)
+            rc.instances = [i]
+            out.append(rc)
+    return ActionResult({"Reservations": out, "NextToken": next_token})
+
+
+def paged(original, key):
+    def handler(self):
+        items, next_token = page(self, original(self).result[key])
+        return ActionResult({key: items, "NextToken": next_token})
+
+    return handler
+
+
+_instances_response = InstanceResponse.describe_instances
+InstanceResponse.describe_instances = paged_instances
+ElasticBlockStore.describe_volumes = paged(ElasticBlockStore.describe_volumes, "Volumes")
+ElasticBlockStore.describe_snapshots = paged(ElasticBlockStore.describe_snapshots, "Snapshots")
 
 MODEL = Model()
 _call = DomainDispatcherApplication.__call__
