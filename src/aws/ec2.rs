@@ -330,15 +330,20 @@ impl ManagedSnapshot {
     }
 }
 
-/// Lists this account's snapshots of a policy (and target), in one paginated call.
+/// Lists this account's snapshots of a policy (and target; and of one run, by its run key), in
+/// one paginated call.
 pub async fn list_managed_snapshots(
     ec2: &aws_sdk_ec2::Client,
     policy: &str,
     target: Option<&str>,
+    run_key: Option<&str>,
 ) -> Result<Vec<ManagedSnapshot>, AwsError> {
     let mut filters = vec![filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()])];
     if let Some(t) = target {
         filters.push(filter(&format!("tag:{TAG_TARGET}"), &[t.to_string()]));
+    }
+    if let Some(r) = run_key {
+        filters.push(filter(&format!("tag:{TAG_RUN}"), &[r.to_string()]));
     }
     let snaps = own_snapshots(
         ec2,

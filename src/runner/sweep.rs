@@ -143,7 +143,7 @@ pub async fn plan(
             }
         }
     }
-    let snapshots = ec2::list_managed_snapshots(&clients.ec2, &policy.policy, None).await?;
+    let snapshots = ec2::list_managed_snapshots(&clients.ec2, &policy.policy, None, None).await?;
     let snaps: Vec<retention::Snap> = snapshots
         .iter()
         .map(ManagedSnapshot::to_snap)

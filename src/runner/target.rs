@@ -317,6 +317,10 @@ fn set_exclusions(
     Some((exclude_boot, exclude_data))
 }
 
+fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
 /// Runs one target: select, snapshot, prune (DESIGN §5).
 pub async fn run_target(
     clients: &Clients,
@@ -463,14 +467,33 @@ async fn run_target_in_span(
         ..Report::default()
     };
 
-    let inv = ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select).await?;
+    // The inventory and the target's snapshots are independent reads: both at once. A link
+    // after the first needs only this run's snapshots to skip what is done; the target's whole
+    // history (retention days x volumes, pages of DescribeSnapshots) is read only by the link
+    // that prunes, after its creations (DESIGN §5).
+    let continuing = opts.chain.as_ref().is_some_and(|c| c.link > 1);
+    let phase = Instant::now();
+    let (inv, mut existing) = futures::try_join!(
+        ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select),
+        ec2::list_managed_snapshots(
+            &clients.ec2,
+            &policy.policy,
+            Some(&target.target),
+            continuing.then_some(run_key.as_str()),
+        )
+    )?;
+    info!(
+        instances = inv.instances.len(),
+        volumes = inv.volumes.len(),
+        snapshots = existing.len(),
+        ms = elapsed_ms(phase),
+        "read the inventory and the target's snapshots"
+    );
     let selected = select::select(&target.select, &target.exclude(), &inv);
     report.volumes_selected = selected.len();
     report
         .failures
         .extend(selection_failures(target, &inv, selected.len()));
-    let existing =
-        ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target)).await?;
 
     // Idempotency: Scheduler delivers at least once and retries.
     let done: BTreeSet<String> = existing
@@ -517,6 +540,7 @@ async fn run_target_in_span(
         };
         let jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
         let total = jobs.len();
+        let phase = Instant::now();
         let mut results = futures::stream::iter(jobs)
             .map(|job| ctx.run_job(job))
             .buffer_unordered(opts.concurrency.max(1));
@@ -533,6 +557,13 @@ async fn run_target_in_span(
             }
         }
         drop(results);
+        info!(
+            created = report.created.len(),
+            failed = report.failures.len(),
+            unstarted = unstarted.len(),
+            ms = elapsed_ms(phase),
+            "creations done"
+        );
         unstarted.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
         let rates = [&ctx.pace_single, &ctx.pace_sets]
             .into_iter()
@@ -558,6 +589,17 @@ async fn run_target_in_span(
         }
     }
     report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+    if continuing {
+        let phase = Instant::now();
+        existing =
+            ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
+                .await?;
+        info!(
+            snapshots = existing.len(),
+            ms = elapsed_ms(phase),
+            "read the target's snapshots to prune"
+        );
+    }
     if let Some(interval) = opts.interval {
         report.recovered = recovered(
             &target.target,
@@ -569,10 +611,12 @@ async fn run_target_in_span(
         );
     }
 
-    // Prune. New snapshots join as pending: never deleted, never counted.
+    // Prune. New snapshots join as pending: never deleted, never counted (a listing made after
+    // the creations may already hold some of them).
     let mut snaps: Vec<retention::Snap> = existing.iter().map(ManagedSnapshot::to_snap).collect();
+    let listed: BTreeSet<String> = existing.iter().map(|s| s.id.clone()).collect();
     for c in &report.created {
-        if let Some(id) = &c.snapshot_id {
+        if let Some(id) = c.snapshot_id.as_ref().filter(|id| !listed.contains(*id)) {
             snaps.push(retention::Snap {
                 id: id.clone(),
                 owned: true,
@@ -590,7 +634,14 @@ async fn run_target_in_span(
         target: &target.target,
     };
     let plan = retention::plan(&scope, &snaps, |_| rules, |_| false, opts.now);
+    let phase = Instant::now();
     prune(clients, plan, opts, &mut report).await;
+    info!(
+        deleted = report.deleted.len(),
+        kept = report.kept,
+        ms = elapsed_ms(phase),
+        "pruned"
+    );
 
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;

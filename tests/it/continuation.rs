@@ -116,12 +116,37 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
     let m = moto!();
     let receiver = Receiver::start(vec![]);
     let (vols, event) = fleet_and_event(&m, 30, &receiver).await;
-    // EC2 at the pace of one CreateSnapshot per 300 ms (the proxy serves one request at a time).
+    // The target's history: yesterday's run, through the CLI.
+    let yesterday = ebssnap(
+        &m.env(),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "web",
+            "--run-key",
+            "2026-11-25T05:00:00Z",
+            "--json",
+        ],
+    );
+    assert_eq!(yesterday.code, 0, "{}", yesterday.stderr);
+    assert_eq!(
+        yesterday.json()["created"].as_array().map(Vec::len),
+        Some(30)
+    );
+    // EC2 at the pace of one CreateSnapshot per 300 ms (the proxy serves one request at a time);
+    // the proxy also keeps the DescribeSnapshots requests.
+    let listings = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = listings.clone();
     let proxy = Proxy::start(
         m.port,
-        Box::new(|_, _, body| {
+        Box::new(move |_, _, body| {
             if body.contains("Action=CreateSnapshot&") {
                 std::thread::sleep(Duration::from_millis(300));
+            }
+            if body.contains("Action=DescribeSnapshots&") {
+                seen.lock().unwrap().push(body.to_string());
             }
             Action::Forward
         }),
@@ -142,6 +167,17 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
             .iter()
             .all(|(_, _, r)| r["kept"] == 0 && r["deleted"] == json!([]))
     );
+    // A link after the first reads only this run's snapshots (the run-key filter) to know what
+    // is done; the target's whole history is read by the first link and by the one that prunes,
+    // after its creations: it keeps yesterday's 30 and today's 30, each counted once.
+    let listings = listings.lock().unwrap().clone();
+    let by_run = listings
+        .iter()
+        .filter(|b| b.contains("ebssnap%3Arun"))
+        .count();
+    assert_eq!(by_run, answers.len() - 1, "{listings:#?}");
+    assert_eq!(listings.len() - by_run, 2, "{listings:#?}");
+    assert_eq!(last["kept"], 60, "{last}");
     let counts = per_volume(&m).await;
     assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vols);
     assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
