@@ -241,15 +241,36 @@ fn creation_span(m: &moto::Moto, action: &str) -> (f64, f64) {
         .unwrap_or_default()
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// `field` (`VmHWM`, `VmRSS`) of process `pid`, in KiB.
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Samples the RSS of `pid` every 100 ms until `stop`: (largest KiB, seconds after `t0` it was
+/// seen), to place the peak among the phases of the function's log.
+fn watch_rss(
+    pid: u32,
+    t0: Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u64, f64)> {
+    std::thread::spawn(move || {
+        let mut peak = (0, 0.0);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let kib = status_kib(pid, "VmRSS");
+            if kib > peak.0 {
+                peak = (kib, t0.elapsed().as_secs_f64());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        peak
+    })
 }
 
 /// One run of `target` as Scheduler would start it, through as many links as it takes.
@@ -292,11 +313,13 @@ fn run_chain(
         .spawn()
         .expect("start the function");
     let t0 = Instant::now();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_rss(child.id(), t0, stop.clone());
     queue.push(event);
     let (mut links, mut calls, mut throttled) = (0, 0u64, 0u64);
     loop {
         let (kind, v) = answers
-            .recv_timeout(Duration::from_secs(300))
+            .recv_timeout(Duration::from_secs_f64(link_s + 20.0 + 300.0))
             .expect("an answer from the function (its log: $TMPDIR/ebssnap-scale-function.log)");
         links += 1;
         // A failed link's error message is JSON with the ticket and the run's api_calls.
@@ -325,7 +348,14 @@ fn run_chain(
         }
     }
     let wall = t0.elapsed().as_secs_f64();
-    let rss = peak_rss_kib(child.id()) as f64 / 1024.0;
+    let rss = status_kib(child.id(), "VmHWM") as f64 / 1024.0;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Ok((kib, at)) = watcher.join() {
+        eprintln!(
+            "  largest sampled RSS {:.1} MiB at {at:.1} s",
+            kib as f64 / 1024.0
+        );
+    }
     let _ = child.kill();
     let _ = child.wait();
     (links, wall, calls, throttled, rss)

@@ -345,21 +345,23 @@ pub async fn list_managed_snapshots(
     if let Some(r) = run_key {
         filters.push(filter(&format!("tag:{TAG_RUN}"), &[r.to_string()]));
     }
-    let snaps = own_snapshots(
+    own_snapshots(
         ec2,
         filters,
         &format!("listing EBS snapshots of policy {policy}"),
+        ManagedSnapshot::from_sdk,
     )
-    .await?;
-    Ok(snaps.iter().filter_map(ManagedSnapshot::from_sdk).collect())
+    .await
 }
 
-/// Every snapshot of the account matching `filters` (paginated DescribeSnapshots).
-async fn own_snapshots(
+/// What `keep` makes of every snapshot of the account matching `filters` (paginated
+/// DescribeSnapshots), page by page: only one page of the SDK's snapshots is held at a time.
+async fn own_snapshots<T>(
     ec2: &aws_sdk_ec2::Client,
     filters: Vec<Filter>,
     action: &str,
-) -> Result<Vec<Snapshot>, AwsError> {
+    keep: impl Fn(&Snapshot) -> Option<T>,
+) -> Result<Vec<T>, AwsError> {
     let mut pages = ec2
         .describe_snapshots()
         .owner_ids("self")
@@ -370,7 +372,7 @@ async fn own_snapshots(
     let mut out = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| aws_error(action, e))?;
-        out.extend(page.snapshots().iter().cloned());
+        out.extend(page.snapshots().iter().filter_map(&keep));
     }
     Ok(out)
 }
@@ -383,21 +385,17 @@ pub async fn list_delete_on_snapshots(
     let fixed = [filter("tag-key", &["DeleteOn".to_string()])];
     let mut out = Vec::new();
     for filters in batches(&fixed, "volume-id", volume_ids) {
-        for s in &own_snapshots(ec2, filters, "listing DeleteOn snapshots").await? {
-            let (Some(id), Some(start)) = (s.snapshot_id(), s.start_time()) else {
-                continue;
-            };
-            let Ok(start_time) = Timestamp::from_second(start.secs()) else {
-                continue;
-            };
-            out.push(OldSnapshot {
-                id: id.to_string(),
+        let old = own_snapshots(ec2, filters, "listing DeleteOn snapshots", |s| {
+            Some(OldSnapshot {
+                id: s.snapshot_id()?.to_string(),
                 volume_id: s.volume_id().map(String::from),
                 description: s.description().unwrap_or_default().to_string(),
-                start_time,
+                start_time: Timestamp::from_second(s.start_time()?.secs()).ok()?,
                 tags: tag_map(s.tags()),
-            });
-        }
+            })
+        })
+        .await?;
+        out.extend(old);
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)

@@ -59,12 +59,9 @@ pub struct Chain {
 }
 
 impl RunOptions {
-    /// The rate a paced operation starts at: the previous link's, else the runner's default.
-    pub fn start_rate(&self, op: &str) -> f64 {
-        self.chain
-            .as_ref()
-            .and_then(|c| c.rates.get(op).copied())
-            .unwrap_or(super::pace::START_RATE)
+    /// The send rate the previous link of the run reached for `op`, if any.
+    pub fn carried_rate(&self, op: &str) -> Option<f64> {
+        self.chain.as_ref().and_then(|c| c.rates.get(op).copied())
     }
 }
 
@@ -199,10 +196,7 @@ mod tests {
     #[test]
     fn a_link_starts_at_the_rate_the_previous_link_reached() {
         let first = RunOptions::default();
-        assert_eq!(
-            first.start_rate("CreateSnapshot"),
-            super::super::pace::START_RATE
-        );
+        assert_eq!(first.carried_rate("CreateSnapshot"), None);
         let next = RunOptions {
             chain: Some(Chain {
                 function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
@@ -212,10 +206,7 @@ mod tests {
             }),
             ..RunOptions::default()
         };
-        assert_eq!(next.start_rate("CreateSnapshot"), 31.5);
-        assert_eq!(
-            next.start_rate("CreateSnapshots"),
-            super::super::pace::START_RATE
-        );
+        assert_eq!(next.carried_rate("CreateSnapshot"), Some(31.5));
+        assert_eq!(next.carried_rate("CreateSnapshots"), None);
     }
 }

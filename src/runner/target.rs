@@ -527,15 +527,15 @@ async fn run_target_in_span(
             run_key: &run_key,
             opts,
             inv: &inv,
-            pace_single: Pacer::new(
+            pace_single: Pacer::for_link(
                 "CreateSnapshot",
                 &clients.calls,
-                opts.start_rate("CreateSnapshot"),
+                opts.carried_rate("CreateSnapshot"),
             ),
-            pace_sets: Pacer::new(
+            pace_sets: Pacer::for_link(
                 "CreateSnapshots",
                 &clients.calls,
-                opts.start_rate("CreateSnapshots"),
+                opts.carried_rate("CreateSnapshots"),
             ),
         };
         let jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
