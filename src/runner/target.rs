@@ -589,7 +589,12 @@ async fn run_target_in_span(
         }
     }
     report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+    // Pruning needs neither the inventory nor (in a later link) the run's own listing: free them
+    // before the history is read, the largest listing of the run.
+    drop(inv);
     if continuing {
+        existing.clear();
+        existing.shrink_to_fit();
         let phase = Instant::now();
         existing =
             ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
@@ -614,7 +619,8 @@ async fn run_target_in_span(
     // Prune. New snapshots join as pending: never deleted, never counted (a listing made after
     // the creations may already hold some of them).
     let mut snaps: Vec<retention::Snap> = existing.iter().map(ManagedSnapshot::to_snap).collect();
-    let listed: BTreeSet<String> = existing.iter().map(|s| s.id.clone()).collect();
+    drop(existing);
+    let listed: BTreeSet<String> = snaps.iter().map(|s| s.id.clone()).collect();
     for c in &report.created {
         if let Some(id) = c.snapshot_id.as_ref().filter(|id| !listed.contains(*id)) {
             snaps.push(retention::Snap {

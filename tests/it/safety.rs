@@ -76,6 +76,7 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
     forged["retention"] = json!({"days": 1, "min_snapshots": 0});
     let report = ebssnap::lambda::handle(&c, forged, deadline, None)
         .await
+        .map(|a| serde_json::to_value(a).unwrap())
         .expect("a successful run");
     let created: Vec<&str> = report["created"]
         .as_array()
@@ -105,6 +106,7 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
     let before = c.calls.snapshot();
     let report = ebssnap::lambda::handle(&c, honest, deadline, None)
         .await
+        .map(|a| serde_json::to_value(a).unwrap())
         .unwrap();
     assert!(report.get("warnings").is_none(), "{report}");
     assert_eq!(
@@ -127,6 +129,7 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
     ] {
         let answer = ebssnap::lambda::handle(&c, event.clone(), deadline, None)
             .await
+            .map(|a| serde_json::to_value(a).unwrap())
             .unwrap_or_else(|e| panic!("{event}: {e:?}"));
         assert_eq!(answer["kind"], "unknown_target", "{answer}");
         assert!(answer["message"].as_str().unwrap().contains("nothing done"));
