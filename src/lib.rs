@@ -5,7 +5,7 @@
 //! - [`aws`]: every AWS call, behind intent-level wrappers that count calls and classify errors,
 //!   and the table of operations the runner calls (the IAM policy is generated from it).
 //! - [`runner`]: a target run and a policy sweep, over the AWS layer and the core.
-//! - [`webhook`]: delivering failure tickets, and a local receiver.
+//! - [`webhook`]: delivering failure tickets; [`receiver`]: `webhook serve`, a local receiver.
 //! - [`error`]: the runner's error type, exit codes and Lambda error types.
 //! - [`cli`] and [`lambda`]: the two thin shells of the `ebssnap` binary.
 //! - [`provider`]: the Terraform provider (feature `provider`).
@@ -18,5 +18,6 @@ pub mod lambda;
 pub mod migrate;
 #[cfg(feature = "provider")]
 pub mod provider;
+pub mod receiver;
 pub mod runner;
 pub mod webhook;

@@ -1,5 +1,5 @@
-//! Delivering failure tickets to the policy's webhook (DESIGN §7), and a small local receiver
-//! for wiring and testing ticket systems.
+//! Delivering failure tickets to the policy's webhook (docs/tickets.md). The local receiver,
+//! `webhook serve`, is [`crate::receiver`].
 //!
 //! Delivery: https only (plain http for loopback), one body signed per attempt, `Idempotency-Key`
 //! = `dedup_key` on every attempt, bounded retries with exponential backoff and jitter, honouring
@@ -301,123 +301,6 @@ pub async fn deliver(url: &str, t: &Ticket, opts: &DeliveryOptions) -> TicketOut
     }
 }
 
-/// One ticket received by [`serve`].
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub body: String,
-    pub idempotency_key: Option<String>,
-    /// `None`: no secret to verify with; `Some(Ok)`: valid; `Some(Err)`: why not.
-    pub verified: Option<Result<(), String>>,
-}
-
-/// The largest ticket [`serve`] reads; a larger body is refused (HTTP 413).
-pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
-/// How far a signature's time may be from the receiver's clock (seconds).
-pub const SIGNATURE_WINDOW: i64 = 300;
-
-/// Signatures already accepted within the window: a second delivery of the same `t` and `v1` is
-/// a replay (a retry is signed anew, with a new time).
-#[derive(Default)]
-struct Replays(std::collections::BTreeMap<String, i64>);
-
-impl Replays {
-    /// Records `header` seen at `now`; false when it was already seen within the window.
-    fn first_time(&mut self, header: &str, now: i64) -> bool {
-        self.0.retain(|_, seen| now - *seen <= 2 * SIGNATURE_WINDOW);
-        self.0.insert(header.trim().to_string(), now).is_none()
-    }
-}
-
-/// Whether an address to listen on is a loopback one.
-pub fn is_loopback_listen(listen: &str) -> bool {
-    match listen.parse::<std::net::SocketAddr>() {
-        Ok(a) => a.ip().is_loopback(),
-        Err(_) => listen.starts_with("localhost:"),
-    }
-}
-
-/// A local receiver: accepts POSTed tickets on `listen`, verifies their signature with `secret`
-/// when given (refusing replays within the window), and hands each to `on_ticket`. Bodies over
-/// [`MAX_BODY_BYTES`] are refused. Stops after `count` tickets.
-pub fn serve(
-    listen: &str,
-    secret: Option<&Secret>,
-    count: Option<usize>,
-    mut on_ticket: impl FnMut(&Received),
-) -> Result<(), String> {
-    let server =
-        tiny_http::Server::http(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let mut seen = 0usize;
-    let mut replays = Replays::default();
-    for mut req in server.incoming_requests() {
-        if req.method() != &tiny_http::Method::Post {
-            let _ = req.respond(
-                tiny_http::Response::from_string("POST tickets here\n").with_status_code(405),
-            );
-            continue;
-        }
-        if req.body_length().is_some_and(|n| n as u64 > MAX_BODY_BYTES) {
-            let _ = req.respond(
-                tiny_http::Response::from_string("ticket too large\n").with_status_code(413),
-            );
-            continue;
-        }
-        let mut raw = Vec::new();
-        let read = std::io::Read::read_to_end(
-            &mut std::io::Read::take(req.as_reader(), MAX_BODY_BYTES + 1),
-            &mut raw,
-        );
-        if raw.len() as u64 > MAX_BODY_BYTES {
-            let _ = req.respond(
-                tiny_http::Response::from_string("ticket too large\n").with_status_code(413),
-            );
-            continue;
-        }
-        let body = match read.ok().and_then(|_| String::from_utf8(raw).ok()) {
-            Some(b) => b,
-            None => {
-                let _ = req.respond(
-                    tiny_http::Response::from_string("unreadable body\n").with_status_code(400),
-                );
-                continue;
-            }
-        };
-        let header = |name: &'static str| {
-            req.headers()
-                .iter()
-                .find(|h| h.field.equiv(name))
-                .map(|h| h.value.as_str().to_string())
-        };
-        let now = jiff::Timestamp::now().as_second();
-        let verified = secret.map(|s| match header("X-Ebssnap-Signature") {
-            None => Err("unsigned".to_string()),
-            Some(h) => ticket::verify(s.expose(), &h, body.as_bytes(), now, SIGNATURE_WINDOW)
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    if replays.first_time(&h, now) {
-                        Ok(())
-                    } else {
-                        Err("replayed: this signature was already accepted".to_string())
-                    }
-                }),
-        });
-        let ok = !matches!(verified, Some(Err(_)));
-        let received = Received {
-            body,
-            idempotency_key: header("Idempotency-Key"),
-            verified,
-        };
-        on_ticket(&received);
-        let status = if ok { 200 } else { 401 };
-        let _ = req.respond(tiny_http::Response::from_string("{}").with_status_code(status));
-        seen += 1;
-        if count.is_some_and(|c| seen >= c) {
-            break;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,24 +327,5 @@ mod tests {
             let e = WebhookSecret::parse(bad).unwrap_err();
             assert!(!e.contains("tok3n") && !e.contains("s1gn"), "{e}");
         }
-    }
-
-    #[test]
-    fn a_signature_is_accepted_once_within_the_window() {
-        let mut r = Replays::default();
-        assert!(r.first_time("t=100,v1=ab", 100));
-        assert!(!r.first_time("t=100,v1=ab", 150));
-        assert!(r.first_time("t=101,v1=cd", 150));
-        // Long after the window the old entry is forgotten (verify refuses it as stale anyway).
-        assert!(r.first_time("t=100,v1=ab", 100 + 3 * SIGNATURE_WINDOW));
-    }
-
-    #[test]
-    fn loopback_listen_addresses() {
-        assert!(is_loopback_listen("127.0.0.1:8080"));
-        assert!(is_loopback_listen("[::1]:8080"));
-        assert!(is_loopback_listen("localhost:8080"));
-        assert!(!is_loopback_listen("0.0.0.0:8080"));
-        assert!(!is_loopback_listen("10.1.2.3:8080"));
     }
 }

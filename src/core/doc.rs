@@ -412,17 +412,69 @@ fn check_notify(n: &NotifyDoc) -> Result<(), String> {
 }
 
 /// A plain webhook URL is stored in the schedule (readable with `scheduler:GetSchedule`), so it
-/// must not carry a credential: no userinfo, no query string.
+/// must not carry a credential: no userinfo, no query string, and no path of the shapes that
+/// chat and ticket services put their tokens in (Slack's `/services/…`, Discord's and Teams'
+/// webhook paths, a known token prefix, or a long random-looking path segment such as
+/// `/webhook/<token>`).
 pub fn webhook_url_without_credential(u: &str) -> Result<(), String> {
     let parsed = url::Url::parse(u).map_err(|_| "the webhook URL is not a URL".to_string())?;
-    if !parsed.username().is_empty() || parsed.password().is_some() || parsed.query().is_some() {
-        return Err(
-            "the webhook URL carries a credential (userinfo or a query string); store it in a \
-             Secrets Manager secret and set failure_webhook_secret_arn instead"
-                .into(),
-        );
+    let where_ = if !parsed.username().is_empty() || parsed.password().is_some() {
+        Some("userinfo")
+    } else if parsed.query().is_some() {
+        Some("a query string")
+    } else if credential_path(parsed.host_str().unwrap_or_default(), parsed.path()) {
+        Some("a path that looks like a token")
+    } else {
+        None
+    };
+    match where_ {
+        Some(what) => Err(format!(
+            "the webhook URL carries a credential ({what}); store the URL in a Secrets Manager \
+             secret ({{\"url\": \"...\", \"signing_secret\": \"...\"}}) and set \
+             failure_webhook_secret_arn instead"
+        )),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Token prefixes of well-known services (Slack, GitHub, GitLab, Stripe, AWS keys).
+const TOKEN_PREFIXES: [&str; 8] = [
+    "xoxb-",
+    "xoxp-",
+    "xapp-",
+    "ghp_",
+    "github_pat_",
+    "glpat-",
+    "sk_live_",
+    "AKIA",
+];
+
+/// Whether a URL's path has the shape of a webhook that embeds its secret.
+fn credential_path(host: &str, path: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let known = (host == "hooks.slack.com"
+        && (path.starts_with("/services/") || path.starts_with("/workflows/")))
+        || ((host == "discord.com" || host == "discordapp.com")
+            && path.starts_with("/api/webhooks/"))
+        || host.ends_with(".webhook.office.com")
+        || (host == "outlook.office.com" && path.starts_with("/webhook"))
+        || host == "hooks.zapier.com"
+        || (host == "chat.googleapis.com" && path.contains("/messages"));
+    known
+        || path
+            .split('/')
+            .any(|seg| TOKEN_PREFIXES.iter().any(|p| seg.starts_with(p)) || random_looking(seg))
+}
+
+/// A path segment of 20 or more token characters mixing letters and digits: what a generated
+/// token looks like, and what a readable path (`/ebssnap/tickets`, `/v1/events`) does not.
+fn random_looking(seg: &str) -> bool {
+    seg.len() >= 20
+        && seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && seg.bytes().any(|b| b.is_ascii_digit())
+        && seg.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
 fn valid_name_chars(name: &str) -> bool {
@@ -549,6 +601,32 @@ pub fn to_input<T: Serialize>(doc: &T) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_webhook_urls_with_a_credential_shape_are_refused() {
+        for bad in [
+            "https://user:pw@tickets.example.com/hook",
+            "https://tickets.example.com/hook?token=abc",
+            "https://hooks.slack.com/services/T0000/B0000/XXXXXXXX",
+            "https://discord.com/api/webhooks/123/abc",
+            "https://acme.webhook.office.com/webhookb2/x",
+            "https://hooks.zapier.com/hooks/catch/1/abc/",
+            "https://tickets.example.com/webhook/9f8e7d6c5b4a39281706f5e4",
+            "https://tickets.example.com/in/xoxb-short",
+            "https://tickets.example.com/in/ghp_abc",
+        ] {
+            let e = webhook_url_without_credential(bad).unwrap_err();
+            assert!(e.contains("failure_webhook_secret_arn"), "{bad}: {e}");
+            assert!(!e.contains("XXXXXXXX") && !e.contains("9f8e7d6c"), "{e}");
+        }
+        for good in [
+            "https://tickets.example.com/ebssnap/failures",
+            "https://events.example.com/v1/integrations/ebs-snapshot-failures",
+            "http://127.0.0.1:8080/hook",
+        ] {
+            assert_eq!(webhook_url_without_credential(good), Ok(()), "{good}");
+        }
+    }
+
     use super::*;
 
     fn policy_json() -> &'static str {

@@ -374,8 +374,10 @@ pub struct Adoption {
 
 /// The snapshots to adopt into `policy/target`: ebs_snapper's (a `DeleteOn` tag and its
 /// description format) of the `selected` volumes, not yet ebssnap's. Each gets the
-/// `ebssnap:policy/target/volume` tags and `ebssnap:run = adopted-<start time>`, so retention
-/// and the minimum apply to it from the next run.
+/// `ebssnap:policy/target/volume` tags and `ebssnap:run = adopted-<start time>-<snapshot id>`,
+/// so retention and the minimum apply to it from the next run. The snapshot id makes each adopted
+/// snapshot its own restore point: two of one volume started in the same second are not one run
+/// (the `duplicate_run` rule would delete one of them).
 pub fn adoption_plan(
     snapshots: &[OldSnapshot],
     selected: &BTreeSet<String>,
@@ -399,15 +401,21 @@ pub fn adoption_plan(
                     (TAG_POLICY.to_string(), policy.to_string()),
                     (TAG_TARGET.to_string(), target.to_string()),
                     (TAG_VOLUME.to_string(), vol.clone()),
-                    (TAG_RUN.to_string(), format!("adopted-{start}")),
+                    (TAG_RUN.to_string(), format!("adopted-{start}-{}", s.id)),
                 ]),
             })
         })
         .collect()
 }
 
+/// A Terraform string literal. JSON's escapes are HCL's, and Terraform reads `${` and `%{` in a
+/// quoted string as template sequences, so those are doubled (`$${`, `%%{`): a value from
+/// ebs_snapper's table reaches the configuration as the literal it was.
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
+    serde_json::to_string(s)
+        .unwrap_or_default()
+        .replace("${", "$${")
+        .replace("%{", "%%{")
 }
 
 fn list(values: &[String]) -> String {
@@ -661,8 +669,72 @@ mod tests {
         let plan = adoption_plan(&snaps, &BTreeSet::from(["vol-1".to_string()]), "std", "web");
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].snapshot_id, "snap-a");
-        assert_eq!(plan[0].tags["ebssnap:run"], "adopted-2026-11-01T05:00:00Z");
+        assert_eq!(
+            plan[0].tags["ebssnap:run"],
+            "adopted-2026-11-01T05:00:00Z-snap-a"
+        );
         assert_eq!(plan[0].tags["ebssnap:volume"], "vol-1");
+    }
+
+    /// Two of ebs_snapper's snapshots of one volume that share a start second (the emulator
+    /// stamps whole seconds) are two restore points once adopted: the planner keeps both under a
+    /// minimum of two, where one shared run key made `duplicate_run` delete one.
+    #[test]
+    fn adopted_snapshots_are_each_their_own_restore_point() {
+        use crate::core::retention::{self, Scope, Snap, SnapState};
+        let ours = "Created from i-1 by EbsSnapper(0.10.0) for ami-1 from vol-1";
+        let old = |id: &str| OldSnapshot {
+            id: id.into(),
+            volume_id: Some("vol-1".into()),
+            description: ours.into(),
+            start_time: "2026-11-01T05:00:00Z".parse().unwrap(),
+            tags: BTreeMap::from([("DeleteOn".to_string(), "2026-11-05".to_string())]),
+        };
+        let plan = adoption_plan(
+            &[old("snap-a"), old("snap-b")],
+            &BTreeSet::from(["vol-1".to_string()]),
+            "std",
+            "web",
+        );
+        assert_eq!(plan.len(), 2);
+        assert_ne!(plan[0].tags["ebssnap:run"], plan[1].tags["ebssnap:run"]);
+        let snaps: Vec<Snap> = plan
+            .iter()
+            .map(|a| Snap {
+                id: a.snapshot_id.clone(),
+                owned: true,
+                policy: Some("std".into()),
+                target: Some("web".into()),
+                volume: "vol-1".into(),
+                run: Some(a.tags["ebssnap:run"].clone()),
+                state: SnapState::Completed,
+                start_time: "2026-11-01T05:00:00Z".parse().unwrap(),
+            })
+            .collect();
+        let rules = crate::core::doc::Rules {
+            days: 1,
+            min_snapshots: 2,
+            max_snapshots: None,
+            orphan_delete_after_days: None,
+        };
+        let decided = retention::plan(
+            &Scope::Target {
+                policy: "std",
+                target: "web",
+            },
+            &snaps,
+            |_| rules,
+            |_| false,
+            "2026-12-01T00:00:00Z".parse().unwrap(),
+        );
+        assert!(decided.delete.is_empty(), "{:?}", decided.delete);
+        assert_eq!(decided.keep.len(), 2);
+    }
+
+    #[test]
+    fn template_sequences_reach_terraform_as_literals() {
+        assert_eq!(quote("a ${var.x} %{ if } b"), r#""a $${var.x} %%{ if } b""#);
+        assert_eq!(quote("$ and % alone"), r#""$ and % alone""#);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod guide;
 pub mod limits;
 pub mod metrics;
 pub mod migrate;
+pub mod raise;
 pub mod report;
 pub mod retention;
 pub mod schedule;

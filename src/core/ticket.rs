@@ -7,7 +7,6 @@ use sha2::Sha256;
 
 use crate::core::doc::Invocation;
 use crate::core::guide::{Category, guide};
-use crate::core::report::Report;
 
 pub const EVENT_FAILED: &str = "snapshot.failed";
 pub const EVENT_OVERDUE: &str = "snapshot.overdue";
@@ -106,6 +105,20 @@ pub struct Ticket {
     pub runner_version: String,
 }
 
+impl RunInfo {
+    /// A run's kind and key with the scheduler's context attributes that were substituted.
+    pub fn of(kind: &str, key: &str, inv: Option<&Invocation>) -> RunInfo {
+        RunInfo {
+            kind: kind.into(),
+            key: key.into(),
+            scheduled_time: inv.and_then(|i| i.scheduled_time()).map(String::from),
+            execution_id: inv.and_then(|i| i.execution_id()).map(String::from),
+            attempt: inv.and_then(|i| i.attempt()).map(String::from),
+            schedule_arn: inv.and_then(|i| i.schedule_arn()).map(String::from),
+        }
+    }
+}
+
 /// `<policy>/<target>/<volume or reference>/<category>`: stable while one problem lasts.
 pub fn problem_key(policy: &str, target: Option<&str>, about: &str, category: Category) -> String {
     format!(
@@ -126,7 +139,7 @@ pub const VOLUME_CATEGORIES: [Category; 5] = [
 ];
 
 /// Fills a failure's category, action and problem key from the response guide.
-fn annotate(
+pub(crate) fn annotate(
     mut f: TicketFailure,
     policy: &str,
     target: Option<&str>,
@@ -146,221 +159,6 @@ pub struct Context {
     pub region: Option<String>,
     pub occurred_at: String,
     pub invocation: Option<Invocation>,
-}
-
-fn run_info(report: &Report, inv: Option<&Invocation>) -> RunInfo {
-    RunInfo {
-        kind: report.kind.to_string(),
-        key: report.run_key.clone(),
-        scheduled_time: inv.and_then(|i| i.scheduled_time()).map(String::from),
-        execution_id: inv.and_then(|i| i.execution_id()).map(String::from),
-        attempt: inv.and_then(|i| i.attempt()).map(String::from),
-        schedule_arn: inv.and_then(|i| i.schedule_arn()).map(String::from),
-    }
-}
-
-fn summary(r: &Report) -> Summary {
-    Summary {
-        volumes_selected: r.volumes_selected,
-        created: r.created.len(),
-        deleted: r.deleted.len(),
-        skipped: r.skipped.len(),
-        failed: r.failures.len(),
-        overdue: r.overdue.len(),
-        error_snapshots: r.error_snapshots.len(),
-        duration_ms: r.duration_ms,
-    }
-}
-
-/// The day of a timestamp string (`2026-11-26T05:00:00Z` → `2026-11-26`).
-fn day(ts: &str) -> &str {
-    ts.get(..10).unwrap_or(ts)
-}
-
-/// The ticket a report calls for, if any: failed volumes (a run or a sweep), snapshots found in
-/// state `error`, or overdue volumes (a sweep). One ticket per run or sweep.
-pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
-    let mut failures: Vec<TicketFailure> = report
-        .failures
-        .iter()
-        .map(|f| TicketFailure {
-            volume_id: (!f.volume_id.is_empty()).then(|| f.volume_id.clone()),
-            instance_id: f.instance_id.clone(),
-            device: f.device.clone(),
-            snapshot_id: f.snapshot_id.clone(),
-            target: None,
-            code: f.code.clone(),
-            message: f.message.clone(),
-            retryable: f.retryable,
-            ..Default::default()
-        })
-        .zip(report.failures.iter())
-        .map(|(t, f)| {
-            let about = match (&f.reference, f.volume_id.as_str()) {
-                (Some(r), _) => r.clone(),
-                (None, "") => f.instance_id.clone().unwrap_or_else(|| "run".into()),
-                (None, v) => v.to_string(),
-            };
-            annotate(t, &report.policy, report.target.as_deref(), &about)
-        })
-        .collect();
-    for e in &report.error_snapshots {
-        let f = TicketFailure {
-            volume_id: Some(e.volume_id.clone()),
-            instance_id: None,
-            device: None,
-            snapshot_id: Some(e.snapshot_id.clone()),
-            target: Some(e.target.clone()),
-            code: "SnapshotError".into(),
-            message: format!(
-                "snapshot {} of {} ended in state error",
-                e.snapshot_id, e.volume_id
-            ),
-            retryable: true,
-            dedup_key: Some(format!("{}/{}/{}", report.policy, e.target, e.snapshot_id)),
-            ..Default::default()
-        };
-        failures.push(annotate(f, &report.policy, None, &e.volume_id));
-    }
-    let failed = !failures.is_empty();
-    for o in &report.overdue {
-        let f = TicketFailure {
-            volume_id: Some(o.volume_id.clone()),
-            instance_id: o.instance_id.clone(),
-            device: o.device.clone(),
-            snapshot_id: o.newest_snapshot_id.clone(),
-            target: Some(o.target.clone()),
-            code: "Overdue".into(),
-            message: match &o.newest_at {
-                Some(at) => format!(
-                    "newest completed snapshot: {at}, older than twice the schedule's interval ({} s)",
-                    o.interval_seconds
-                ),
-                None => format!(
-                    "no completed snapshot, though the volume and the schedule are older than twice its interval ({} s)",
-                    o.interval_seconds
-                ),
-            },
-            retryable: true,
-            dedup_key: Some(format!(
-                "{}/{}/{}/{}",
-                report.policy,
-                o.target,
-                o.volume_id,
-                day(&ctx.occurred_at)
-            )),
-            ..Default::default()
-        };
-        failures.push(annotate(f, &report.policy, None, &o.volume_id));
-    }
-    if failures.is_empty() {
-        return None;
-    }
-    let event = if failed { EVENT_FAILED } else { EVENT_OVERDUE };
-    let severity = severity(report, &failures);
-    let dedup_key = match (&report.target, report.kind) {
-        (Some(t), _) => format!("{}/{}/{}", report.policy, t, report.run_key),
-        (None, _) => format!(
-            "{}/sweep/{}/{}",
-            report.policy,
-            event,
-            day(&ctx.occurred_at)
-        ),
-    };
-    Some(Ticket {
-        ebssnap: 1,
-        event: event.into(),
-        severity: severity.into(),
-        dedup_key,
-        occurred_at: ctx.occurred_at.clone(),
-        account: ctx.account.clone(),
-        region: ctx.region.clone(),
-        policy: report.policy.clone(),
-        target: report.target.clone(),
-        run: run_info(report, ctx.invocation.as_ref()),
-        failures,
-        summary: summary(report),
-        runner_version: env!("CARGO_PKG_VERSION").into(),
-        ..Default::default()
-    })
-}
-
-/// Severity that means something:
-/// - `critical`: a volume has had no completed snapshot for more than two intervals (overdue),
-///   or the whole target failed (nothing was created and something failed, or the selection
-///   itself failed);
-/// - `error`: a volume failed for a reason a person must look at;
-/// - `warning`: every failure is transient, so the next run is expected to fix it.
-///
-/// (`info` is for `snapshot.recovered`.)
-fn severity(report: &Report, failures: &[TicketFailure]) -> &'static str {
-    let whole_target = report.kind == "run"
-        && report.created.is_empty()
-        && (report.volumes_selected == 0 || !report.failures.is_empty());
-    let selection = report.failures.iter().any(|f| f.code == "EmptySelection");
-    if !report.overdue.is_empty() || (whole_target && !report.failures.is_empty()) || selection {
-        "critical"
-    } else if failures
-        .iter()
-        .all(|f| f.category == Category::Transient.as_str())
-    {
-        "warning"
-    } else {
-        "error"
-    }
-}
-
-/// The `snapshot.recovered` ticket a report calls for, if any volume recovered.
-pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
-    if report.recovered.is_empty() {
-        return None;
-    }
-    let recovered: Vec<TicketRecovered> = report
-        .recovered
-        .iter()
-        .map(|r| TicketRecovered {
-            problem_keys: VOLUME_CATEGORIES
-                .iter()
-                .map(|c| problem_key(&report.policy, Some(&r.target), &r.volume_id, *c))
-                .collect(),
-            target: r.target.clone(),
-            volume_id: r.volume_id.clone(),
-            instance_id: r.instance_id.clone(),
-            device: r.device.clone(),
-            snapshot_id: r.snapshot_id.clone(),
-            previous_at: r.previous_at.clone(),
-        })
-        .collect();
-    let resolves = recovered
-        .iter()
-        .flat_map(|r| r.problem_keys.iter().cloned())
-        .collect();
-    let dedup_key = match &report.target {
-        Some(t) => format!("{}/{}/{}/recovered", report.policy, t, report.run_key),
-        None => format!(
-            "{}/sweep/{}/{}",
-            report.policy,
-            EVENT_RECOVERED,
-            day(&ctx.occurred_at)
-        ),
-    };
-    Some(Ticket {
-        ebssnap: 1,
-        event: EVENT_RECOVERED.into(),
-        severity: "info".into(),
-        dedup_key,
-        occurred_at: ctx.occurred_at.clone(),
-        account: ctx.account.clone(),
-        region: ctx.region.clone(),
-        policy: report.policy.clone(),
-        target: report.target.clone(),
-        run: run_info(report, ctx.invocation.as_ref()),
-        failures: vec![],
-        recovered,
-        resolves,
-        summary: summary(report),
-        runner_version: env!("CARGO_PKG_VERSION").into(),
-    })
 }
 
 /// The ticket of a run that could not run at all (an AWS error before or around the snapshots).
@@ -384,30 +182,7 @@ pub fn run_failed(
         region: ctx.region.clone(),
         policy: policy.into(),
         target: target.map(String::from),
-        run: RunInfo {
-            kind: kind.into(),
-            key: run_key.into(),
-            scheduled_time: ctx
-                .invocation
-                .as_ref()
-                .and_then(|i| i.scheduled_time())
-                .map(String::from),
-            execution_id: ctx
-                .invocation
-                .as_ref()
-                .and_then(|i| i.execution_id())
-                .map(String::from),
-            attempt: ctx
-                .invocation
-                .as_ref()
-                .and_then(|i| i.attempt())
-                .map(String::from),
-            schedule_arn: ctx
-                .invocation
-                .as_ref()
-                .and_then(|i| i.schedule_arn())
-                .map(String::from),
-        },
+        run: RunInfo::of(kind, run_key, ctx.invocation.as_ref()),
         failures: vec![annotate(
             TicketFailure {
                 code: code.into(),
@@ -451,7 +226,7 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    #[error("malformed signature header (expected t=<unix>,v1=<hex>)")]
+    #[error("malformed signature header (expected exactly t=<unix>,v1=<64 lower-case hex>)")]
     Malformed,
     #[error("signature does not match (wrong secret, or the body was changed)")]
     Mismatch,
@@ -459,7 +234,31 @@ pub enum VerifyError {
     Stale(i64),
 }
 
-/// Verifies a signature header in constant time; `tolerance` bounds the timestamp's age.
+/// Reads a signature header strictly: exactly one `t=<unix seconds>` and one `v1=<64 lower-case
+/// hex digits>`, in that order, comma-separated, nothing else (no spaces, no extra fields, no
+/// upper case). One signature has one spelling, so a receiver's replay cache cannot be walked
+/// around by re-spelling a captured header. Gives the time and the MAC.
+pub fn parse_signature(header: &str) -> Result<(i64, [u8; 32]), VerifyError> {
+    let (t, v1) = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .ok_or(VerifyError::Malformed)?;
+    let digits_only = !t.is_empty()
+        && t.len() <= 12
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && !(t.len() > 1 && t.starts_with('0'));
+    let lower_hex = v1.len() == 64 && v1.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !(digits_only && lower_hex) {
+        return Err(VerifyError::Malformed);
+    }
+    let t = t.parse::<i64>().map_err(|_| VerifyError::Malformed)?;
+    let mut m = [0u8; 32];
+    hex::decode_to_slice(v1, &mut m).map_err(|_| VerifyError::Malformed)?;
+    Ok((t, m))
+}
+
+/// Verifies a signature header (read by [`parse_signature`]) in constant time; `tolerance`
+/// bounds the timestamp's age.
 pub fn verify(
     secret: &str,
     header: &str,
@@ -467,18 +266,7 @@ pub fn verify(
     now: i64,
     tolerance: i64,
 ) -> Result<(), VerifyError> {
-    let mut t = None;
-    let mut v1 = None;
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => v1 = hex::decode(v).ok(),
-            _ => {}
-        }
-    }
-    let (Some(t), Some(v1)) = (t, v1) else {
-        return Err(VerifyError::Malformed);
-    };
+    let (t, v1) = parse_signature(header)?;
     let m = mac(secret, t, body).ok_or(VerifyError::Malformed)?;
     m.verify_slice(&v1).map_err(|_| VerifyError::Mismatch)?;
     if (now - t).abs() > tolerance {
@@ -565,6 +353,33 @@ mod tests {
             signature("key", 0, b"The quick brown fox"),
             format!("t=0,v1={want}")
         );
+    }
+
+    #[test]
+    fn a_signature_has_one_spelling() {
+        let body = br#"{"ebssnap":1}"#;
+        let h = signature("s3cret", 1_800_000_000, body);
+        let hex = h.split_once(",v1=").unwrap().1.to_string();
+        assert_eq!(verify("s3cret", &h, body, 1_800_000_000, 300), Ok(()));
+        for variant in [
+            format!("t=1800000000, v1={hex}"),
+            format!(" t=1800000000,v1={hex}"),
+            format!("v1={hex},t=1800000000"),
+            format!("t=1800000000,v1={}", hex.to_uppercase()),
+            format!("t=1800000000,v1={hex},v1={hex}"),
+            format!("t=1800000000,t=1800000000,v1={hex}"),
+            format!("t=1800000000,v1={hex},v0=00"),
+            format!("t=+1800000000,v1={hex}"),
+            format!("t=01800000000,v1={hex}"),
+            format!("t=1800000000,v1={hex}x"),
+        ] {
+            assert_eq!(
+                verify("s3cret", &variant, body, 1_800_000_000, 300),
+                Err(VerifyError::Malformed),
+                "{variant}"
+            );
+        }
+        assert_eq!(parse_signature(&h).unwrap().0, 1_800_000_000);
     }
 
     #[test]

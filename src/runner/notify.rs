@@ -8,6 +8,7 @@ use tracing::{info, warn};
 use super::options::RunOptions;
 use crate::aws::{Clients, secrets, sns};
 use crate::core::doc::{self, PolicyDocument};
+use crate::core::raise;
 use crate::core::report::{Report, TicketOutcome};
 use crate::core::ticket::{self, Ticket};
 use crate::error::{AwsError, Error};
@@ -67,7 +68,7 @@ pub(super) async fn finish(
     let sns = channels.sns.as_deref();
     let result = match result {
         Ok(mut report) => {
-            if let Some(t) = ticket::from_report(&report, &ctx) {
+            if let Some(t) = raise::from_report(&report, &ctx) {
                 if let Some(w) = &webhook {
                     report.ticket = Some(send(w, &t, opts).await);
                 }
@@ -79,7 +80,7 @@ pub(super) async fn finish(
                 }
                 report.ticket_body = Some(t);
             }
-            if let Some(t) = ticket::recovered_from_report(&report, &ctx) {
+            if let Some(t) = raise::recovered_from_report(&report, &ctx) {
                 if let Some(w) = &webhook {
                     report.recovery_ticket = Some(send(w, &t, opts).await);
                 }

@@ -13,7 +13,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::options::RunOptions;
 use crate::aws::ApiCalls;
+use crate::error::AwsError;
 
 /// The rate a run starts at (calls per second): high, so a large run uses the account's burst;
 /// the first throttles bring it down to the refill rate within a few seconds.
@@ -153,6 +155,65 @@ impl<'a> Pacer<'a> {
         };
         tokio::time::sleep_until(tokio::time::Instant::from_std(slot)).await;
     }
+}
+
+/// Calls `call` in `pacer`'s slots, retrying what is retryable (throttling, 5xx, timeouts,
+/// per-volume limits) up to `opts.create_attempts` times. Mutating calls go through a client
+/// without SDK retries, so that every attempt, retries included, is paced and counted; a
+/// volume's own rate limit also waits a backoff of its own. No retry is started past `stop_at`.
+pub(super) async fn paced<T, F, Fut>(
+    pacer: &Pacer<'_>,
+    opts: &RunOptions,
+    what: &str,
+    mut call: F,
+) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AwsError>>,
+{
+    let mut attempt = 1;
+    loop {
+        pacer.wait().await;
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.retryable && attempt < opts.create_attempts => {
+                if opts.out_of_time() {
+                    return Err(e);
+                }
+                if per_volume_limit(&e.code) {
+                    let wait = backoff(opts.backoff, attempt);
+                    if opts.stop_at.is_some_and(|t| Instant::now() + wait >= t) {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+                tracing::debug!(%what, code = %e.code, attempt, "retrying");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Limits of one volume (or of the account's concurrent snapshots): wait before the next try.
+fn per_volume_limit(code: &str) -> bool {
+    matches!(
+        code,
+        "SnapshotCreationPerVolumeRateExceeded" | "ConcurrentSnapshotLimitExceeded"
+    )
+}
+
+/// Exponential backoff with jitter, at most 30 s.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(30));
+    // Cheap jitter (up to a quarter of the wait) without a random-number crate.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    exp + exp.mul_f64(f64::from(nanos % 1000) / 4000.0)
 }
 
 #[cfg(test)]

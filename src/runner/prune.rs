@@ -4,7 +4,7 @@
 use futures::StreamExt;
 
 use super::options::RunOptions;
-use super::pace::{Pacer, START_RATE};
+use super::pace::{Pacer, START_RATE, paced};
 use crate::aws::Clients;
 use crate::aws::ec2::{self, Deleted};
 use crate::core::report::{DeletedSnapshot, Failure, InUse, Report};
@@ -37,7 +37,7 @@ pub(super) async fn prune(
             if opts.out_of_time() {
                 return (d, None);
             }
-            let r = super::target::paced(pacer, opts, &d.snapshot_id, || {
+            let r = paced(pacer, opts, &d.snapshot_id, || {
                 ec2::delete_snapshot(&clients.ec2_writes, &d.snapshot_id)
             })
             .await;

@@ -102,6 +102,7 @@ fn registry_manifest_declares_protocol_6() {
 
 mod tickets {
     use ebssnap::core::doc::Invocation;
+    use ebssnap::core::raise;
     use ebssnap::core::report::{Created, Failure, Overdue, Recovered, Report};
     use ebssnap::core::retention::ErrorSnapshot;
     use ebssnap::core::ticket::{self, Context, Ticket};
@@ -198,15 +199,15 @@ mod tickets {
         vec![
             (
                 "snapshot.failed.json",
-                ticket::from_report(&run, &ctx()).unwrap(),
+                raise::from_report(&run, &ctx()).unwrap(),
             ),
             (
                 "snapshot.overdue.json",
-                ticket::from_report(&sweep, &sweep_ctx).unwrap(),
+                raise::from_report(&sweep, &sweep_ctx).unwrap(),
             ),
             (
                 "snapshot.failed-sweep.json",
-                ticket::from_report(&errored, &sweep_ctx).unwrap(),
+                raise::from_report(&errored, &sweep_ctx).unwrap(),
             ),
             (
                 "run.failed.json",
@@ -222,7 +223,7 @@ mod tickets {
             ),
             (
                 "snapshot.recovered.json",
-                ticket::recovered_from_report(&back, &ctx()).unwrap(),
+                raise::recovered_from_report(&back, &ctx()).unwrap(),
             ),
         ]
     }
@@ -347,7 +348,7 @@ mod tickets {
                 retryable: false,
                 reference: None,
             });
-            ticket::from_report(&r, &ctx()).unwrap()
+            raise::from_report(&r, &ctx()).unwrap()
         };
         let a = run("2026-11-26T05:00:00Z", "IncorrectState");
         let b = run("2026-11-27T05:00:00Z", "IncorrectState");
@@ -390,7 +391,7 @@ mod tickets {
             reference: None,
         });
         assert_eq!(
-            ticket::from_report(&none, &ctx()).unwrap().severity,
+            raise::from_report(&none, &ctx()).unwrap().severity,
             "critical"
         );
     }
@@ -418,12 +419,12 @@ mod tickets {
             reference: None,
         });
         assert_eq!(
-            ticket::from_report(&report, &later).unwrap().dedup_key,
+            raise::from_report(&report, &later).unwrap().dedup_key,
             a.dedup_key
         );
         report.failures.clear();
         assert!(
-            ticket::from_report(&report, &later).is_none(),
+            raise::from_report(&report, &later).is_none(),
             "nothing failed: no ticket"
         );
     }

@@ -109,6 +109,9 @@ async fn stanzas_from_the_table_become_terraform_that_selects_what_ebs_snapper_s
     let (db, db_root) = fleet::instance(&c, &[("Role", "db")]).await;
     let db_data = fleet::volume(&c, &[("Role", "db-data")]).await;
     fleet::attach(&c, &db_data, &db, "/dev/sdg").await;
+    // A value with Terraform's template sequences: it must reach the .tf as a literal.
+    let (_templated, templated_root) =
+        fleet::instance(&c, &[("Note", "cost ${center} %{x}")]).await;
 
     seed_table(
         &m,
@@ -123,6 +126,7 @@ async fn stanzas_from_the_table_become_terraform_that_selects_what_ebs_snapper_s
             // ignore lists and ignore_retention (lossy).
             ("db", json!({"match": {"tag:Role": "db"}, "snapshot": {"retention": "30 days", "minimum": 7, "frequency": "1 day"},
                           "ignore": [db_data], "ignore_retention": true})),
+            ("templated", json!({"match": {"tag:Note": "cost ${center} %{x}"}, "snapshot": {"retention": "2 days", "minimum": 1, "frequency": "1 day"}})),
         ],
     )
     .await;
@@ -193,6 +197,11 @@ async fn stanzas_from_the_table_become_terraform_that_selects_what_ebs_snapper_s
         volumes(&m, "db"),
         BTreeSet::from([db_root.clone()]),
         "ignore → exclude"
+    );
+    assert_eq!(
+        volumes(&m, "templated"),
+        BTreeSet::from([templated_root]),
+        "`${{` and `%{{` round-trip as literals:\n{generated}"
     );
     let _ = backup_yes;
 
@@ -391,31 +400,46 @@ async fn adopt_tags_only_ebs_snappers_snapshots_of_selected_volumes_and_the_next
         "a second adopt is a no-op"
     );
 
-    // 40 days later a run keeps the minimum (2: the new one and the newest adopted) and prunes the rest.
-    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 40)).to_string();
-    let run = ebssnap(
-        &m.env(),
-        &[
-            "run",
-            "--policy",
-            "std",
-            "--target",
-            "db",
-            "--run-key",
-            "r1",
-            "--now",
-            &later,
-            "--json",
-        ],
+    // 40 days later a run keeps the minimum: 2 completed restore points. The two adopted
+    // snapshots share a start second but are two restore points (their run keys differ), and the
+    // run's own new snapshot is still pending in its plan, so nothing is deleted: before, one
+    // shared key made `duplicate_run` delete one of them below the minimum.
+    let at = |days: i64| {
+        (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * days)).to_string()
+    };
+    let run_at = |key: &str, days: i64| {
+        let run = ebssnap(
+            &m.env(),
+            &[
+                "run",
+                "--policy",
+                "std",
+                "--target",
+                "db",
+                "--run-key",
+                key,
+                "--now",
+                &at(days),
+                "--json",
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["snapshot_id"].as_str().unwrap().to_string())
+            .collect::<Vec<String>>()
+    };
+    let first = run_at("r1", 40);
+    assert!(
+        first.is_empty(),
+        "both adopted restore points kept: {first:?}"
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let deleted: Vec<String> = run.json()["deleted"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["snapshot_id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(deleted.len(), 1, "{}", run.stdout);
+    // The next run: r1's snapshot is completed now, so the minimum is r1 and the newest adopted
+    // one; the other adopted one is past retention and goes.
+    let deleted = run_at("r2", 41);
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
     assert!(deleted[0] == old1 || deleted[0] == old2);
     let left = fleet::snapshots(&c).await;
     for s in [&unselected, &by_hand, &other_tool] {

@@ -514,8 +514,23 @@ fn webhook_serve_refuses_big_bodies_and_replays() {
         }
         crate::proxy::raw(port, "POST", "/", &headers, body).0
     };
-    let big = vec![b'x'; 1024 * 1024 + 10];
-    assert_eq!(post(&big, None), 413);
+    // A body over 1 MiB is refused from its Content-Length, before it is read: a client that
+    // asks first (`Expect: 100-continue`, as curl does for big bodies) gets 413 and never sends it.
+    assert_eq!(post(b"{}", None), 401, "unsigned, with a secret set");
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            1024 * 1024 + 10
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&head));
+    }
     let body = br#"{"ebssnap":1,"event":"snapshot.failed"}"#;
     let sig = ticket::signature(SECRET, Timestamp::now().as_second(), body);
     assert_eq!(post(body, Some(&sig)), 200);
@@ -524,9 +539,43 @@ fn webhook_serve_refuses_big_bodies_and_replays() {
         401,
         "the same signature twice is a replay"
     );
+    // Re-spelled variants of the captured header are refused too (one spelling per signature).
+    let hex = sig.split_once(",v1=").unwrap().1;
+    for variant in [
+        format!("{sig},v1={hex}"),
+        format!("{sig} "),
+        sig.replace(",v1=", ", v1="),
+        format!(
+            "t={},v1={}",
+            sig[2..].split(',').next().unwrap(),
+            hex.to_uppercase()
+        ),
+    ] {
+        assert_eq!(post(body, Some(&variant)), 401, "{variant}");
+    }
+    // Not JSON: refused, and its bytes never reach the terminal.
+    assert_eq!(post(b"\x1b[2J\x1b]0;owned\x07", None), 401);
+    // A slow sender (headers sent, body promised and never finished) holds its connection
+    // open; a signed ticket on another connection is still answered: connections are served
+    // concurrently (the old receiver read bodies one request at a time and stalled here).
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut slow,
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .unwrap();
+    // A second verified ticket (signed a second later: a new MAC) is the second counted one.
+    std::thread::sleep(Duration::from_millis(1100));
+    let later = ticket::signature(SECRET, Timestamp::now().as_second(), body);
+    assert_eq!(post(body, Some(&later)), 200);
+    drop(slow);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("replayed"), "{stdout}");
+    assert!(
+        !stdout.contains('\x1b'),
+        "a terminal escape reached stdout: {stdout:?}"
+    );
 }
 
 /// Item 8: EC2's 200 filter values per call hold with the instance-state filter counted, and

@@ -513,6 +513,12 @@ fn webhook_test_and_serve_work_together_and_verify_signatures() {
         "{}",
         bad.stdout
     );
+    // Only verified tickets count toward --count: the receiver is still up after the bad one.
+    let again = ebssnap(
+        &[("EBSSNAP_WEBHOOK_SECRET", SECRET.into())],
+        &["webhook", "test", "--url", &url],
+    );
+    assert_eq!(again.code, 0, "{}{}", again.stdout, again.stderr);
     let out = serve.wait_with_output().unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
@@ -746,7 +752,7 @@ fn webhook_serve_json_lines_forwards_verified_tickets_only() {
             "--listen",
             &listen,
             "--count",
-            "2",
+            "1",
             "--json-lines",
         ])
         .env("EBSSNAP_WEBHOOK_SECRET", SECRET)
@@ -763,7 +769,8 @@ fn webhook_serve_json_lines_forwards_verified_tickets_only() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let url = format!("http://{listen}/hook");
-    for secret in [SECRET, "wrong"] {
+    // Only verified tickets count: the wrong one first, then the one that ends the receiver.
+    for secret in ["wrong", SECRET] {
         ebssnap(
             &[("EBSSNAP_WEBHOOK_SECRET", secret.into())],
             &["webhook", "test", "--url", &url],

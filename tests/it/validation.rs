@@ -247,6 +247,22 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "carries a credential",
         ),
         (
+            "Slack webhook path in a plain webhook URL",
+            policy_ok(
+                "  failure_webhook_url = \"https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX\"",
+            ),
+            "failure_webhook_url",
+            "a path that looks like a token",
+        ),
+        (
+            "long token in a plain webhook URL's path",
+            policy_ok(
+                "  failure_webhook_url = \"https://tickets.example.com/webhook/9f8e7d6c5b4a39281706f5e4\"",
+            ),
+            "failure_webhook_url",
+            "failure_webhook_secret_arn",
+        ),
+        (
             "two webhooks",
             policy_ok(
                 "  failure_webhook_url = \"https://hooks.example.com/ebs\"\n  failure_webhook_secret_arn = \"arn:aws:secretsmanager:us-east-1:123456789012:secret:hook-AbCdEf\"",

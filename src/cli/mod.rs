@@ -1,0 +1,102 @@
+//! The `ebssnap` command line (docs/runner.md, "The CLI"). A thin shell: one file per command,
+//! each with its flags, help examples and `exec`; this file only parses and dispatches.
+
+mod adopt;
+mod common;
+mod migrate;
+mod output;
+mod run;
+mod snapshots;
+mod sweep;
+mod volumes;
+mod webhook;
+
+use clap::{Parser, Subcommand};
+
+pub use common::{EXIT_CODES, Global, LogFormat, init_logging};
+
+use crate::error::Error;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ebssnap",
+    version,
+    about = "Scheduled EBS snapshots: the ebssnap runner",
+    long_about = "Scheduled EBS snapshots: the ebssnap runner.\n\n\
+        Runs what the ebssnap Terraform provider schedules (a target's snapshots, a policy's \
+        sweep), by hand or as an AWS Lambda function (when AWS_LAMBDA_RUNTIME_API is set), and \
+        shows what a selector matches and what each snapshot's future is.",
+    after_help = EXIT_CODES,
+    after_long_help = concat!(
+        "Examples:\n",
+        "  ebssnap volumes --policy std --target web      # what target web selects now\n",
+        "  ebssnap run --policy std --target web --dry-run\n",
+        "  ebssnap snapshots --policy std                 # restore points and when each expires\n",
+        "\n",
+        "Environment: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL; NO_COLOR; and the runner's own\n",
+        "settings, listed in docs/runner.md (the log filter, the fallback signing secret, ...).\n",
+        "\n",
+        "Exit codes:\n",
+        "  0  ok\n",
+        "  1  some volume (or ticket, or check) failed; every other one was still processed\n",
+        "  2  bad input or configuration (a flag, a file, an unknown policy or target)\n",
+        "  3  AWS or infrastructure error (credentials, network, throttling); may succeed on retry",
+    )
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Snapshot a target's volumes now and prune its expired snapshots
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", run::EXAMPLES))]
+    Run(run::RunArgs),
+    /// Prune every snapshot of a policy (removed targets and orphans included), as its
+    /// `_policy` schedule does
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", sweep::EXAMPLES))]
+    Sweep(sweep::SweepArgs),
+    /// Show the volumes a target's selector matches now
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", volumes::EXAMPLES))]
+    Volumes(volumes::VolumesArgs),
+    /// Failure tickets: send a sample, or receive and verify them locally
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", webhook::EXAMPLES))]
+    Webhook(webhook::WebhookArgs),
+    /// Take over ebs_snapper's snapshots (DeleteOn) of the volumes a target selects, so the
+    /// policy's retention and minimum apply to them. Lists them unless --yes; never deletes
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", adopt::EXAMPLES))]
+    Adopt(adopt::AdoptArgs),
+    /// Move to ebssnap from another tool
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", migrate::EXAMPLES))]
+    Migrate(migrate::MigrateArgs),
+    /// List a policy's managed snapshots and when each expires
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", snapshots::EXAMPLES))]
+    Snapshots(snapshots::SnapshotsArgs),
+}
+
+/// Runs the CLI and returns the process exit code.
+pub async fn main(cli: Cli) -> i32 {
+    match dispatch(&cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ebssnap: error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> Result<i32, Error> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Run(a) => run::exec(g, a).await,
+        Command::Sweep(a) => sweep::exec(g, a).await,
+        Command::Volumes(a) => volumes::exec(g, a).await,
+        Command::Webhook(a) => webhook::exec(g, a).await,
+        Command::Adopt(a) => adopt::exec(g, a).await,
+        Command::Migrate(a) => migrate::exec(g, a).await,
+        Command::Snapshots(a) => snapshots::exec(g, a).await,
+    }
+}

@@ -1,0 +1,212 @@
+//! Which ticket a run's report raises (docs/tickets.md): failures, overdue volumes and `error`
+//! snapshots become one `snapshot.*` ticket, and volumes that came back one `snapshot.recovered`.
+//! The ticket's format, its signature and the ticket of a run that could not run at all are in
+//! [`crate::core::ticket`], below both this module and the report.
+
+use crate::core::guide::Category;
+use crate::core::report::Report;
+use crate::core::ticket::*;
+
+fn summary(r: &Report) -> Summary {
+    Summary {
+        volumes_selected: r.volumes_selected,
+        created: r.created.len(),
+        deleted: r.deleted.len(),
+        skipped: r.skipped.len(),
+        failed: r.failures.len(),
+        overdue: r.overdue.len(),
+        error_snapshots: r.error_snapshots.len(),
+        duration_ms: r.duration_ms,
+    }
+}
+
+/// The day of a timestamp string (`2026-11-26T05:00:00Z` → `2026-11-26`).
+fn day(ts: &str) -> &str {
+    ts.get(..10).unwrap_or(ts)
+}
+
+/// The ticket a report calls for, if any: failed volumes (a run or a sweep), snapshots found in
+/// state `error`, or overdue volumes (a sweep). One ticket per run or sweep.
+pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let mut failures: Vec<TicketFailure> = report
+        .failures
+        .iter()
+        .map(|f| TicketFailure {
+            volume_id: (!f.volume_id.is_empty()).then(|| f.volume_id.clone()),
+            instance_id: f.instance_id.clone(),
+            device: f.device.clone(),
+            snapshot_id: f.snapshot_id.clone(),
+            target: None,
+            code: f.code.clone(),
+            message: f.message.clone(),
+            retryable: f.retryable,
+            ..Default::default()
+        })
+        .zip(report.failures.iter())
+        .map(|(t, f)| {
+            let about = match (&f.reference, f.volume_id.as_str()) {
+                (Some(r), _) => r.clone(),
+                (None, "") => f.instance_id.clone().unwrap_or_else(|| "run".into()),
+                (None, v) => v.to_string(),
+            };
+            annotate(t, &report.policy, report.target.as_deref(), &about)
+        })
+        .collect();
+    for e in &report.error_snapshots {
+        let f = TicketFailure {
+            volume_id: Some(e.volume_id.clone()),
+            instance_id: None,
+            device: None,
+            snapshot_id: Some(e.snapshot_id.clone()),
+            target: Some(e.target.clone()),
+            code: "SnapshotError".into(),
+            message: format!(
+                "snapshot {} of {} ended in state error",
+                e.snapshot_id, e.volume_id
+            ),
+            retryable: true,
+            dedup_key: Some(format!("{}/{}/{}", report.policy, e.target, e.snapshot_id)),
+            ..Default::default()
+        };
+        failures.push(annotate(f, &report.policy, None, &e.volume_id));
+    }
+    let failed = !failures.is_empty();
+    for o in &report.overdue {
+        let f = TicketFailure {
+            volume_id: Some(o.volume_id.clone()),
+            instance_id: o.instance_id.clone(),
+            device: o.device.clone(),
+            snapshot_id: o.newest_snapshot_id.clone(),
+            target: Some(o.target.clone()),
+            code: "Overdue".into(),
+            message: match &o.newest_at {
+                Some(at) => format!(
+                    "newest completed snapshot: {at}, older than twice the schedule's interval ({} s)",
+                    o.interval_seconds
+                ),
+                None => format!(
+                    "no completed snapshot, though the volume and the schedule are older than twice its interval ({} s)",
+                    o.interval_seconds
+                ),
+            },
+            retryable: true,
+            dedup_key: Some(format!(
+                "{}/{}/{}/{}",
+                report.policy,
+                o.target,
+                o.volume_id,
+                day(&ctx.occurred_at)
+            )),
+            ..Default::default()
+        };
+        failures.push(annotate(f, &report.policy, None, &o.volume_id));
+    }
+    if failures.is_empty() {
+        return None;
+    }
+    let event = if failed { EVENT_FAILED } else { EVENT_OVERDUE };
+    let severity = severity(report, &failures);
+    let dedup_key = match (&report.target, report.kind) {
+        (Some(t), _) => format!("{}/{}/{}", report.policy, t, report.run_key),
+        (None, _) => format!(
+            "{}/sweep/{}/{}",
+            report.policy,
+            event,
+            day(&ctx.occurred_at)
+        ),
+    };
+    Some(Ticket {
+        ebssnap: 1,
+        event: event.into(),
+        severity: severity.into(),
+        dedup_key,
+        occurred_at: ctx.occurred_at.clone(),
+        account: ctx.account.clone(),
+        region: ctx.region.clone(),
+        policy: report.policy.clone(),
+        target: report.target.clone(),
+        run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
+        failures,
+        summary: summary(report),
+        runner_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    })
+}
+
+/// Severity that means something:
+/// - `critical`: a volume has had no completed snapshot for more than two intervals (overdue),
+///   or the whole target failed (nothing was created and something failed, or the selection
+///   itself failed);
+/// - `error`: a volume failed for a reason a person must look at;
+/// - `warning`: every failure is transient, so the next run is expected to fix it.
+///
+/// (`info` is for `snapshot.recovered`.)
+fn severity(report: &Report, failures: &[TicketFailure]) -> &'static str {
+    let whole_target = report.kind == "run"
+        && report.created.is_empty()
+        && (report.volumes_selected == 0 || !report.failures.is_empty());
+    let selection = report.failures.iter().any(|f| f.code == "EmptySelection");
+    if !report.overdue.is_empty() || (whole_target && !report.failures.is_empty()) || selection {
+        "critical"
+    } else if failures
+        .iter()
+        .all(|f| f.category == Category::Transient.as_str())
+    {
+        "warning"
+    } else {
+        "error"
+    }
+}
+
+/// The `snapshot.recovered` ticket a report calls for, if any volume recovered.
+pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    if report.recovered.is_empty() {
+        return None;
+    }
+    let recovered: Vec<TicketRecovered> = report
+        .recovered
+        .iter()
+        .map(|r| TicketRecovered {
+            problem_keys: VOLUME_CATEGORIES
+                .iter()
+                .map(|c| problem_key(&report.policy, Some(&r.target), &r.volume_id, *c))
+                .collect(),
+            target: r.target.clone(),
+            volume_id: r.volume_id.clone(),
+            instance_id: r.instance_id.clone(),
+            device: r.device.clone(),
+            snapshot_id: r.snapshot_id.clone(),
+            previous_at: r.previous_at.clone(),
+        })
+        .collect();
+    let resolves = recovered
+        .iter()
+        .flat_map(|r| r.problem_keys.iter().cloned())
+        .collect();
+    let dedup_key = match &report.target {
+        Some(t) => format!("{}/{}/{}/recovered", report.policy, t, report.run_key),
+        None => format!(
+            "{}/sweep/{}/{}",
+            report.policy,
+            EVENT_RECOVERED,
+            day(&ctx.occurred_at)
+        ),
+    };
+    Some(Ticket {
+        ebssnap: 1,
+        event: EVENT_RECOVERED.into(),
+        severity: "info".into(),
+        dedup_key,
+        occurred_at: ctx.occurred_at.clone(),
+        account: ctx.account.clone(),
+        region: ctx.region.clone(),
+        policy: report.policy.clone(),
+        target: report.target.clone(),
+        run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
+        failures: vec![],
+        recovered,
+        resolves,
+        summary: summary(report),
+        runner_version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
