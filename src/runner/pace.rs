@@ -28,10 +28,6 @@ const DECREASE: f64 = 0.8;
 const INCREASE_PER_SECOND: f64 = 0.05;
 /// The shortest adjustment window: throttles within it are one signal.
 const MIN_WINDOW: Duration = Duration::from_millis(250);
-/// A link resuming a run sends this many times the rate the previous link reached until its
-/// first throttle: the bucket refilled while the links changed over, and those tokens are the
-/// run's to spend.
-const RESUME_PROBE: f64 = 2.0;
 
 /// The pure AIMD rate: decisions depend only on the time and the throttle count given.
 #[derive(Debug, Clone)]
@@ -40,8 +36,6 @@ pub struct Rate {
     next: Instant,
     throttles_seen: u64,
     last_change: Instant,
-    /// While spending a refilled bucket: the rate to return to at the first throttle.
-    resume_at: Option<f64>,
 }
 
 impl Rate {
@@ -51,25 +45,12 @@ impl Rate {
             next: now,
             throttles_seen: 0,
             last_change: now,
-            resume_at: None,
         }
     }
 
-    /// The rate of a link that resumes a run at `rate` (the previous link's): it first spends
-    /// what the bucket refilled during the changeover, at `RESUME_PROBE` times `rate`, and goes
-    /// back to `rate` at its first throttle, without the multiplicative cut.
-    pub fn resuming(rate: f64, now: Instant) -> Rate {
-        let base = rate.clamp(MIN_RATE, MAX_RATE);
-        Rate {
-            rate: (base * RESUME_PROBE).min(MAX_RATE),
-            resume_at: Some(base),
-            ..Rate::new(base, now)
-        }
-    }
-
-    /// The sustained rate: while spending a refilled bucket, the rate it will return to.
+    /// The current send rate.
     pub fn per_second(&self) -> f64 {
-        self.resume_at.unwrap_or(self.rate)
+        self.rate
     }
 
     /// Adjusts the rate to the throttles seen so far, and reserves the next send slot.
@@ -79,18 +60,13 @@ impl Rate {
         let window = Duration::from_secs_f64(4.0 / self.rate).max(MIN_WINDOW);
         if throttles > self.throttles_seen {
             self.throttles_seen = throttles;
-            if let Some(base) = self.resume_at.take() {
-                // The refilled bucket is spent: back to the rate the previous link had reached.
-                self.rate = base;
-                self.last_change = now;
-                self.next = self.next.max(now) + Duration::from_secs_f64(1.0 / self.rate);
-            } else if since >= window {
+            if since >= window {
                 self.rate = (self.rate * DECREASE).max(MIN_RATE);
                 self.last_change = now;
                 // Let the bucket refill a little before the next send.
                 self.next = self.next.max(now) + Duration::from_secs_f64(1.0 / self.rate);
             }
-        } else if self.resume_at.is_none() && since >= Duration::from_secs(1) {
+        } else if since >= Duration::from_secs(1) {
             // Additive-style increase, by time: a quiet second raises the rate 5%.
             let grow = (1.0 + INCREASE_PER_SECOND).powf(since.as_secs_f64().min(10.0));
             self.rate = (self.rate * grow).min(MAX_RATE);
@@ -119,14 +95,15 @@ impl<'a> Pacer<'a> {
         }
     }
 
-    /// The pacer of a run's next link: `carried` is the rate the previous link had reached
-    /// (`Rate::resuming`); without one it starts at `START_RATE`.
+    /// The pacer of a run's next link: it starts at `carried`, the rate the previous link had
+    /// reached, but never above `START_RATE`, and cuts at its first throttle like any pacer. The
+    /// marker travels in an event anyone allowed to invoke the function can forge, so it may only
+    /// slow a run down, never raise its pressure on the account's EC2 budget. (Sending above the
+    /// carried rate until the first throttle, to spend the bucket refilled between links, was
+    /// measured to gain nothing: docs/benchmarks.md.)
     pub fn for_link(op: &'static str, calls: &'a ApiCalls, carried: Option<f64>) -> Pacer<'a> {
         let now = Instant::now();
-        let rate = match carried {
-            Some(r) => Rate::resuming(r, now),
-            None => Rate::new(START_RATE, now),
-        };
+        let rate = Rate::new(carried.unwrap_or(START_RATE).min(START_RATE), now);
         Pacer {
             op,
             calls,
@@ -252,25 +229,20 @@ mod tests {
     }
 
     #[test]
-    fn a_resuming_link_spends_the_refilled_bucket_then_returns_to_its_rate() {
+    fn a_forged_carried_rate_starts_at_most_at_the_default_and_is_cut_at_the_first_throttle() {
+        let calls = ApiCalls::default();
+        let forged = Pacer::for_link("CreateSnapshot", &calls, Some(10_000.0));
+        assert_eq!(forged.per_second(), START_RATE);
+        let slower = Pacer::for_link("CreateSnapshot", &calls, Some(12.5));
+        assert_eq!(slower.per_second(), 12.5);
         let t0 = Instant::now();
-        let mut r = Rate::resuming(10.0, t0);
-        // Twice the carried rate, reported as the carried rate, not raised by quiet seconds.
-        let a = r.reserve(t0, 0);
-        let b = r.reserve(t0, 0);
-        assert_eq!(b.duration_since(a), Duration::from_millis(50));
-        assert_eq!(r.per_second(), 10.0);
-        r.reserve(t0 + Duration::from_secs(3), 0);
-        assert_eq!(r.per_second(), 10.0);
-        // The first throttle: back to the carried rate, without the 20% cut.
-        let later = t0 + Duration::from_secs(4);
-        r.reserve(later, 2);
-        assert_eq!(r.per_second(), 10.0);
-        let c = r.reserve(later + Duration::from_millis(300), 2);
-        let d = r.reserve(later + Duration::from_millis(300), 2);
-        assert_eq!(d.duration_since(c), Duration::from_millis(100));
-        // From then on, plain AIMD: the next throttle cuts.
-        r.reserve(later + Duration::from_secs(2), 3);
-        assert!((r.per_second() - 8.0).abs() < 1e-9, "{}", r.per_second());
+        let mut r = Rate::new(10_000.0_f64.min(START_RATE), t0);
+        r.reserve(t0, 0);
+        r.reserve(t0 + Duration::from_secs(1), 1);
+        assert!(
+            (r.per_second() - START_RATE * DECREASE).abs() < 1e-9,
+            "{}",
+            r.per_second()
+        );
     }
 }
