@@ -22,6 +22,10 @@ pub enum Error {
     /// Bad input or configuration: fix the input; retrying will not help (exit 2).
     #[error("{0}")]
     Input(String),
+    /// A Lambda event the runner refuses to act on (a run key its schedule could not have
+    /// sent): nothing was done; answered as `rejected_event`, never a ticket.
+    #[error("event rejected: {0}")]
+    Rejected(String),
     /// AWS or infrastructure trouble (exit 3); may succeed on retry.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -36,7 +40,7 @@ impl From<DocError> for Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Input(_) => exit::BAD_INPUT,
+            Error::Input(_) | Error::Rejected(_) => exit::BAD_INPUT,
             Error::Aws(_) => exit::AWS,
         }
     }
@@ -44,7 +48,7 @@ impl Error {
     /// The Lambda error type: Scheduler's retry policy only helps with retryable errors.
     pub fn lambda_type(&self) -> &'static str {
         match self {
-            Error::Input(_) => "NonRetryable",
+            Error::Input(_) | Error::Rejected(_) => "NonRetryable",
             Error::Aws(e) if e.retryable => "Retryable",
             Error::Aws(_) => "NonRetryable",
         }

@@ -121,7 +121,8 @@ fn failure_message(report: &Report) -> String {
 #[serde(untagged)]
 pub enum Answer {
     Report(Box<Report>),
-    /// The event named a policy or target that no longer exists: nothing done.
+    /// Nothing done: the event named a policy or target that no longer exists
+    /// (`unknown_target`), or it was refused (`rejected_event`).
     Unknown(Value),
 }
 
@@ -132,6 +133,11 @@ enum Outcome {
     Unknown {
         what: String,
         message: String,
+    },
+    /// The event's run key is not one its schedule could have sent: nothing done.
+    Rejected {
+        what: String,
+        reason: String,
     },
 }
 
@@ -158,7 +164,11 @@ async fn run(
             "a continuation event needs the invoked function's ARN".into(),
         ));
     }
-    let resolved = documents::resolve_event(clients, event).await?;
+    let link = documents::Link {
+        number: continuation.as_ref().map_or(1, |c| c.link),
+        run_key: continuation.as_ref().map(|c| c.run_key.as_str()),
+    };
+    let resolved = documents::resolve_event(clients, event, link, opts.now).await?;
     if let Resolved::Run { interval, .. } = &resolved {
         opts.interval = *interval;
     }
@@ -177,6 +187,11 @@ async fn run(
             warnings,
         } => match runner::run_target(clients, &policy, &target, opts).await {
             Ok(r) => with_warnings(r, warnings),
+            Err(Error::Rejected(reason)) => {
+                let what = format!("target {}/{}", policy.policy, target.target);
+                tracing::warn!(event = %what, "event rejected: {reason}; nothing done");
+                return Ok(Outcome::Rejected { what, reason });
+            }
             Err(e) => {
                 failed(&policy.policy, Some(&target.target), "run");
                 return Err(e);
@@ -190,6 +205,7 @@ async fn run(
             }
         },
         Resolved::Unknown { what, message } => return Ok(Outcome::Unknown { what, message }),
+        Resolved::Rejected { what, reason } => return Ok(Outcome::Rejected { what, reason }),
     };
     // A link that handed the run on reports again at the end of the chain.
     if report.continued_in_link.is_none() {
@@ -219,6 +235,12 @@ pub async fn handle(
             "kind": "unknown_target",
             "unknown": what,
             "message": message,
+        }))),
+        // Refused: success (a retry would be refused too), no ticket, logged.
+        Ok(Outcome::Rejected { what, reason }) => Ok(Answer::Unknown(json!({
+            "kind": "rejected_event",
+            "event": what,
+            "reason": reason,
         }))),
         Ok(Outcome::Report(report)) if report.failed() => {
             Err(diagnostic("Retryable", failure_message(&report)))

@@ -13,3 +13,4 @@ pub mod schedule;
 pub mod select;
 pub mod tags;
 pub mod ticket;
+pub mod trust;

@@ -39,6 +39,10 @@ pub fn next_event(
 /// Hands the rest of the run to the next link when the chain allows it, with the send rates
 /// this link reached; records the unstarted volumes as continued (true) or as failures (false:
 /// this link must prune and report).
+///
+/// A link that created nothing does not continue: the next link would start no better off, and
+/// a continuation is accepted only for a run whose snapshots carry its key (a forged marker
+/// names a run that never started).
 pub async fn hand_off(
     clients: &Clients,
     target: &TargetDocument,
@@ -49,6 +53,11 @@ pub async fn hand_off(
     report: &mut Report,
 ) -> bool {
     let why = match &opts.chain {
+        Some(chain) if report.created.is_empty() => format!(
+            "the run made no progress in link {} (no snapshot created before the deadline margin), \
+             so it is not continued; raise the function's timeout",
+            chain.link
+        ),
         Some(chain) if chain.link < opts.max_links => {
             let next = chain.link + 1;
             let payload = next_event(target, run_key, next, rates)

@@ -13,8 +13,9 @@ use tracing::warn;
 use crate::aws::{Clients, scheduler};
 use jiff::{SignedDuration, Timestamp};
 
-use crate::core::doc::{self, Document, PolicyDocument, TargetDocument};
+use crate::core::doc::{self, Document, Invocation, PolicyDocument, TargetDocument};
 use crate::core::schedule;
+use crate::core::trust::{self, ScheduleFacts};
 use crate::error::Error;
 
 /// Loads a policy document from its `_policy` schedule; a missing one is bad input.
@@ -45,13 +46,21 @@ pub async fn load_target(
 }
 
 async fn find_policy(clients: &Clients, policy: &str) -> Result<Option<PolicyDocument>, Error> {
+    Ok(find_policy_schedule(clients, policy).await?.map(|(p, _)| p))
+}
+
+/// The policy document and the facts of the `_policy` schedule that holds it.
+async fn find_policy_schedule(
+    clients: &Clients,
+    policy: &str,
+) -> Result<Option<(PolicyDocument, ScheduleFacts)>, Error> {
     doc::validate_policy_name(policy).map_err(Error::Input)?;
-    let Some(text) =
-        scheduler::get_input(&clients.scheduler, policy, scheduler::POLICY_SCHEDULE).await?
+    let Some(spec) =
+        scheduler::get_schedule(&clients.scheduler, policy, scheduler::POLICY_SCHEDULE).await?
     else {
         return Ok(None);
     };
-    let p = doc::parse_policy(&text).map_err(|e| {
+    let p = doc::parse_policy(&spec.input).map_err(|e| {
         Error::Input(format!(
             "schedule {}/{}: {e}",
             scheduler::group_name(policy),
@@ -66,7 +75,17 @@ async fn find_policy(clients: &Clients, policy: &str) -> Result<Option<PolicyDoc
             p.policy
         )));
     }
-    Ok(Some(p))
+    Ok(Some((p, facts(&spec))))
+}
+
+fn facts(spec: &scheduler::ScheduleSpec) -> ScheduleFacts {
+    ScheduleFacts {
+        expression: spec.expression.clone(),
+        timezone: spec.timezone.clone(),
+        flexible_window_minutes: spec.flexible_window_minutes,
+        max_event_age_seconds: spec.max_event_age_seconds,
+        arn: spec.arn.clone(),
+    }
 }
 
 async fn find_target(
@@ -74,6 +93,17 @@ async fn find_target(
     policy: &str,
     target: &str,
 ) -> Result<Option<(TargetDocument, Option<SignedDuration>)>, Error> {
+    Ok(find_target_schedule(clients, policy, target)
+        .await?
+        .map(|(t, i, _)| (t, i)))
+}
+
+/// The target document, its interval and the facts of the schedule that holds it.
+async fn find_target_schedule(
+    clients: &Clients,
+    policy: &str,
+    target: &str,
+) -> Result<Option<(TargetDocument, Option<SignedDuration>, ScheduleFacts)>, Error> {
     doc::validate_policy_name(policy).map_err(Error::Input)?;
     doc::validate_target_name(target).map_err(Error::Input)?;
     let Some(spec) = scheduler::get_schedule(&clients.scheduler, policy, target).await? else {
@@ -94,7 +124,7 @@ async fn find_target(
             t.target
         )));
     }
-    Ok(Some((t, interval)))
+    Ok(Some((t, interval, facts(&spec))))
 }
 
 /// What an event points at, resolved against Scheduler.
@@ -115,6 +145,24 @@ pub enum Resolved {
     },
     /// The policy or target no longer exists: nothing to do, and no ticket.
     Unknown { what: String, message: String },
+    /// The event's run key is not one its schedule could have sent (forged, replayed long
+    /// after, or a placeholder): nothing done, and no ticket (a forger must not page anyone).
+    Rejected { what: String, reason: String },
+}
+
+/// Where an event sits in its run: Scheduler's delivery (link 1, run key from the scheduled
+/// time) or a continuation (a later link, run key from the marker).
+#[derive(Debug, Clone, Copy)]
+pub struct Link<'a> {
+    pub number: u32,
+    pub run_key: Option<&'a str>,
+}
+
+impl Link<'_> {
+    pub const FIRST: Link<'static> = Link {
+        number: 1,
+        run_key: None,
+    };
 }
 
 /// A short fingerprint of a document's settings (its invocation left out), for log lines.
@@ -137,14 +185,68 @@ fn compare<T: serde::Serialize>(what: &str, event: &T, current: &T) -> Option<St
     })
 }
 
-/// Resolves an event (DESIGN §3, "What the runner trusts"): re-reads the documents it points at
-/// from Scheduler and keeps only the event's invocation (scheduled time, execution id, ...).
-pub async fn resolve_event(clients: &Clients, event: Document) -> Result<Resolved, Error> {
+/// Checks the event's run key against the schedule re-read from Scheduler ([`trust`]) and keeps
+/// of its invocation only what matches that schedule. The scheduled time of link 1 becomes the
+/// checked run key; `Err` is why the event is refused.
+fn vouch(
+    invocation: Option<Invocation>,
+    facts: &ScheduleFacts,
+    link: Link<'_>,
+    now: Timestamp,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Invocation>, String> {
+    let raw = match link.run_key {
+        Some(k) => Some(k),
+        None => invocation
+            .as_ref()
+            .and_then(|i| i.scheduled_time.as_deref()),
+    };
+    let key = trust::check_scheduled_time(raw, facts, link.number, now)?;
+    if let Some(carried) = link.run_key
+        && carried != key
+    {
+        return Err(format!(
+            "the continuation's run key {carried:?} is not a run of this schedule (its fire time is {key})"
+        ));
+    }
+    let mut inv = invocation.unwrap_or_default();
+    if link.run_key.is_none() {
+        inv.scheduled_time = Some(key);
+    }
+    let claimed = inv.schedule_arn().map(String::from);
+    let vouched = claimed.is_some() && claimed == facts.arn;
+    if !vouched && (claimed.is_some() || inv.execution_id().is_some() || inv.attempt().is_some()) {
+        warnings.push(format!(
+            "the event's schedule ARN ({}) is not the schedule's ({}): its schedule_arn, \
+             execution_id and attempt are left out of reports and tickets",
+            claimed.as_deref().unwrap_or("absent"),
+            facts.arn.as_deref().unwrap_or("unknown")
+        ));
+    }
+    if !vouched {
+        inv.schedule_arn = None;
+        inv.execution_id = None;
+        inv.attempt = None;
+    }
+    Ok(Some(inv))
+}
+
+/// Resolves an event (docs/design.md, "What the runner trusts"): re-reads the documents it
+/// points at from Scheduler, checks its run key against that schedule and keeps only the
+/// invocation facts that schedule vouches for.
+pub async fn resolve_event(
+    clients: &Clients,
+    event: Document,
+    link: Link<'_>,
+    now: Timestamp,
+) -> Result<Resolved, Error> {
     match event {
         Document::Target(mut ev) => {
             let invocation = ev.invocation.take();
             let (p, t) = (ev.policy.clone(), ev.target.clone());
-            let Some((mut current, interval)) = find_target(clients, &p, &t).await? else {
+            let Some((mut current, interval, facts)) =
+                find_target_schedule(clients, &p, &t).await?
+            else {
                 return Ok(unknown(
                     format!("target {p}/{t}"),
                     format!(
@@ -164,11 +266,14 @@ pub async fn resolve_event(clients: &Clients, event: Document) -> Result<Resolve
                 ));
             };
             current.invocation = None;
-            let warnings: Vec<String> = compare("target", &ev, &current).into_iter().collect();
+            let mut warnings: Vec<String> = compare("target", &ev, &current).into_iter().collect();
+            current.invocation = match vouch(invocation, &facts, link, now, &mut warnings) {
+                Ok(i) => i,
+                Err(reason) => return Ok(rejected(format!("target {p}/{t}"), reason)),
+            };
             for w in &warnings {
                 warn!(policy = %p, target = %t, "{w}");
             }
-            current.invocation = invocation.clone();
             policy.invocation = None;
             Ok(Resolved::Run {
                 policy: Box::new(policy),
@@ -180,7 +285,7 @@ pub async fn resolve_event(clients: &Clients, event: Document) -> Result<Resolve
         Document::Policy(mut ev) => {
             let invocation = ev.invocation.take();
             let p = ev.policy.clone();
-            let Some(mut current) = find_policy(clients, &p).await? else {
+            let Some((mut current, facts)) = find_policy_schedule(clients, &p).await? else {
                 return Ok(unknown(
                     format!("policy {p}"),
                     format!(
@@ -191,17 +296,25 @@ pub async fn resolve_event(clients: &Clients, event: Document) -> Result<Resolve
                 ));
             };
             current.invocation = None;
-            let warnings: Vec<String> = compare("policy", &ev, &current).into_iter().collect();
+            let mut warnings: Vec<String> = compare("policy", &ev, &current).into_iter().collect();
+            current.invocation = match vouch(invocation, &facts, link, now, &mut warnings) {
+                Ok(i) => i,
+                Err(reason) => return Ok(rejected(format!("policy {p}"), reason)),
+            };
             for w in &warnings {
                 warn!(policy = %p, "{w}");
             }
-            current.invocation = invocation;
             Ok(Resolved::Sweep {
                 policy: Box::new(current),
                 warnings,
             })
         }
     }
+}
+
+fn rejected(what: String, reason: String) -> Resolved {
+    warn!(event = %what, "event rejected: {reason}; nothing done");
+    Resolved::Rejected { what, reason }
 }
 
 fn unknown(what: String, message: String) -> Resolved {

@@ -42,9 +42,12 @@ pub(super) async fn finish(
         return result;
     }
     let before = clients.calls.snapshot();
-    let account = match invocation
-        .and_then(|i| i.schedule_arn())
-        .and_then(ticket::account_of_arn)
+    // The account is what ebssnap knows, never what an event claims: the invoked function's own
+    // ARN in the Lambda, the caller identity (STS) otherwise.
+    let account = match opts
+        .chain
+        .as_ref()
+        .and_then(|c| ticket::account_of_arn(&c.function_arn))
     {
         Some(a) => Some(a),
         None => clients.account_id().await,

@@ -430,6 +430,14 @@ async fn run_target_in_span(
         ms = elapsed_ms(phase),
         "read the inventory and the target's snapshots"
     );
+    // A continuation's run key must be a run this target started: its first link creates before
+    // it hands on, so a real continuation finds snapshots carrying the key.
+    if continuing && existing.is_empty() {
+        return Err(Error::Rejected(format!(
+            "the continuation's run key {run_key:?} is not a run of target {}/{}: no snapshot carries it",
+            policy.policy, target.target
+        )));
+    }
     let selected = select::select(&target.select, &target.exclude(), &inv);
     report.volumes_selected = selected.len();
     report

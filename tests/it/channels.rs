@@ -237,9 +237,9 @@ async fn every_lambda_run_writes_one_metrics_line_equal_to_its_report() {
     docs::store_policy(&c, &pol).await;
     let mut event = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
     docs::store_target(&c, &event).await;
-    event["invocation"] = json!({"scheduled_time": "2026-11-26T05:00:00Z", "execution_id": "e-1",
+    event["invocation"] = json!({"scheduled_time": docs::recent_fire(0), "execution_id": "e-1",
                                  "attempt": "1", "schedule_arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/ebssnap-std/web"});
-    let (port, answers) = fake_runtime_api(vec![event, pol]);
+    let (port, answers) = fake_runtime_api(vec![event, docs::with_run(pol, &docs::recent_fire(0))]);
     let mut child = as_lambda(
         std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")),
         &m,

@@ -24,7 +24,8 @@ use crate::moto::Moto;
 use crate::proxy::{Action, Proxy};
 use crate::tickets::Receiver;
 
-const RUN: &str = "2026-11-26T05:00:00Z";
+/// The run of the chain: the latest fire time of the stored schedule (the Lambda checks it).
+static RUN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| docs::recent_fire(0));
 
 macro_rules! moto {
     () => {
@@ -49,7 +50,7 @@ async fn fleet_and_event(m: &Moto, n: usize, receiver: &Receiver) -> (Vec<String
     docs::store_policy(&c, &pol).await;
     let tgt = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
     docs::store_target(&c, &tgt).await;
-    (vols, docs::with_run(tgt, RUN))
+    (vols, docs::with_run(tgt, &RUN))
 }
 
 /// Runs the function as Lambda with EC2 behind `ec2_endpoint` and Invoke on a fake endpoint,
@@ -104,7 +105,7 @@ fn run_chain(
 async fn per_volume(m: &Moto) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for (vol, tags) in fleet::snapshots(&m.clients().await).await.values() {
-        if tags.get("ebssnap:run").map(String::as_str) == Some(RUN) {
+        if tags.get("ebssnap:run").map(String::as_str) == Some(RUN.as_str()) {
             *out.entry(vol.clone()).or_insert(0) += 1;
         }
     }
@@ -126,7 +127,7 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
             "--target",
             "web",
             "--run-key",
-            "2026-11-25T05:00:00Z",
+            docs::recent_fire(1).as_str(),
             "--json",
         ],
     );
@@ -204,20 +205,28 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
 async fn a_run_past_its_link_limit_raises_a_ticket_naming_the_unstarted_volumes() {
     let m = moto!();
     let receiver = Receiver::start(vec![]);
-    let (vols, event) = fleet_and_event(&m, 3, &receiver).await;
-    // 10 s left at every start: inside the 20 s margin, so no link can start anything.
+    let (vols, event) = fleet_and_event(&m, 30, &receiver).await;
+    // One CreateSnapshot per 300 ms and 21.5 s per invocation: each link starts a few volumes.
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(|_, _, body| {
+            if body.contains("Action=CreateSnapshot&") {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Action::Forward
+        }),
+    );
     let (answers, invoked) = run_chain(
         &m,
         event,
-        &m.endpoint(),
-        10_000,
-        &[("EBSSNAP_MAX_LINKS", "3")],
+        &proxy.endpoint(),
+        21_500,
+        &[("EBSSNAP_MAX_LINKS", "2")],
     );
-    assert_eq!(answers.len(), 3);
-    assert_eq!(invoked.len(), 2);
+    assert_eq!(answers.len(), 2);
+    assert_eq!(invoked.len(), 1);
     assert_eq!(answers[0].2["continued_in_link"], 2);
-    assert_eq!(answers[1].2["continued_in_link"], 3);
-    let (_, kind, err) = &answers[2];
+    let (_, kind, err) = &answers[1];
     assert_eq!(kind, "error");
     assert_eq!(err["errorType"], "Retryable");
     let got = receiver.received();
@@ -232,13 +241,53 @@ async fn a_run_past_its_link_limit_raises_a_ticket_naming_the_unstarted_volumes(
             f["volume_id"].as_str().unwrap().to_string()
         })
         .collect();
+    assert!(
+        ticket["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("link 2 of 2")
+    );
+    // Every volume is either snapshotted once or named in the ticket.
+    let done = per_volume(&m).await;
+    assert!(!done.is_empty() && !named.is_empty(), "{done:?}");
+    assert!(done.values().all(|n| *n == 1), "{done:?}");
+    named.extend(done.keys().cloned());
+    named.sort();
+    assert_eq!(named, vols);
+}
+
+#[tokio::test]
+async fn a_link_that_makes_no_progress_does_not_continue() {
+    let m = moto!();
+    let receiver = Receiver::start(vec![]);
+    let (vols, event) = fleet_and_event(&m, 3, &receiver).await;
+    // 10 s left at the start: inside the 20 s margin, so the link cannot start anything.
+    let (answers, invoked) = run_chain(&m, event, &m.endpoint(), 10_000, &[]);
+    assert_eq!(answers.len(), 1);
+    assert!(
+        invoked.is_empty(),
+        "no continuation of a run that made no progress"
+    );
+    let (_, kind, err) = &answers[0];
+    assert_eq!(kind, "error");
+    assert_eq!(err["errorType"], "Retryable");
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "one ticket");
+    let ticket = got[0].json();
+    let mut named: Vec<String> = ticket["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["volume_id"].as_str().unwrap().to_string())
+        .collect();
     named.sort();
     assert_eq!(named, vols);
     assert!(
         ticket["failures"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("link 3 of 3")
+            .contains("made no progress"),
+        "{ticket}"
     );
     assert!(per_volume(&m).await.is_empty());
 }
@@ -285,7 +334,7 @@ async fn throttling_storms_never_duplicate_or_miss_a_volume() {
         "--target",
         "web",
         "--run-key",
-        RUN,
+        RUN.as_str(),
         "--json",
         "--concurrency",
         "16",

@@ -15,6 +15,25 @@ pub fn target(policy: &str, name: &str, select: Value) -> Value {
     json!({"ebssnap": 1, "kind": "target", "policy": policy, "target": name, "select": select})
 }
 
+/// The `n`-th most recent fire time (0 = the latest) of the schedule `store_target` writes
+/// (`cron(0 5 * * ? *)`, UTC): a scheduled time the Lambda accepts from that schedule.
+pub fn recent_fire(n: usize) -> String {
+    let expr = ebssnap::core::schedule::parse(TARGET_SCHEDULE).expect("valid expression");
+    let now = jiff::Timestamp::now();
+    let from = now - jiff::SignedDuration::from_hours(24 * (n as i64 + 2));
+    let fires: Vec<jiff::Timestamp> =
+        ebssnap::core::schedule::next_fires(&expr, &jiff::tz::TimeZone::UTC, from, n + 4)
+            .into_iter()
+            .filter(|t| *t <= now)
+            .collect();
+    fires[fires.len() - 1 - n]
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The schedule expression of every target `store_target` writes.
+pub const TARGET_SCHEDULE: &str = "cron(0 5 * * ? *)";
+
 pub fn with_run(mut doc: Value, scheduled_time: &str) -> Value {
     doc["invocation"] = json!({"scheduled_time": scheduled_time});
     doc
@@ -43,7 +62,7 @@ pub async fn store_policy(c: &Clients, doc: &Value) {
 pub async fn store_target(c: &Clients, doc: &Value) {
     let p = doc["policy"].as_str().unwrap();
     let name = doc["target"].as_str().unwrap();
-    store(c, p, name, doc, "cron(0 5 * * ? *)").await;
+    store(c, p, name, doc, TARGET_SCHEDULE).await;
 }
 
 async fn store(c: &Clients, policy: &str, name: &str, doc: &Value, expr: &str) {

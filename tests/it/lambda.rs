@@ -194,11 +194,13 @@ async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     docs::store_policy(&c, &pol).await;
     let mut placeholders = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
     docs::store_target(&c, &placeholders).await;
-    placeholders["invocation"] = json!({"scheduled_time": "2026-11-26T05:00:00Z", "execution_id": "e-1",
+    let run = docs::recent_fire(0);
+    placeholders["invocation"] = json!({"scheduled_time": run, "execution_id": "e-1",
                                          "attempt": "1", "schedule_arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/ebssnap-std/web"});
     let mut bad = placeholders.clone();
     bad["select"]["volume_tagz"] = json!({});
-    let events = vec![placeholders.clone(), bad, pol.clone(), placeholders];
+    let sweep = docs::with_run(pol.clone(), &run);
+    let events = vec![placeholders.clone(), bad, sweep, placeholders];
     let (port, answers) = fake_runtime_api(events);
 
     let mut child = as_lambda(
@@ -226,7 +228,7 @@ async fn the_binary_serves_lambda_invocations_with_typed_errors() {
 
     let (id, kind, report) = &got[0];
     assert_eq!((id.as_str(), kind.as_str()), ("req-0", "response"));
-    assert_eq!(report["run_key"], "2026-11-26T05:00:00Z");
+    assert_eq!(report["run_key"], run.as_str());
     assert_eq!(report["created"][0]["volume_id"], vol.as_str());
 
     let (id, kind, err) = &got[1];

@@ -25,4 +25,5 @@ mod safety;
 mod terraform;
 mod tf;
 mod tickets;
+mod trust;
 mod validation;

@@ -210,7 +210,7 @@ async fn the_static_bootstrap_answers_a_lambda_invocation_in_an_empty_environmen
         serde_json::json!({"volume_tags": {"Backup": "yes"}}),
     );
     crate::docs::store_target(&c, &stored).await;
-    let target = crate::docs::with_run(stored, "2026-11-26T05:00:00Z");
+    let target = crate::docs::with_run(stored, &crate::docs::recent_fire(0));
     let (port, answers) =
         crate::lambda::fake_runtime_api(vec![target, serde_json::json!({"ebssnap": 9})]);
     let mut child = crate::lambda::as_lambda(&bootstrap, &m, port)

@@ -71,7 +71,7 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
     // The event asks for other volumes and a 1-day retention: neither is what the schedule says.
     let mut forged = docs::with_run(
         docs::target("std", "web", json!({"volume_tags": {"Other": "yes"}})),
-        "2026-11-26T05:00:00Z",
+        &docs::recent_fire(1),
     );
     forged["retention"] = json!({"days": 1, "min_snapshots": 0});
     let report = ebssnap::lambda::handle(&c, forged, deadline, None)
@@ -101,7 +101,7 @@ async fn the_event_is_a_pointer_and_the_schedules_documents_are_used() {
     // The same event with the schedule's document: no warning.
     let honest = docs::with_run(
         docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}})),
-        "2026-11-27T05:00:00Z",
+        &docs::recent_fire(0),
     );
     let before = c.calls.snapshot();
     let report = ebssnap::lambda::handle(&c, honest, deadline, None)
@@ -345,7 +345,7 @@ async fn failing_target(c: &ebssnap::aws::Clients, receiver: &Receiver) -> Value
         json!({"volume_ids": ["vol-0123456789abcdef0"]}),
     );
     docs::store_target(c, &tgt).await;
-    docs::with_run(tgt, "2026-11-26T05:00:00Z")
+    docs::with_run(tgt, &docs::recent_fire(0))
 }
 
 /// Items 5 and 6: the Lambda reads the environment as the CLI does (signed ticket, attempts,
