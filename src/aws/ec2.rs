@@ -466,8 +466,9 @@ pub async fn create_snapshot(
     })
 }
 
-/// Creates a crash-consistent set of an instance's volumes: EC2 copies each volume's tags
-/// (`CopyTagsFromSource=volume`); `tags` are the shared ebssnap tags. Returns (snapshot, volume).
+/// Creates a crash-consistent set of an instance's volumes; `tags` are the shared ebssnap tags,
+/// and with `copy_volume_tags` EC2 copies each volume's own tags (`CopyTagsFromSource=volume`).
+/// Returns (snapshot, volume).
 pub async fn create_snapshots(
     ec2: &aws_sdk_ec2::Client,
     instance_id: &str,
@@ -475,6 +476,7 @@ pub async fn create_snapshots(
     exclude_data_volumes: &[String],
     description: &str,
     tags: &[(String, String)],
+    copy_volume_tags: bool,
 ) -> Result<Vec<(String, String)>, AwsError> {
     let spec = InstanceSpecification::builder()
         .instance_id(instance_id)
@@ -487,7 +489,9 @@ pub async fn create_snapshots(
         .create_snapshots()
         .instance_specification(spec)
         .description(description)
-        .copy_tags_from_source(aws_sdk_ec2::types::CopyTagsFromSource::Volume)
+        .set_copy_tags_from_source(
+            copy_volume_tags.then_some(aws_sdk_ec2::types::CopyTagsFromSource::Volume),
+        )
         .tag_specifications(tag_spec(tags))
         .send()
         .await

@@ -52,6 +52,11 @@ pub struct TagSet {
     pub dropped: Vec<DroppedTag>,
 }
 
+/// Whether a key is in ebssnap's namespace (`ebssnap:`, any case).
+pub fn is_ebssnap_key(key: &str) -> bool {
+    key.to_ascii_lowercase().starts_with(EBSSNAP_PREFIX)
+}
+
 fn copyable(key: &str) -> bool {
     let lower = key.to_ascii_lowercase();
     !lower.starts_with(AWS_PREFIX) && !lower.starts_with(EBSSNAP_PREFIX)

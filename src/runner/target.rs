@@ -158,6 +158,7 @@ impl Ctx<'_> {
                         &exclude_data,
                         &desc,
                         &ident,
+                        self.policy.tag_settings().copy_volume_tags,
                     )
                 })
                 .await;
@@ -190,8 +191,14 @@ impl Ctx<'_> {
 }
 
 /// Splits the volumes to snapshot into jobs: with `crash_consistent`, one set per instance when
-/// every volume attached to it was described (so each unselected one can be excluded by id),
-/// single volumes otherwise (DESIGN §5).
+/// every volume attached to it was described (so each unselected one can be excluded by id) and
+/// none of its chosen volumes carries an `ebssnap:` tag; single volumes otherwise.
+///
+/// `CreateSnapshots` copies a volume's tags to its snapshot wholesale (`CopyTagsFromSource`), and
+/// one call cannot give each snapshot its own `ebssnap:volume`. A volume restored from an ebssnap
+/// snapshot carries that snapshot's `ebssnap:*` tags; copied onto a new snapshot they would make
+/// it join another volume's pair (or another target's, or run's). Such volumes get their own
+/// `CreateSnapshot`, whose tags ebssnap builds itself and which never copies `ebssnap:` keys.
 fn plan_jobs(to_create: Vec<Selected>, inv: &Inventory, crash_consistent: bool) -> Vec<Job> {
     if !crash_consistent {
         return to_create.into_iter().map(Job::Volume).collect();
@@ -205,7 +212,17 @@ fn plan_jobs(to_create: Vec<Selected>, inv: &Inventory, crash_consistent: bool) 
         }
     }
     for (instance_id, volumes) in by_instance {
-        match set_exclusions(inv, &instance_id, &volumes) {
+        let carries_ebssnap_tags = volumes.iter().any(|s| {
+            inv.volumes
+                .get(&s.volume_id)
+                .is_some_and(|v| v.tags.keys().any(|k| tags::is_ebssnap_key(k)))
+        });
+        let exclusions = if carries_ebssnap_tags {
+            None
+        } else {
+            set_exclusions(inv, &instance_id, &volumes)
+        };
+        match exclusions {
             Some((exclude_boot, exclude_data)) => jobs.push(Job::Set {
                 instance_id,
                 volumes,

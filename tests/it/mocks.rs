@@ -384,6 +384,122 @@ async fn crash_consistent_sets_exclude_every_attached_volume_not_selected() {
     assert_eq!(r.created[0].volume_id, "vol-data");
 }
 
+/// Issue 25 item 3: a volume restored from an ebssnap snapshot carries that snapshot's
+/// `ebssnap:*` tags. `CreateSnapshots` with `CopyTagsFromSource=volume` would hand them on (the
+/// emulator ignores that flag, hence mocks), and the new snapshot would join the old volume's
+/// pair. Such an instance is snapshotted volume by volume, each with its own identity tags.
+#[tokio::test]
+async fn a_set_over_a_volume_carrying_ebssnap_tags_keeps_each_snapshot_in_its_own_pair() {
+    let instances = mock!(Ec2::describe_instances).then_output(|| {
+        instance(
+            "i-1",
+            &[("/dev/xvda", "vol-root"), ("/dev/sdf", "vol-restored")],
+        )
+    });
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume(
+                "vol-root",
+                Some(("i-1", "/dev/xvda")),
+                &[("App", "db")],
+            ))
+            .volumes(volume(
+                "vol-restored",
+                Some(("i-1", "/dev/sdf")),
+                &[
+                    ("App", "db"),
+                    ("ebssnap:policy", "std"),
+                    ("ebssnap:target", "other"),
+                    ("ebssnap:volume", "vol-old"),
+                    ("ebssnap:run", "2026-11-01T05:00:00Z"),
+                ],
+            ))
+            .build()
+    });
+    let set = mock!(Ec2::create_snapshots).then_output(|| CreateSnapshotsOutput::builder().build());
+    let own_pair = |vol: &'static str, snap: &'static str| {
+        mock!(Ec2::create_snapshot)
+            .match_requests(move |r| {
+                let tags: Vec<(&str, &str)> = r
+                    .tag_specifications()
+                    .iter()
+                    .flat_map(|s| s.tags())
+                    .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or("")))
+                    .collect();
+                let ebssnap: Vec<&(&str, &str)> = tags
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("ebssnap:"))
+                    .collect();
+                r.volume_id() == Some(vol)
+                    && ebssnap
+                        == [
+                            &("ebssnap:policy", "std"),
+                            &("ebssnap:target", "t"),
+                            &("ebssnap:run", "r1"),
+                            &("ebssnap:volume", vol),
+                        ]
+                    && tags.contains(&("App", "db"))
+            })
+            .then_output(move || CreateSnapshotOutput::builder().snapshot_id(snap).build())
+    };
+    let root = own_pair("vol-root", "snap-r");
+    let restored = own_pair("vol-restored", "snap-n");
+    let snaps = no_snapshots();
+    let c = clients(&[&instances, &volumes, &set, &root, &restored, &snaps]);
+    let mut pol = docs::policy("std", 14, 1);
+    pol["crash_consistent"] = json!(true);
+    let tgt = docs::target("std", "t", json!({"instance_ids": ["i-1"]}));
+    let r = runner::run_target(&c, &p(&pol), &t(&tgt), &opts())
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(
+        set.num_calls(),
+        0,
+        "no set over a volume carrying ebssnap tags"
+    );
+    assert_eq!((root.num_calls(), restored.num_calls()), (1, 1));
+}
+
+/// With `copy_volume_tags = false` a set does not copy the volumes' tags either.
+#[tokio::test]
+async fn a_set_copies_volume_tags_only_when_the_policy_does() {
+    let instances = mock!(Ec2::describe_instances)
+        .then_output(|| instance("i-1", &[("/dev/xvda", "vol-root")]));
+    let volumes = mock!(Ec2::describe_volumes).then_output(|| {
+        DescribeVolumesOutput::builder()
+            .volumes(volume(
+                "vol-root",
+                Some(("i-1", "/dev/xvda")),
+                &[("App", "db")],
+            ))
+            .build()
+    });
+    let set = mock!(Ec2::create_snapshots)
+        .match_requests(|r| r.copy_tags_from_source().is_none())
+        .then_output(|| {
+            CreateSnapshotsOutput::builder()
+                .snapshots(
+                    SnapshotInfo::builder()
+                        .snapshot_id("snap-r")
+                        .volume_id("vol-root")
+                        .build(),
+                )
+                .build()
+        });
+    let snaps = no_snapshots();
+    let c = clients(&[&instances, &volumes, &set, &snaps]);
+    let mut pol = docs::policy("std", 14, 1);
+    pol["crash_consistent"] = json!(true);
+    pol["tags"]["copy_volume_tags"] = json!(false);
+    let tgt = docs::target("std", "t", json!({"instance_ids": ["i-1"]}));
+    let r = runner::run_target(&c, &p(&pol), &t(&tgt), &opts())
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    assert_eq!(set.num_calls(), 1);
+}
+
 #[tokio::test]
 async fn pages_are_followed_and_pending_snapshots_never_deleted() {
     let volumes = mock!(Ec2::describe_volumes).then_output(|| {
