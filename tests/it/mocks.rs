@@ -761,6 +761,78 @@ async fn a_sweep_finds_a_previously_overdue_volume_recovered() {
     );
 }
 
+/// Issue 25 item 11: the sweep that reported a volume overdue and the later sweep that finds it
+/// healthy again, end to end: the `snapshot.recovered` ticket names the overdue ticket's own
+/// problem key, so a ticket system closes exactly that incident.
+#[tokio::test]
+async fn the_recovered_ticket_resolves_the_overdue_tickets_problem() {
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let input = docs::target("std", "web", json!({"volume_tags": {"B": "y"}})).to_string();
+    let mut pol = docs::policy("std", 14, 1);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    let point = |id: &str, run: &str, age: i64| {
+        snapshot(
+            id,
+            "vol-1",
+            SnapshotState::Completed,
+            age,
+            &[
+                ("ebssnap:policy", "std"),
+                ("ebssnap:target", "web"),
+                ("ebssnap:volume", "vol-1"),
+                ("ebssnap:run", run),
+            ],
+        )
+    };
+    let volumes = || {
+        mock!(Ec2::describe_volumes).then_output(|| {
+            DescribeVolumesOutput::builder()
+                .volumes(volume("vol-1", None, &[("B", "y")]))
+                .build()
+        })
+    };
+    // Sweep 1: the newest restore point is 5 days old on a daily schedule: overdue.
+    let (list, get) = web_schedule(input.clone(), false);
+    let (vols, old) = (
+        volumes(),
+        mock!(Ec2::describe_snapshots).then_output(move || {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(point("snap-old", "r1", 5))
+                .build()
+        }),
+    );
+    let c = clients_with(&[&vols, &old], &[&list, &get]);
+    let r = runner::sweep(&c, &p(&pol), &opts()).await.unwrap();
+    assert_eq!(r.overdue.len(), 1, "{:?}", r.overdue);
+    // Sweep 2: today's run snapshotted it again.
+    let (list, get) = web_schedule(input, false);
+    let (vols, back) = (
+        volumes(),
+        mock!(Ec2::describe_snapshots).then_output(move || {
+            DescribeSnapshotsOutput::builder()
+                .snapshots(point("snap-new", "r6", 0))
+                .snapshots(point("snap-old", "r1", 5))
+                .build()
+        }),
+    );
+    let c = clients_with(&[&vols, &back], &[&list, &get]);
+    let r = runner::sweep(&c, &p(&pol), &opts()).await.unwrap();
+    assert!(r.overdue.is_empty());
+    assert_eq!(r.recovered.len(), 1);
+
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "one overdue ticket, one recovery");
+    let (overdue, recovered) = (got[0].json(), got[1].json());
+    assert_eq!(overdue["event"], "snapshot.overdue");
+    assert_eq!(recovered["event"], "snapshot.recovered");
+    let problem = overdue["failures"][0]["problem_key"].clone();
+    assert!(problem.is_string(), "{overdue}");
+    assert!(
+        recovered["resolves"].as_array().unwrap().contains(&problem),
+        "{problem} not resolved by {recovered}"
+    );
+}
+
 /// Scheduler answering for policy `std` with one target `web` (daily at 05:00 UTC, `input`).
 fn web_schedule(input: String, with_policy: bool) -> (Rule, Rule) {
     use aws_sdk_scheduler::Client as Sched;
