@@ -70,15 +70,82 @@ fn action(op: &str) -> &'static str {
     action_for(op).ok().flatten().unwrap_or("")
 }
 
-/// The runner's execution-role policy: read the fleet, create snapshots tagged by ebssnap, delete
-/// only snapshots tagged by ebssnap (of the given policies), read the policies' schedules, write logs.
+/// The parts of a Lambda function ARN (`arn:<partition>:lambda:<region>:<account>:function:<name>`,
+/// optionally with a qualifier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionArn {
+    pub region: String,
+    pub account: String,
+    pub name: String,
+}
+
+impl FunctionArn {
+    pub fn parse(arn: &str) -> Option<FunctionArn> {
+        let parts: Vec<&str> = arn.split(':').collect();
+        match parts.as_slice() {
+            ["arn", _, "lambda", region, account, "function", name, ..]
+                if !region.is_empty() && account.len() == 12 && !name.is_empty() =>
+            {
+                Some(FunctionArn {
+                    region: region.to_string(),
+                    account: account.to_string(),
+                    name: name.to_string(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Scope {
+    /// The runner function, when `runner_arn` names one.
+    fn function(&self) -> Option<FunctionArn> {
+        FunctionArn::parse(&self.runner_arn)
+    }
+
+    /// (region, account) the runner lives in, `*` when unknown.
+    fn place(&self) -> (String, String) {
+        self.function()
+            .map_or(("*".into(), "*".into()), |f| (f.region, f.account))
+    }
+
+    /// The function and its versions and aliases (`*` when unknown).
+    fn function_resources(&self) -> Value {
+        if self.function().is_some() {
+            json!([self.runner_arn.clone(), format!("{}:*", self.runner_arn)])
+        } else {
+            json!("*")
+        }
+    }
+
+    /// A condition on tag values: exact names, or any value when the scope is all policies.
+    fn tag_condition(&self, key: &str) -> Value {
+        if self.policies.iter().any(|p| p.contains('*')) {
+            json!({"StringLike": {key: self.policies.clone()}})
+        } else {
+            json!({"StringEquals": {key: self.policies.clone()}})
+        }
+    }
+}
+
+/// The runner's execution-role policy: read the fleet; create snapshots only when the request
+/// tags them with one of the policies; delete only snapshots tagged with one of the policies; read
+/// the policies' schedules; invoke only its own function; write only its own log group.
 pub fn runner_policy(s: &Scope) -> Value {
     let p = &s.partition;
+    let (region, account) = s.place();
     let schedule_arns: Vec<String> = s
         .policies
         .iter()
-        .map(|n| format!("arn:{p}:scheduler:*:*:schedule/ebssnap-{n}/*"))
+        .map(|n| format!("arn:{p}:scheduler:{region}:{account}:schedule/ebssnap-{n}/*"))
         .collect();
+    let log_group = match s.function() {
+        Some(f) => format!(
+            "arn:{p}:logs:{}:{}:log-group:/aws/lambda/{}:*",
+            f.region, f.account, f.name
+        ),
+        None => format!("arn:{p}:logs:*:*:log-group:/aws/lambda/*:*"),
+    };
     let mut policy = json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -94,28 +161,34 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Resource": "*"
             },
             {
-                "Sid": "CreateSnapshots",
+                "Sid": "SnapshotVolumes",
                 "Effect": "Allow",
                 "Action": [action("CreateSnapshot"), action("CreateSnapshots")],
                 "Resource": [
-                    format!("arn:{p}:ec2:*::snapshot/*"),
-                    format!("arn:{p}:ec2:*:*:volume/*"),
-                    format!("arn:{p}:ec2:*:*:instance/*")
+                    format!("arn:{p}:ec2:{region}:{account}:volume/*"),
+                    format!("arn:{p}:ec2:{region}:{account}:instance/*")
                 ]
+            },
+            {
+                "Sid": "CreateOnlyPolicyTaggedSnapshots",
+                "Effect": "Allow",
+                "Action": [action("CreateSnapshot"), action("CreateSnapshots")],
+                "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
+                "Condition": s.tag_condition("aws:RequestTag/ebssnap:policy")
             },
             {
                 "Sid": "TagSnapshotsAtCreation",
                 "Effect": "Allow",
                 "Action": "ec2:CreateTags",
-                "Resource": format!("arn:{p}:ec2:*::snapshot/*"),
+                "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
                 "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateSnapshot", "CreateSnapshots"]}}
             },
             {
-                "Sid": "DeleteOnlyEbssnapSnapshots",
+                "Sid": "DeleteOnlyPolicySnapshots",
                 "Effect": "Allow",
                 "Action": action("DeleteSnapshot"),
-                "Resource": format!("arn:{p}:ec2:*::snapshot/*"),
-                "Condition": {"StringLike": {"ec2:ResourceTag/ebssnap:policy": s.policies.clone()}}
+                "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
+                "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:policy")
             },
             {
                 "Sid": "ReadPolicyDocuments",
@@ -124,10 +197,10 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Resource": schedule_arns
             },
             {
-                "Sid": "ContinueRuns",
+                "Sid": "ContinueRunsInItself",
                 "Effect": "Allow",
                 "Action": action("Invoke"),
-                "Resource": if s.runner_arn == "*" { json!("*") } else { json!([s.runner_arn.clone(), format!("{}:*", s.runner_arn)]) }
+                "Resource": s.function_resources()
             },
             {
                 "Sid": "ListSchedules",
@@ -136,10 +209,10 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Resource": "*"
             },
             {
-                "Sid": "Logs",
+                "Sid": "OwnLogGroup",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": format!("arn:{p}:logs:*:*:*")
+                "Resource": log_group
             }
         ]
     });
@@ -177,19 +250,13 @@ pub fn runner_policy(s: &Scope) -> Value {
 
 /// The policy of the role EventBridge Scheduler assumes: invoke the runner, nothing else.
 pub fn scheduler_policy(s: &Scope) -> Value {
-    let resources: Vec<String> = if s.runner_arn == "*" {
-        vec!["*".into()]
-    } else {
-        // The function and its versions/aliases.
-        vec![s.runner_arn.clone(), format!("{}:*", s.runner_arn)]
-    };
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Sid": "InvokeRunner",
             "Effect": "Allow",
             "Action": "lambda:InvokeFunction",
-            "Resource": resources
+            "Resource": s.function_resources()
         }]
     })
 }
@@ -204,6 +271,30 @@ pub fn assume_role_policy(service: &str) -> Value {
             "Action": "sts:AssumeRole"
         }]
     })
+}
+
+/// Trust policy of the Scheduler role: only Scheduler, only for the schedule groups of these
+/// policies in the runner's account (the confused-deputy conditions `aws:SourceAccount` and
+/// `aws:SourceArn`; Scheduler sets the source ARN to the schedule group's).
+pub fn scheduler_assume_role_policy(s: &Scope) -> Value {
+    let mut policy = assume_role_policy("scheduler.amazonaws.com");
+    if let Some(f) = s.function() {
+        let groups: Vec<String> = s
+            .policies
+            .iter()
+            .map(|n| {
+                format!(
+                    "arn:{}:scheduler:{}:{}:schedule-group/ebssnap-{n}",
+                    s.partition, f.region, f.account
+                )
+            })
+            .collect();
+        policy["Statement"][0]["Condition"] = json!({
+            "StringEquals": {"aws:SourceAccount": f.account},
+            "ArnLike": {"aws:SourceArn": groups}
+        });
+    }
+    policy
 }
 
 /// Every IAM action a policy document allows.
@@ -277,7 +368,17 @@ mod tests {
             .find(|s| s["Action"] == "ec2:DeleteSnapshot")
             .unwrap();
         assert_eq!(
-            del["Condition"]["StringLike"]["ec2:ResourceTag/ebssnap:policy"],
+            del["Condition"]["StringEquals"]["ec2:ResourceTag/ebssnap:policy"],
+            json!(["std", "gold"])
+        );
+        let create = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "CreateOnlyPolicyTaggedSnapshots")
+            .unwrap();
+        assert_eq!(
+            create["Condition"]["StringEquals"]["aws:RequestTag/ebssnap:policy"],
             json!(["std", "gold"])
         );
         let read = p["Statement"]
@@ -308,5 +409,49 @@ mod tests {
             json!([arn, format!("{arn}:*")])
         );
         assert!(action_for("RunInstances").is_err());
+    }
+
+    #[test]
+    fn a_known_runner_scopes_invoke_logs_schedules_and_the_trust_policy() {
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:ebssnap-runner";
+        let s = Scope {
+            policies: vec!["std".into()],
+            runner_arn: arn.into(),
+            ..Scope::default()
+        };
+        let p = runner_policy(&s);
+        let by_sid = |sid: &str| {
+            p["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|st| st["Sid"] == sid)
+                .cloned()
+                .unwrap_or_else(|| panic!("{sid}"))
+        };
+        assert_eq!(
+            by_sid("ContinueRunsInItself")["Resource"],
+            json!([arn, format!("{arn}:*")])
+        );
+        assert_eq!(
+            by_sid("OwnLogGroup")["Resource"],
+            "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/ebssnap-runner:*"
+        );
+        assert_eq!(
+            by_sid("ReadPolicyDocuments")["Resource"],
+            json!(["arn:aws:scheduler:eu-west-1:123456789012:schedule/ebssnap-std/*"])
+        );
+        let trust = scheduler_assume_role_policy(&s);
+        let c = &trust["Statement"][0]["Condition"];
+        assert_eq!(c["StringEquals"]["aws:SourceAccount"], "123456789012");
+        assert_eq!(
+            c["ArnLike"]["aws:SourceArn"],
+            json!(["arn:aws:scheduler:eu-west-1:123456789012:schedule-group/ebssnap-std"])
+        );
+        assert_eq!(FunctionArn::parse("*"), None);
+        assert_eq!(
+            FunctionArn::parse(&format!("{arn}:live")).map(|f| f.name),
+            Some("ebssnap-runner".into())
+        );
     }
 }

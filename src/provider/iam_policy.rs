@@ -8,7 +8,9 @@ use super::plugin::{AttributePath, Diagnostics};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::schema::{Computed, Optional, OptionalComputed, attr, block, string, string_list};
+use super::schema::{
+    Computed, Optional, OptionalComputed, Required, attr, block, string, string_list,
+};
 use super::values::{StrList, V, get, k_list};
 use super::{Shared, validate};
 use crate::aws::iam;
@@ -42,15 +44,15 @@ pub fn iam_policy_schema() -> Schema {
                     attr(
                         string(),
                         OptionalComputed,
-                        "ARN of the runner Lambda function the Scheduler role may invoke. Default: the provider's `runner_arn`, else `*`.",
+                        "ARN of the runner Lambda function: the Scheduler role may invoke only it, the runner may invoke only itself (continuations) and write only its log group, and both are scoped to its Region and account. Default: the provider's `runner_arn`; one of the two is required.",
                     ),
                 ),
                 (
                     "policy_names",
                     attr(
                         string_list(),
-                        Optional,
-                        "Policies whose snapshots and schedules the runner may touch. Default: all (`*`).",
+                        Required,
+                        "Names of the `ebssnap_policy` resources this runner serves: it may create snapshots only when tagging them `ebssnap:policy` = one of these, delete only snapshots so tagged, and read only their schedule groups; Scheduler may assume its role only for those groups.",
                     ),
                 ),
                 (
@@ -141,6 +143,13 @@ impl DataSource for IamPolicyDataSource {
             && a != "*"
         {
             validate::arn(diags, AttributePath::new("runner_arn"), &a, Some("lambda"));
+            if iam::FunctionArn::parse(&a).is_none() {
+                diags.error(
+                    "Invalid runner ARN",
+                    format!("{a:?} is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)"),
+                    AttributePath::new("runner_arn"),
+                );
+            }
         }
         for (attr_name, list, service) in [
             (
@@ -162,9 +171,7 @@ impl DataSource for IamPolicyDataSource {
         }
         if let Some(names) = k_list(&c.policy_names).known() {
             for (i, n) in names.iter().enumerate() {
-                if n != "*"
-                    && let Err(e) = crate::core::doc::validate_policy_name(n)
-                {
+                if let Err(e) = crate::core::doc::validate_policy_name(n) {
                     diags.error(
                         "Invalid policy name",
                         e,
@@ -175,17 +182,32 @@ impl DataSource for IamPolicyDataSource {
         }
     }
 
-    async fn read(&self, _diags: &mut Diagnostics, c: Self::State) -> Option<Self::State> {
+    async fn read(&self, diags: &mut Diagnostics, c: Self::State) -> Option<Self::State> {
         let provider_runner = self.shared.peek().and_then(|p| p.runner_arn.clone());
+        let Some(runner_arn) = get(&c.runner_arn)
+            .or(provider_runner)
+            .filter(|a| iam::FunctionArn::parse(a).is_some())
+        else {
+            diags.error(
+                "Runner function unknown",
+                "Set runner_arn (the ARN of the runner Lambda function, e.g. aws_lambda_function.runner.arn) here or in the provider block: the policies are scoped to that function, its Region and account.",
+                AttributePath::new("runner_arn"),
+            );
+            return None;
+        };
+        let policies = k_list(&c.policy_names).known().unwrap_or_default();
+        if policies.is_empty() {
+            diags.error(
+                "No policy names",
+                "List the ebssnap_policy names this runner serves in policy_names, e.g. [ebssnap_policy.std.name].",
+                AttributePath::new("policy_names"),
+            );
+            return None;
+        }
         let scope = iam::Scope {
             partition: get(&c.partition).unwrap_or_else(|| "aws".into()),
-            policies: k_list(&c.policy_names)
-                .known()
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| vec!["*".into()]),
-            runner_arn: get(&c.runner_arn)
-                .or(provider_runner)
-                .unwrap_or_else(|| "*".into()),
+            policies,
+            runner_arn,
             webhook_secret_arns: k_list(&c.webhook_secret_arns).known().unwrap_or_default(),
             kms_key_arns: k_list(&c.kms_key_arns).known().unwrap_or_default(),
             sns_topic_arns: k_list(&c.sns_topic_arns).known().unwrap_or_default(),
@@ -202,8 +224,7 @@ impl DataSource for IamPolicyDataSource {
         s.runner_policy_json = json(iam::runner_policy(&scope));
         s.scheduler_policy_json = json(iam::scheduler_policy(&scope));
         s.runner_assume_role_policy_json = json(iam::assume_role_policy("lambda.amazonaws.com"));
-        s.scheduler_assume_role_policy_json =
-            json(iam::assume_role_policy("scheduler.amazonaws.com"));
+        s.scheduler_assume_role_policy_json = json(iam::scheduler_assume_role_policy(&scope));
         s.id = Value::Value(format!(
             "{}:{}:{}",
             scope.partition,

@@ -40,9 +40,10 @@ pub fn next_event(
 /// this link reached; records the unstarted volumes as continued (true) or as failures (false:
 /// this link must prune and report).
 ///
-/// A link that created nothing does not continue: the next link would start no better off, and
-/// a continuation is accepted only for a run whose snapshots carry its key (a forged marker
-/// names a run that never started).
+/// A run that has no snapshot yet (none before this link, none created in it) does not continue:
+/// a continuation is accepted only for a run whose snapshots carry its key (a forged marker names
+/// a run that never started), and the next link would start no better off.
+#[allow(clippy::too_many_arguments)]
 pub async fn hand_off(
     clients: &Clients,
     target: &TargetDocument,
@@ -50,10 +51,11 @@ pub async fn hand_off(
     opts: &RunOptions,
     rates: BTreeMap<String, f64>,
     unstarted: Vec<Selected>,
+    run_has_snapshots: bool,
     report: &mut Report,
 ) -> bool {
     let why = match &opts.chain {
-        Some(chain) if report.created.is_empty() => format!(
+        Some(chain) if !run_has_snapshots && report.created.is_empty() => format!(
             "the run made no progress in link {} (no snapshot created before the deadline margin), \
              so it is not continued; raise the function's timeout",
             chain.link

@@ -467,6 +467,7 @@ async fn run_target_in_span(
         .filter(|s| s.tag(TAG_RUN) == Some(run_key.as_str()))
         .map(ManagedSnapshot::volume)
         .collect();
+    let run_has_snapshots = !done.is_empty();
     let (already, to_create): (Vec<Selected>, Vec<Selected>) = selected
         .into_iter()
         .partition(|s| done.contains(&s.volume_id));
@@ -543,6 +544,7 @@ async fn run_target_in_span(
                 opts,
                 rates,
                 unstarted,
+                run_has_snapshots,
                 &mut report,
             )
             .await

@@ -18,7 +18,7 @@ use crate::tickets::Receiver;
 async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     let Some(m) = Moto::start() else { return };
     let c = m.clients().await;
-    fleet::asg(&c, "web-prod", 1).await;
+    let web_instances = fleet::asg(&c, "web-prod", 2).await;
     let (inst, _) = fleet::instance(&c, &[("Name", "db-1")]).await;
     let receiver = Receiver::start(vec![]);
     let mut called: BTreeSet<String> = BTreeSet::new();
@@ -83,6 +83,14 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
         &format!("http://127.0.0.1:{invoke_port}"),
     )
     .await;
+    // The run has begun (one volume snapshotted under its key): a link that made progress
+    // continues, a run that never started does not.
+    let first = fleet::volumes_of(&c, &web_instances[0]).await;
+    let mut one = web.clone();
+    one["select"] = json!({"volume_ids": [first[0]]});
+    runner::run_target(&lc, &p(&pol), &t(&one), &o("r3"))
+        .await
+        .unwrap();
     let out_of_time = RunOptions {
         stop_at: Some(std::time::Instant::now()),
         chain: Some(runner::Chain {
@@ -136,4 +144,79 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
             );
         }
     }
+}
+
+/// Runs `parliament` (installed by `make deps`) on one policy document through
+/// tests/parliament_check.py (which also says why it wraps parliament); returns its findings.
+fn parliament(policy: &serde_json::Value) -> Option<Vec<String>> {
+    let python = std::env::var("EBSSNAP_PYTHON").ok();
+    let Some(python) = python.filter(|p| std::path::Path::new(p).exists()) else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "EBSSNAP_PYTHON (with parliament) is required under CI=true: run `make deps`"
+        );
+        eprintln!("skipped: EBSSNAP_PYTHON not set (run `make deps`)");
+        return None;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parliament_check.py");
+    let out = std::process::Command::new(&python)
+        .arg(script)
+        .arg(policy.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run parliament");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "parliament is not installed in {python}: run `make deps`\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("Traceback"),
+        "parliament failed:\n{stderr}"
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// Issue 25 item 6: the identity policies `data.ebssnap_iam_policy` renders have no finding under
+/// `parliament` (with its community auditors). The trust policies are not identity policies
+/// (no `Resource`), which parliament cannot audit: they are checked by the unit tests of
+/// `aws::iam` (service principal, `aws:SourceAccount`, `aws:SourceArn`).
+#[test]
+fn every_rendered_policy_passes_parliament() {
+    let runner = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap";
+    let scope = iam::Scope {
+        policies: vec!["std".into(), "gold".into()],
+        runner_arn: runner.into(),
+        webhook_secret_arns: vec![
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:ebssnap/hook-AbCdEf".into(),
+        ],
+        kms_key_arns: vec![
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+        ],
+        sns_topic_arns: vec!["arn:aws:sns:us-east-1:123456789012:ebssnap-failures".into()],
+        ..iam::Scope::default()
+    };
+    for (name, doc) in [
+        ("runner", iam::runner_policy(&scope)),
+        ("scheduler", iam::scheduler_policy(&scope)),
+    ] {
+        let Some(findings) = parliament(&doc) else {
+            return;
+        };
+        assert!(
+            findings.is_empty(),
+            "parliament findings in the {name} policy:\n{}\n{doc:#}",
+            findings.join("\n")
+        );
+    }
+    // The check can fail: a delete on every snapshot is a finding.
+    let loose = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:DeleteSnapshot", "Resource": "*"}]});
+    assert!(!parliament(&loose).unwrap_or_default().is_empty());
 }

@@ -787,7 +787,7 @@ output "trust" {
         .find(|s| s["Action"] == "ec2:DeleteSnapshot")
         .unwrap();
     assert_eq!(
-        del["Condition"]["StringLike"]["ec2:ResourceTag/ebssnap:policy"],
+        del["Condition"]["StringEquals"]["ec2:ResourceTag/ebssnap:policy"],
         json!(["std"])
     );
     // The provider's runner_arn is the default target of the Scheduler role.
