@@ -18,7 +18,7 @@ endif
 .PHONY: deps demo test lint unit build docs release release-all cross-tools macos-sdk-stubs verify-dist bench bench-scale clean-venv
 
 # protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests;
-# node runs the receiver's signature check documented in docs/tickets.md.
+# node runs the receiver's signature check documented in docs/guides/tickets.md.
 deps: $(VENV)/.installed
 	@command -v protoc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
 	@command -v node >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs; }
@@ -37,13 +37,13 @@ build:
 
 ## Regenerate the registry docs (docs/index.md, docs/resources, docs/data-sources) from the schema.
 docs: build
-	$(CARGO_TARGET_DIR)/debug/terraform-provider-ebssnap docs .
+	$(CARGO_TARGET_DIR)/debug/terraform-provider-ebssnap docs --out .
 
 ## The main job on a local emulator: seed a fleet, run targets, show snapshots and pruning.
 demo: deps build
 	bash scripts/demo.sh
 
-## Release artifacts in dist/ (see docs/deployment.md): the provider zip, manifest, SHA256SUMS
+## Release artifacts in dist/ (see docs/guides/deployment.md): the provider zip, manifest, SHA256SUMS
 ## and the runner's Lambda bundle. Static binaries (glibc, crt-static): no musl toolchain here.
 RELEASE_TARGET := x86_64-unknown-linux-gnu
 RELEASE_DIR := $(CARGO_TARGET_DIR)/$(RELEASE_TARGET)/release
@@ -51,7 +51,7 @@ release: deps
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(RELEASE_TARGET) --bins
 	python3 scripts/release.py $(RELEASE_DIR) $(VERSION)
 
-## Every platform (slow, ~1 h cold on 2 cores; not part of `make test`; docs/deployment.md): the
+## Every platform (slow, ~1 h cold on 2 cores; not part of `make test`; docs/guides/deployment.md): the
 ## provider for linux amd64/arm64, darwin amd64/arm64 and windows amd64, and the runner's Lambda
 ## bundle for x86_64 and arm64, into one dist/ with one SHA256SUMS. The host build is the static
 ## glibc one of `make release`; the others are cross-built with cargo-zigbuild and zig from PyPI:

@@ -55,7 +55,7 @@ impl Error {
     }
 }
 
-/// Documented exit codes (DESIGN §8).
+/// Documented exit codes (docs/design.md §8).
 pub mod exit {
     pub const OK: i32 = 0;
     pub const VOLUME_FAILED: i32 = 1;

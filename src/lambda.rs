@@ -1,5 +1,5 @@
 //! The AWS Lambda shell (custom runtime, `bootstrap`). The event is the schedule's input
-//! document, but only as a *pointer* (DESIGN §3): the documents it names are re-read from
+//! document, but only as a *pointer* (docs/design.md §3): the documents it names are re-read from
 //! Scheduler ([`crate::runner::documents::resolve_event`]); a target document runs the target, a policy
 //! document sweeps the policy, and an event naming something that no longer exists does nothing.
 //!

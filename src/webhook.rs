@@ -1,4 +1,4 @@
-//! Delivering failure tickets to the policy's webhook (docs/tickets.md). The local receiver,
+//! Delivering failure tickets to the policy's webhook (docs/guides/tickets.md). The local receiver,
 //! `webhook serve`, is [`crate::receiver`].
 //!
 //! Delivery: https only (plain http for loopback), one body signed per attempt, `Idempotency-Key`

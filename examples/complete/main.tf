@@ -50,8 +50,17 @@ provider "aws" {
 
 # --- IAM: exactly what the runner and Scheduler need -------------------------------------
 
+data "aws_caller_identity" "current" {}
+
+locals {
+  runner_name = "ebssnap-runner"
+  # Built from its parts, not read from the function: the function needs its role, whose trust
+  # policy comes from the data source below, which needs the ARN (a cycle otherwise).
+  runner_arn = "arn:aws:lambda:${var.region}:${data.aws_caller_identity.current.account_id}:function:${local.runner_name}"
+}
+
 data "ebssnap_iam_policy" "this" {
-  runner_arn          = aws_lambda_function.runner.arn
+  runner_arn          = local.runner_arn
   policy_names        = ["std"]
   webhook_secret_arns = [aws_secretsmanager_secret.webhook.arn]
   sns_topic_arns      = [aws_sns_topic.failures.arn]
@@ -138,7 +147,7 @@ resource "aws_iam_role_policy" "scheduler_dlq" {
 # --- The runner ---------------------------------------------------------------------------
 
 resource "aws_lambda_function" "runner" {
-  function_name    = "ebssnap-runner"
+  function_name    = local.runner_name
   filename         = var.runner_zip
   source_code_hash = filebase64sha256(var.runner_zip)
   handler          = "bootstrap"
@@ -212,12 +221,14 @@ resource "ebssnap_policy" "std" {
   depends_on = [aws_iam_role_policy.scheduler, aws_iam_role_policy.runner]
 }
 
+# The web tier: every instance of the Auto Scaling group, nightly, without root volumes.
 resource "ebssnap_target" "web" {
   policy                = ebssnap_policy.std.name
   name                  = "web"
   schedule              = "cron(0 3 * * ? *)"
   dead_letter_queue_arn = aws_sqs_queue.dlq.arn
 
+  # Sources in a select block are a union: a volume matching any one of them is selected.
   select {
     asg_names = ["web-prod"]
   }
@@ -226,6 +237,7 @@ resource "ebssnap_target" "web" {
   }
 }
 
+# The production databases, every 6 hours, kept 30 days.
 resource "ebssnap_target" "databases" {
   policy                = ebssnap_policy.std.name
   name                  = "databases"
@@ -233,10 +245,13 @@ resource "ebssnap_target" "databases" {
   retention_days        = 30
   dead_letter_queue_arn = aws_sqs_queue.dlq.arn
 
+  # Production databases only: instance_filters are AND-ed (named db-* AND tagged Env=prod).
+  # As separate sources (instance_names plus instance_tags) they would be a union: every
+  # Env=prod instance, every 6 hours, kept 30 days.
   select {
-    instance_names = ["db-*"]
-    instance_tags = {
-      Env = "prod"
+    instance_filters = {
+      "tag:Name" = ["db-*"]
+      "tag:Env"  = ["prod"]
     }
   }
 }

@@ -1,6 +1,6 @@
 # The quickstart: one policy, two targets and a preview of what they select.
 # `make demo` applies it against a local AWS emulator; against AWS, set runner_arn and
-# scheduler_role_arn to your runner Lambda and Scheduler role (see docs/index.md).
+# scheduler_role_arn to your runner Lambda and Scheduler role (docs/guides/getting-started.md).
 
 terraform {
   required_providers {
@@ -52,6 +52,7 @@ resource "ebssnap_target" "web" {
   name     = "web"
   schedule = "cron(0 5 * * ? *)"
 
+  # Sources in a select block are a union: the group's instances plus every db-* instance.
   select {
     asg_names      = ["web-prod"]
     instance_names = ["db-*"]
@@ -66,6 +67,7 @@ resource "ebssnap_target" "nightly" {
   timezone       = "America/Chicago"
   retention_days = 30
 
+  # One source: volumes carrying the tag (a select block's sources are a union).
   select {
     volume_tags = {
       Backup = "nightly"
@@ -73,6 +75,7 @@ resource "ebssnap_target" "nightly" {
   }
 }
 
+# What the web target selects right now (the same union as its select block).
 data "ebssnap_volumes" "web" {
   select {
     asg_names      = ["web-prod"]

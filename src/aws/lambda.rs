@@ -1,5 +1,5 @@
 //! Lambda: a run that runs out of time continues in an asynchronous invocation of its own
-//! function (DESIGN §5).
+//! function (docs/design.md §5).
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;

@@ -1,4 +1,4 @@
-//! EventBridge Scheduler: where the policy and target documents live (DESIGN §2).
+//! EventBridge Scheduler: where the policy and target documents live (docs/design.md §2).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -126,7 +126,7 @@ pub struct Group {
     pub tags: BTreeMap<String, String>,
 }
 
-/// Everything ebssnap sets on a schedule (DESIGN §2).
+/// Everything ebssnap sets on a schedule (docs/design.md §2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleSpec {
     pub policy: String,

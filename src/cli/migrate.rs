@@ -27,7 +27,7 @@ pub struct MigrateArgs {
 pub enum MigrateFrom {
     /// ebs_snapper's configuration stanzas (its DynamoDB table, or a file) as Terraform: one
     /// ebssnap_policy and one ebssnap_target per stanza, and MIGRATION.md
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = format!("{EXAMPLES}\n\n{}", super::EXIT_CODES))]
     EbsSnapper {
         /// The DynamoDB table holding the stanzas
         #[arg(long, default_value = crate::core::migrate::DEFAULT_TABLE)]

@@ -1,4 +1,4 @@
-//! The `ebssnap` command line (docs/runner.md, "The CLI"). A thin shell: one file per command,
+//! The `ebssnap` command line (docs/guides/runner.md, "The CLI"). A thin shell: one file per command,
 //! each with its flags, help examples and `exec`; this file only parses and dispatches.
 
 mod adopt;
@@ -34,7 +34,7 @@ use crate::error::Error;
         "  ebssnap snapshots --policy std                 # restore points and when each expires\n",
         "\n",
         "Environment: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL; NO_COLOR; and the runner's own\n",
-        "settings, listed in docs/runner.md (the log filter, the fallback signing secret, ...).\n",
+        "settings, listed in docs/guides/runner.md (the log filter, the fallback signing secret, ...).\n",
         "\n",
         "Exit codes:\n",
         "  0  ok\n",
@@ -98,5 +98,77 @@ async fn dispatch(cli: &Cli) -> Result<i32, Error> {
         Command::Adopt(a) => adopt::exec(g, a).await,
         Command::Migrate(a) => migrate::exec(g, a).await,
         Command::Snapshots(a) => snapshots::exec(g, a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command explains itself (issue 26 item 5): a description, help on every flag, and
+    /// on every command that runs something, examples and the exit codes.
+    fn problems(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        if cmd
+            .get_about()
+            .is_none_or(|a| a.to_string().trim().is_empty())
+        {
+            out.push(format!("{path}: no description"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            let help = arg
+                .get_help()
+                .or(arg.get_long_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            if help.trim().is_empty() {
+                out.push(format!("{path} --{id}: no help text"));
+            }
+        }
+        let subs: Vec<&clap::Command> = cmd.get_subcommands().collect();
+        if subs.is_empty() {
+            let after = cmd
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            let examples = after
+                .lines()
+                .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with('#'))
+                .filter(|l| l.contains("ebssnap "))
+                .count();
+            if !after.contains("Examples:") || examples < 2 {
+                out.push(format!("{path}: fewer than two examples"));
+            }
+            if !after.contains("Exit codes:") {
+                out.push(format!("{path}: no exit codes"));
+            }
+        }
+        for s in subs {
+            problems(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_and_flag_explains_itself() {
+        let cli = Cli::command();
+        let mut out = Vec::new();
+        for s in cli.get_subcommands() {
+            problems(s, &format!("ebssnap {}", s.get_name()), &mut out);
+        }
+        assert!(out.is_empty(), "{}", out.join("\n"));
+        // The check can fail: a flag without help is found.
+        let bare = clap::Command::new("x")
+            .about("x")
+            .arg(clap::Arg::new("flag").long("flag"));
+        let mut found = Vec::new();
+        problems(&bare, "x", &mut found);
+        assert!(
+            found.iter().any(|p| p.contains("--flag: no help")),
+            "{found:?}"
+        );
     }
 }

@@ -20,6 +20,20 @@ Examples:
   EBSSNAP_WEBHOOK_SECRET=s3cret ebssnap webhook serve --listen 127.0.0.1:8080
   EBSSNAP_WEBHOOK_SECRET=s3cret ebssnap webhook test --url http://127.0.0.1:8080/hook";
 
+const TEST_EXAMPLES: &str = "\
+Examples:
+  # Send a sample ticket through policy std's channel (its secret or URL), signed as a run signs
+  ebssnap webhook test --policy std
+  # Send one to a receiver of your own, signed with the fallback secret
+  EBSSNAP_WEBHOOK_SECRET=s3cret ebssnap webhook test --url https://tickets.example.com/ebssnap";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  # Receive tickets on 127.0.0.1:8080, verifying their signatures
+  EBSSNAP_WEBHOOK_SECRET=s3cret ebssnap webhook serve --listen 127.0.0.1:8080
+  # Wait for one verified ticket, print it as one JSON line, exit (for scripts and tests)
+  EBSSNAP_WEBHOOK_SECRET=s3cret ebssnap webhook serve --count 1 --json-lines";
+
 #[derive(Debug, Args)]
 pub struct WebhookArgs {
     #[command(subcommand)]
@@ -29,7 +43,7 @@ pub struct WebhookArgs {
 #[derive(Debug, Subcommand)]
 pub enum WebhookCommand {
     /// Send a sample ticket to the policy's webhook (or --url) and report the receiver's answer
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = format!("{TEST_EXAMPLES}\n\n{}", super::EXIT_CODES))]
     Test {
         /// Policy whose webhook to use: its Secrets Manager secret (URL and signing secret) or
         /// its plain URL
@@ -41,7 +55,7 @@ pub enum WebhookCommand {
         url: Option<String>,
     },
     /// A local receiver: print each ticket and verify its signature with EBSSNAP_WEBHOOK_SECRET
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = format!("{SERVE_EXAMPLES}\n\n{}", super::EXIT_CODES))]
     Serve {
         /// Address to listen on (loopback by default)
         #[arg(long, default_value = "127.0.0.1:8080")]

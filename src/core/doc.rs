@@ -1,4 +1,4 @@
-//! Schedule input documents (DESIGN §3): the only input of the runner.
+//! Schedule input documents (docs/design.md §3): the only input of the runner.
 //!
 //! The provider writes these into each schedule's `Input`; the runner reads them back. They are
 //! versioned (`"ebssnap": 1`) and strict: an unknown field is an error (a typo must not silently
@@ -184,7 +184,7 @@ pub struct TargetDocument {
 /// 16 invocations in one chain, so stay well below.
 pub const MAX_LINKS_LIMIT: u32 = 15;
 
-/// The marker a continuation event carries beside the document (DESIGN §5): which link of the
+/// The marker a continuation event carries beside the document (docs/design.md §5): which link of the
 /// run's chain it starts (the scheduled invocation is link 1), the run key of every link, and the
 /// send rate each paced operation had reached, so the next link does not re-learn the account's
 /// budget (an older marker has none: the link starts at the runner's default rate).

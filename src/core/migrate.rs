@@ -1,7 +1,7 @@
 //! Migrating ebs_snapper configuration stanzas to ebssnap (pure): parse a stanza, map it to one
 //! policy and one target, list what cannot be expressed, and render Terraform.
 //!
-//! A stanza (ebs_snapper's DESIGN.md): `match` (DescribeInstances filters, AND-ed, a value or a
+//! A stanza (ebs_snapper's docs/design.md): `match` (DescribeInstances filters, AND-ed, a value or a
 //! list of values each; ebs_snapper always adds `instance-state-name = running, stopped`),
 //! `snapshot.{retention, minimum, frequency}` (durations such as "4 days" / "12 hours", or a
 //! crontab expression in UTC), `ignore` (instance or volume ids), `ignore_retention`,

@@ -1,4 +1,4 @@
-//! Which ticket a run's report raises (docs/tickets.md): failures, overdue volumes and `error`
+//! Which ticket a run's report raises (docs/guides/tickets.md): failures, overdue volumes and `error`
 //! snapshots become one `snapshot.*` ticket, and volumes that came back one `snapshot.recovered`.
 //! The ticket's format, its signature and the ticket of a run that could not run at all are in
 //! [`crate::core::ticket`], below both this module and the report.

@@ -1,4 +1,4 @@
-//! The retention planner (DESIGN §6): a pure function of (snapshots, rules, now).
+//! The retention planner (docs/design.md §6): a pure function of (snapshots, rules, now).
 //!
 //! It decides which snapshots a run deletes. Its safety rules are property-tested:
 //! only snapshots owned by the account and tagged with this policy (and target, for a target

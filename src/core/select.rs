@@ -1,4 +1,4 @@
-//! Volume selection (DESIGN §4), as a pure function over an inventory.
+//! Volume selection (docs/design.md §4), as a pure function over an inventory.
 //!
 //! The AWS layer fetches a *superset* of candidates with filtered Describe calls; this module
 //! decides exactly which volumes are selected. Keeping the decision here means the rules are
@@ -376,7 +376,7 @@ impl Unresolved {
     }
 }
 
-/// The named references of `sel` that resolve to nothing in `inv` (DESIGN §4). Globs, tags and
+/// The named references of `sel` that resolve to nothing in `inv` (docs/design.md §4). Globs, tags and
 /// filters that match nothing are no failure on their own.
 pub fn unresolved(sel: &Select, inv: &Inventory) -> Vec<Unresolved> {
     let mut out = Vec::new();
@@ -482,7 +482,7 @@ fn selected_instances<'a>(sel: &Select, inv: &'a Inventory) -> BTreeSet<&'a str>
         .collect()
 }
 
-/// Applies DESIGN §4 to an inventory. The result is sorted by volume id.
+/// Applies docs/design.md §4 to an inventory. The result is sorted by volume id.
 pub fn select(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
     let instances = selected_instances(sel, inv);
     let mut out = Vec::new();

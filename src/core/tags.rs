@@ -1,4 +1,4 @@
-//! The tag set written on each snapshot at creation (DESIGN §5).
+//! The tag set written on each snapshot at creation (docs/design.md §5).
 //!
 //! Precedence, highest first: the four `ebssnap:` tags (retention depends on them, so nothing
 //! overrides them), the policy's extra tags (explicit configuration beats copied values), the

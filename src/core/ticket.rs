@@ -1,4 +1,4 @@
-//! Failure tickets (DESIGN §7): the payload, its dedup keys and its signature. Pure: building a
+//! Failure tickets (docs/design.md §7): the payload, its dedup keys and its signature. Pure: building a
 //! ticket from a report and signing it needs no network; delivery lives in `crate::webhook`.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -84,7 +84,7 @@ pub struct Summary {
 pub struct Ticket {
     pub ebssnap: u64,
     pub event: String,
-    /// `critical`, `error`, `warning` or `info` (see `severity` and docs/tickets.md).
+    /// `critical`, `error`, `warning` or `info` (see `severity` and docs/guides/tickets.md).
     pub severity: String,
     pub dedup_key: String,
     pub occurred_at: String,

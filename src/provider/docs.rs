@@ -171,7 +171,7 @@ fn list_page(root: &Path, type_name: &str, schema: &Schema) -> String {
         "# {type_name} (List Resource)\n\n{desc}\n\nUsed by `terraform query` (Terraform 1.14 and later) in a \
          `.tfquery.hcl` file. Each result is shown by its import id and carries the resource's identity; \
          `terraform query -generate-config-out=FILE` writes a resource block and an `import` block for each, \
-         see [Adopting existing policies](../provider.md#adopting-existing-policies-with-terraform-query).\n\n\
+         see [Adopting existing policies](../guides/provider.md#adopting-existing-policies-with-terraform-query).\n\n\
          ## Example Usage\n\n```terraform\n{}```\n\n",
         read(root, &format!("examples/list-resources/{type_name}/list-resource.tfquery.hcl"))
     ));
@@ -265,12 +265,23 @@ fn function_page(root: &Path, name: &str, f: &super::plugin::proto::Function) ->
     out
 }
 
+/// What a reader of the registry must know before the example: the provider schedules, the runner
+/// snapshots, and the runner is deployed separately.
+const INDEX_INTRO: &str = "**Before you start: a runner must exist.** This provider only writes EventBridge Scheduler \
+schedules. The snapshots are taken by the ebssnap **runner**, an AWS Lambda function you deploy once per account \
+and Region (`ebssnap-runner_<version>_lambda_<arch>.zip` from the [GitHub release](https://github.com/rackerlabs/ebssnap/releases), \
+checked against its `SHA256SUMS`), with two IAM roles: its own and the one Scheduler assumes to invoke it, both \
+rendered by [`data \"ebssnap_iam_policy\"`](data-sources/iam_policy.md). The provider needs their ARNs \
+(`runner_arn`, `scheduler_role_arn`). The [Getting started](guides/getting-started.md) guide deploys all of it \
+and proves it works; [Deploying the runner](guides/deployment.md) covers the details, \
+[Moving from ebs_snapper](guides/migration.md) the way in from the old tool.";
+
 /// Every generated page: (path relative to the repository root, content).
 pub fn render_all(root: &Path) -> Vec<(PathBuf, String)> {
     let provider = provider_schema();
     let mut index = front_matter("ebssnap Provider", &provider.block.description.content);
     index.push_str(&format!(
-        "# ebssnap Provider\n\n{}\n\n## Example Usage\n\n```terraform\n{}```\n\n{}",
+        "# ebssnap Provider\n\n{}\n\n{INDEX_INTRO}\n\n## Example Usage\n\n```terraform\n{}```\n\n{}",
         provider.block.description.content,
         read(root, "examples/provider/provider.tf"),
         render_schema(&provider)

@@ -1,5 +1,5 @@
 //! `ebssnap_policy`: a schedule group `ebssnap-<name>` and its `_policy` schedule, whose input is
-//! the policy document (DESIGN §2). Read recovers every attribute from AWS, so import works.
+//! the policy document (docs/design.md §2). Read recovers every attribute from AWS, so import works.
 
 use std::collections::BTreeMap;
 

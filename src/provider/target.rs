@@ -1,5 +1,5 @@
 //! `ebssnap_target`: one schedule `ebssnap-<policy>/<name>` whose input is the target document:
-//! the selector, the retention overrides and the Scheduler context placeholders (DESIGN §2, §3).
+//! the selector, the retention overrides and the Scheduler context placeholders (docs/design.md §2, §3).
 
 use super::plugin::Value;
 use super::plugin::resource::{Identity, Resource};

@@ -1,4 +1,4 @@
-//! Finishing a run across invocations (DESIGN §5). Near the Lambda deadline with volumes not yet
+//! Finishing a run across invocations (docs/design.md §5). Near the Lambda deadline with volumes not yet
 //! started, the run continues in an asynchronous invocation of its own function: the same event
 //! (the target document, a pointer) plus a continuation marker with the next link number and the
 //! run key. The next link skips what is done (the run key) and carries on; pruning happens once,

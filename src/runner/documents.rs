@@ -1,4 +1,4 @@
-//! Where a run's documents come from, and which source is trusted (DESIGN §3).
+//! Where a run's documents come from, and which source is trusted (docs/design.md §3).
 //!
 //! - Scheduler: the `_policy` schedule and the target's schedule hold the current documents.
 //! - A Lambda event is only a *pointer*: it names the policy and target and carries the run's

@@ -1,4 +1,4 @@
-//! The runner's library: a target run and a policy sweep (DESIGN §5), over the AWS layer and
+//! The runner's library: a target run and a policy sweep (docs/design.md §5), over the AWS layer and
 //! the core. The CLI and the Lambda are thin shells over these functions.
 //!
 //! - [`documents`]: where a run's documents come from and which source is trusted.

@@ -36,7 +36,7 @@ pub struct RunOptions {
     pub delivery: DeliveryOptions,
     /// The hard end of the run's time budget (the Lambda deadline): ticket delivery stops here.
     pub deadline: Option<Instant>,
-    /// Lambda only: the continuation chain this invocation belongs to (DESIGN §5).
+    /// Lambda only: the continuation chain this invocation belongs to (docs/design.md §5).
     pub chain: Option<Chain>,
     /// The target schedule's interval, when the documents came from Scheduler: a volume whose
     /// previous restore point is older than 1.5 intervals has recovered (`snapshot.recovered`).

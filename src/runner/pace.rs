@@ -1,4 +1,4 @@
-//! Pacing mutating EC2 calls to the account's budget (DESIGN §5).
+//! Pacing mutating EC2 calls to the account's budget (docs/design.md §5).
 //!
 //! EC2 throttles each API per account and region with a token bucket: a burst, then a few
 //! requests per second. Measured against a model of that bucket (docs/benchmarks.md), the SDK's

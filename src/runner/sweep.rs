@@ -1,4 +1,4 @@
-//! A policy sweep (DESIGN §5): prune every pair of the policy (removed targets and orphans
+//! A policy sweep (docs/design.md §5): prune every pair of the policy (removed targets and orphans
 //! included), report snapshots in state `error`, and find overdue volumes.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +22,7 @@ use crate::core::tags;
 use crate::error::Error;
 
 /// Sweeps a policy: prunes every pair (removed targets and orphans included) and reports
-/// snapshots in state `error` (DESIGN §5).
+/// snapshots in state `error` (docs/design.md §5).
 pub async fn sweep(
     clients: &Clients,
     policy: &PolicyDocument,

@@ -1,4 +1,4 @@
-//! A target run (DESIGN §5): select, snapshot (per volume or crash-consistent sets), prune.
+//! A target run (docs/design.md §5): select, snapshot (per volume or crash-consistent sets), prune.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -279,7 +279,7 @@ fn elapsed_ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
-/// Runs one target: select, snapshot, prune (DESIGN §5).
+/// Runs one target: select, snapshot, prune (docs/design.md §5).
 pub async fn run_target(
     clients: &Clients,
     policy: &PolicyDocument,
@@ -358,7 +358,7 @@ fn recovered(
         .collect()
 }
 
-/// What selects nothing is a failure (DESIGN §4): named references that resolve to nothing
+/// What selects nothing is a failure (docs/design.md §4): named references that resolve to nothing
 /// (`NotFound`), and an empty selection unless the target allows it (`EmptySelection`).
 fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize) -> Vec<Failure> {
     let mut out: Vec<Failure> = select::unresolved(&target.select, inv)
@@ -428,7 +428,7 @@ async fn run_target_in_span(
     // The inventory and the target's snapshots are independent reads: both at once. A link
     // after the first needs only this run's snapshots to skip what is done; the target's whole
     // history (retention days x volumes, pages of DescribeSnapshots) is read only by the link
-    // that prunes, after its creations (DESIGN §5).
+    // that prunes, after its creations (docs/design.md §5).
     let continuing = opts.chain.as_ref().is_some_and(|c| c.link > 1);
     let phase = Instant::now();
     let (inv, mut existing) = futures::try_join!(

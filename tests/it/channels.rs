@@ -1,4 +1,4 @@
-//! Failure channels beyond a plain webhook (DESIGN §7): a webhook kept in Secrets Manager, SNS
+//! Failure channels beyond a plain webhook (docs/design.md §7): a webhook kept in Secrets Manager, SNS
 //! (read back through an SQS subscription in moto), a missing or malformed secret, and the
 //! metrics line (EMF) of the Lambda. Secret values are grepped for in every output.
 

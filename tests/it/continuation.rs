@@ -1,4 +1,4 @@
-//! A run at the speed the account allows (issue 10, DESIGN §5): near the Lambda deadline the run
+//! A run at the speed the account allows (issue 10, docs/design.md §5): near the Lambda deadline the run
 //! continues in an asynchronous invocation of its own function; after the last allowed link the
 //! unstarted volumes raise a ticket; throttling never duplicates or misses a volume.
 //!

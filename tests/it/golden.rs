@@ -1,4 +1,4 @@
-//! Golden documents: the examples of DESIGN §3 parse, and serialize back to the same JSON.
+//! Golden documents: the examples of docs/design.md §3 parse, and serialize back to the same JSON.
 
 use ebssnap::core::doc::{self, Document};
 use serde_json::Value;
@@ -300,10 +300,10 @@ mod tickets {
         }
     }
 
-    /// docs/tickets.md's response guide is the table in `core::guide` (`EBSSNAP_BLESS=1` rewrites it).
+    /// docs/guides/tickets.md's response guide is the table in `core::guide` (`EBSSNAP_BLESS=1` rewrites it).
     #[test]
     fn the_response_guide_in_the_docs_is_current() {
-        let path = dir().parent().unwrap().join("tickets.md");
+        let path = dir().parent().unwrap().join("guides/tickets.md");
         let text = std::fs::read_to_string(&path).unwrap();
         let (start, end) = ("<!-- guide:start -->\n", "<!-- guide:end -->");
         let a = text.find(start).expect("guide:start marker") + start.len();
@@ -316,12 +316,12 @@ mod tickets {
         assert_eq!(
             &text[a..b],
             want,
-            "docs/tickets.md's guide is stale: rerun with EBSSNAP_BLESS=1"
+            "docs/guides/tickets.md's guide is stale: rerun with EBSSNAP_BLESS=1"
         );
     }
 
     /// The same problem on two runs has the same problem key; each failure has a category and
-    /// an action; severities follow the rules in docs/tickets.md.
+    /// an action; severities follow the rules in docs/guides/tickets.md.
     #[test]
     fn problem_keys_are_stable_and_severities_mean_something() {
         let run = |key: &str, code: &str| {

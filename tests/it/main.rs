@@ -1,4 +1,4 @@
-//! The runner's integration tests: one binary, shared helpers (DESIGN §9, layer 2).
+//! The runner's integration tests: one binary, shared helpers (docs/design.md §9, layer 2).
 //!
 //! Each test starts its own `moto_server` on a free loopback port (nextest runs every test in its
 //! own process), seeds it through the SDK and runs the runner in-process or as the CLI binary.
@@ -8,11 +8,13 @@ mod cli;
 mod continuation;
 mod demo;
 mod docs;
+mod examples;
 mod filters;
 mod fleet;
 mod golden;
 mod iam;
 mod lambda;
+mod links;
 mod migrate;
 mod mocks;
 mod modern;

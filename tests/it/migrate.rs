@@ -118,7 +118,7 @@ async fn stanzas_from_the_table_become_terraform_that_selects_what_ebs_snapper_s
         &[
             // README's example: everything tagged backup=yes.
             ("tagged_instances", json!({"match": {"tag:backup": "yes"}, "snapshot": {"retention": "4 days", "minimum": 5, "frequency": "12 hours"}, "ignore": []})),
-            // DESIGN's example: instance id AND a tag AND a Name wildcard, crontab in UTC.
+            // ebs_snapper's design example: instance id AND a tag AND a Name wildcard, crontab in UTC.
             ("legacy", json!({"match": {"instance-id": [legacy, legacy2], "tag:key": "tag-value", "tag:Name": "legacy_server_name_1*"},
                               "snapshot": {"retention": "1 week", "minimum": 3, "frequency": "0 5 * * ? *"}})),
             // An Auto Scaling group through its tag, hourly, sub-day retention.

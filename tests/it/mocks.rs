@@ -317,7 +317,7 @@ async fn crash_consistent_sets_use_create_snapshots_with_copied_volume_tags() {
     );
 }
 
-/// DESIGN §5: a set may only snapshot what was selected. Root excluded by `root_volumes`, one
+/// docs/design.md §5: a set may only snapshot what was selected. Root excluded by `root_volumes`, one
 /// data volume by tag: `CreateSnapshots` must carry `ExcludeBootVolume` and that volume's id.
 #[tokio::test]
 async fn crash_consistent_sets_exclude_every_attached_volume_not_selected() {

@@ -20,7 +20,56 @@ fn without_terraforms_cookie_the_binary_says_what_it_is_and_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty(), "nothing on stdout");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("This binary is a plugin"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // One human paragraph: what it is, that Terraform starts it, its version.
+    assert!(
+        err.contains("Terraform provider for scheduled EBS snapshots"),
+        "{err}"
+    );
+    assert!(err.contains("Terraform starts it"), "{err}");
+    assert!(err.contains(env!("CARGO_PKG_VERSION")), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn version_prints_the_version() {
+    let out = provider().arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("terraform-provider-ebssnap {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// The docs generator writes only into this repository: `docs --help` once made a directory
+/// named `--help`; any directory that is not the repository is refused, and nothing is written.
+#[test]
+fn the_docs_generator_never_writes_outside_the_repository() {
+    let dir = std::env::temp_dir().join(format!("ebssnap-docs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for args in [
+        vec!["docs", "--help"],
+        vec!["docs"],
+        vec!["docs", "."],
+        vec!["docs", "--out", "."],
+        vec!["docs", "--out", "elsewhere"],
+    ] {
+        let out = provider().args(&args).current_dir(&dir).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("usage: terraform-provider-ebssnap docs --out"),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "written: {left:?}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

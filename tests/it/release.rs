@@ -203,7 +203,7 @@ async fn the_static_bootstrap_answers_a_lambda_invocation_in_an_empty_environmen
     crate::fleet::volume(&c, &[("Backup", "yes")]).await;
     let pol = crate::docs::policy("std", 7, 1);
     crate::docs::store_policy(&c, &pol).await;
-    // The event is a pointer: the target's schedule must exist (DESIGN §3).
+    // The event is a pointer: the target's schedule must exist (docs/design.md §3).
     let stored = crate::docs::target(
         "std",
         "t",

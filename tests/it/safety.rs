@@ -1,4 +1,4 @@
-//! Runner safety (issue 9, DESIGN §3–§7): the event is a pointer, what selects nothing fails
+//! Runner safety (issue 9, docs/design.md §3–§7): the event is a pointer, what selects nothing fails
 //! loudly, one restore point per run, crash-consistent sets snapshot only what was selected,
 //! the Lambda reads the environment as the CLI does, failures carry their ticket, webhooks never
 //! follow redirects, and the runner enforces AWS's limits itself. Against moto, loopback proxies

@@ -1,4 +1,4 @@
-//! The provider through the real `terraform` CLI against moto (DESIGN §9, layer 3): lifecycle of
+//! The provider through the real `terraform` CLI against moto (docs/design.md §9, layer 3): lifecycle of
 //! each resource, import (command and `import {}` blocks), drift, validation with attribute paths,
 //! the documents the runner reads, and schema descriptions.
 

@@ -1,4 +1,4 @@
-//! Failure tickets end to end (DESIGN §7): one signed ticket per failed run, retries and
+//! Failure tickets end to end (docs/design.md §7): one signed ticket per failed run, retries and
 //! Retry-After, an unreachable receiver, nothing sent when all is well, sweep events, stable
 //! dedup keys. Every receiver is on loopback.
 
@@ -635,13 +635,16 @@ async fn a_failure_then_a_success_sends_one_recovery_naming_its_problem_key() {
     assert_eq!(receiver.received().len(), 2);
 }
 
-/// The first fenced code block of `lang` in docs/tickets.md.
+/// The first fenced code block of `lang` in docs/guides/tickets.md.
 fn doc_snippet(lang: &str) -> String {
-    let doc =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/tickets.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/guides/tickets.md"
+    ))
+    .unwrap();
     let start = doc
         .find(&format!("```{lang}\n"))
-        .unwrap_or_else(|| panic!("no {lang} block in docs/tickets.md"))
+        .unwrap_or_else(|| panic!("no {lang} block in docs/guides/tickets.md"))
         + lang.len()
         + 4;
     let end = start + doc[start..].find("```").unwrap();

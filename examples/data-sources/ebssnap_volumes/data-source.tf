@@ -1,3 +1,4 @@
+# The data volumes of every instance tagged Env=prod (one source; several would be a union).
 data "ebssnap_volumes" "prod" {
   select {
     instance_tags = {

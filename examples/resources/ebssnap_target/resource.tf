@@ -4,6 +4,7 @@ resource "ebssnap_target" "web" {
   schedule = "cron(0 3 * * ? *)"
   timezone = "America/Chicago"
 
+  # A union: the group's instances plus every instance named db-*.
   select {
     asg_names      = ["web-prod"]
     instance_names = ["db-*"]
