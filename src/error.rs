@@ -45,6 +45,24 @@ impl Error {
         }
     }
 
+    /// A short code: the AWS code (or the transport cause) for AWS errors, `BadInput` or
+    /// `RejectedEvent` otherwise.
+    pub fn code(&self) -> &str {
+        match self {
+            Error::Input(_) => "BadInput",
+            Error::Rejected(_) => "RejectedEvent",
+            Error::Aws(e) => &e.code,
+        }
+    }
+
+    /// What a person should do about it, when that is known (docs/design.md §8).
+    pub fn action(&self) -> Option<&'static str> {
+        match self {
+            Error::Aws(e) => crate::core::advice::action(&e.code),
+            _ => None,
+        }
+    }
+
     /// The Lambda error type: Scheduler's retry policy only helps with retryable errors.
     pub fn lambda_type(&self) -> &'static str {
         match self {

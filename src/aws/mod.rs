@@ -278,6 +278,20 @@ impl Clients {
     }
 }
 
+/// An error and its sources, each by its `Display` (`a: b: c`): never `Debug` output.
+fn display_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Turns an SDK error into an [`AwsError`] carrying the AWS code and the action.
 pub fn aws_error<E, R>(action: impl Into<String>, err: SdkError<E, R>) -> AwsError
 where
@@ -304,30 +318,46 @@ where
             message: "the request timed out".into(),
             retryable: true,
         },
-        SdkError::DispatchFailure(d) => AwsError {
-            action,
-            code: "DispatchFailure".into(),
-            message: format!(
-                "could not reach the AWS endpoint: {:?}",
-                d.as_connector_error()
-            ),
-            retryable: true,
-        },
+        SdkError::DispatchFailure(_) => {
+            let text = display_chain(&err);
+            match crate::core::advice::transport(&text) {
+                Some(c) => AwsError {
+                    action,
+                    retryable: c.code == "EndpointUnreachable",
+                    code: c.code.into(),
+                    message: c.message,
+                },
+                None => AwsError {
+                    action,
+                    code: "DispatchFailure".into(),
+                    message: format!("could not send the request: {text}"),
+                    retryable: true,
+                },
+            }
+        }
         SdkError::ResponseError(_) => AwsError {
             action,
             code: "ResponseError".into(),
-            message: format!(
-                "unreadable response: {}",
-                aws_smithy_types::error::display::DisplayErrorContext(&err)
-            ),
+            message: format!("unreadable response: {}", display_chain(&err)),
             retryable: true,
         },
-        _ => AwsError {
-            action,
-            code: "ClientError".into(),
-            message: aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
-            retryable: false,
-        },
+        _ => {
+            let text = display_chain(&err);
+            match crate::core::advice::transport(&text) {
+                Some(c) => AwsError {
+                    action,
+                    retryable: c.code == "EndpointUnreachable",
+                    code: c.code.into(),
+                    message: c.message,
+                },
+                None => AwsError {
+                    action,
+                    code: "ClientError".into(),
+                    message: text,
+                    retryable: false,
+                },
+            }
+        }
     }
 }
 

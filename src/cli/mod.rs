@@ -82,8 +82,37 @@ pub async fn main(cli: Cli) -> i32 {
     match dispatch(&cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ebssnap: error: {e}");
+            report_error(&e, cli.command.json());
             e.exit_code()
+        }
+    }
+}
+
+/// An error that stopped a command: one line on stderr, then what to do when that is known;
+/// with `--json`, also `{"error": {"code", "message", "action"}}` on stdout (the exit code is
+/// the same).
+fn report_error(e: &Error, json: bool) {
+    eprintln!("ebssnap: error: {e}");
+    if let Some(action) = e.action() {
+        eprintln!("  what to do: {action}");
+    }
+    if json {
+        output::print_json(&serde_json::json!({
+            "error": {"code": e.code(), "message": e.to_string(), "action": e.action()}
+        }));
+    }
+}
+
+impl Command {
+    /// Whether the command was asked for JSON output.
+    fn json(&self) -> bool {
+        match self {
+            Command::Run(a) => a.common.json,
+            Command::Sweep(a) => a.common.json,
+            Command::Volumes(a) => a.json,
+            Command::Adopt(a) => a.json,
+            Command::Snapshots(a) => a.json,
+            Command::Webhook(_) | Command::Migrate(_) => false,
         }
     }
 }

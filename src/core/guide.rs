@@ -92,6 +92,11 @@ pub const GUIDE: &[(&str, Category, &str)] = &[
         "The runner could not reach AWS; the next run retries. If it recurs, check the runner's network path to the endpoint (VPC endpoints, NAT, DNS).",
     ),
     (
+        "EndpointUnreachable",
+        Transient,
+        "The runner could not connect to the AWS endpoint; the next run retries. If it recurs, check the runner's network path to the endpoint (VPC endpoints, NAT, DNS).",
+    ),
+    (
         "NotStarted",
         Transient,
         "The run ran out of time before it reached this volume; the next scheduled run covers it. If it recurs, raise `EBSSNAP_MAX_LINKS` on the runner or split the target.",

@@ -1,6 +1,7 @@
 //! The pure core: documents, selection, tag merging and retention. Nothing here knows about AWS
 //! or Terraform; the runner and the provider are thin shells over it.
 
+pub mod advice;
 pub mod doc;
 pub mod guide;
 pub mod limits;

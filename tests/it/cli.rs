@@ -558,3 +558,115 @@ async fn snapshots_lists_exactly_what_the_sweep_decides() {
     assert_eq!(deleted, BTreeSet::from([orphan_snap]));
     assert!(fleet::snapshots(&c).await.contains_key(&broken_snap));
 }
+
+/// Issue 26 item 4: errors that stop a command say what to do, in one line each, never as Rust
+/// `Debug` output; with `--json` stdout carries `{"error": {"code", "message", "action"}}`; the
+/// exit code stays 3. Real SDK errors: no credentials, no Region, a closed port, a 403 from a
+/// loopback stand-in for Scheduler.
+#[test]
+fn errors_say_what_to_do_with_and_without_json() {
+    let denied = crate::proxy::Proxy::start(
+        9,
+        Box::new(|_, _, _| {
+            crate::proxy::Action::Respond(
+                403,
+                "application/json",
+                r#"{"__type":"AccessDeniedException","Message":"User: arn:aws:iam::123456789012:user/x is not authorized to perform: scheduler:GetSchedule"}"#.into(),
+            )
+        }),
+    );
+    let home = std::env::temp_dir().join(format!("ebssnap-nohome-{}", std::process::id()));
+    let keys = [("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")];
+    let cases: Vec<(&str, Vec<(&str, String)>, &str, &str)> = vec![
+        (
+            "no credentials",
+            vec![("AWS_REGION", "us-east-1".into())],
+            "NoCredentials",
+            "aws sso login",
+        ),
+        (
+            "no region",
+            keys.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            "NoRegion",
+            "--region",
+        ),
+        (
+            "closed port",
+            keys.iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .chain([
+                    ("AWS_REGION", "us-east-1".to_string()),
+                    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_string()),
+                ])
+                .collect(),
+            "EndpointUnreachable",
+            "AWS_ENDPOINT_URL",
+        ),
+        (
+            "access denied",
+            keys.iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .chain([
+                    ("AWS_REGION", "us-east-1".to_string()),
+                    ("AWS_ENDPOINT_URL", denied.endpoint()),
+                ])
+                .collect(),
+            "AccessDeniedException",
+            "ebssnap_iam_policy",
+        ),
+    ];
+    for (what, env, code, hint) in cases {
+        for json in [false, true] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ebssnap"));
+            cmd.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", &home)
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .args(["volumes", "--policy", "std", "--target", "web"]);
+            if json {
+                cmd.arg("--json");
+            }
+            let out = cmd.output().expect("run ebssnap");
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            assert_eq!(out.status.code(), Some(3), "{what}: {stderr}");
+            for debug in ["DispatchFailure(", "ConnectorError", "Some(", " { "] {
+                assert!(!stderr.contains(debug), "{what}: Debug output: {stderr}");
+            }
+            let first = stderr.lines().next().unwrap_or_default();
+            assert!(
+                first.starts_with("ebssnap: error: ") && first.contains(code),
+                "{what}: {stderr}"
+            );
+            assert!(
+                stderr
+                    .lines()
+                    .nth(1)
+                    .is_some_and(|l| l.contains("what to do:") && l.contains(hint)),
+                "{what}: {stderr}"
+            );
+            if json {
+                let v: Value = serde_json::from_str(&stdout)
+                    .unwrap_or_else(|e| panic!("{what}: {e}: {stdout}"));
+                assert_eq!(v["error"]["code"], code, "{what}: {v}");
+                assert!(
+                    v["error"]["action"]
+                        .as_str()
+                        .is_some_and(|a| a.contains(hint)),
+                    "{v}"
+                );
+                assert!(
+                    v["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(code)),
+                    "{v}"
+                );
+            } else {
+                assert!(stdout.is_empty(), "{what}: {stdout}");
+            }
+        }
+    }
+}
