@@ -577,7 +577,9 @@ fn errors_say_what_to_do_with_and_without_json() {
     );
     let home = std::env::temp_dir().join(format!("ebssnap-nohome-{}", std::process::id()));
     let keys = [("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "y")];
-    let cases: Vec<(&str, Vec<(&str, String)>, &str, &str)> = vec![
+    /// (what, environment, expected code, a word of the expected action)
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "no credentials",
             vec![("AWS_REGION", "us-east-1".into())],
