@@ -416,7 +416,7 @@ fn the_other_platforms_when_built_have_the_right_headers_and_arm64_runs_under_qe
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.is_empty(), "{out}");
-    assert!(err.contains("This binary is a plugin"), "{err}");
+    assert!(err.contains("Terraform starts it"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 
     // The arm64 provider under qemu, driven by the real terraform (smoke_provider.py --run-with).
