@@ -318,44 +318,46 @@ where
             message: "the request timed out".into(),
             retryable: true,
         },
-        SdkError::DispatchFailure(_) => {
-            let text = display_chain(&err);
-            match crate::core::advice::transport(&text) {
-                Some(c) => AwsError {
-                    action,
-                    retryable: c.code == "EndpointUnreachable",
-                    code: c.code.into(),
-                    message: c.message,
-                },
-                None => AwsError {
-                    action,
-                    code: "DispatchFailure".into(),
-                    message: format!("could not send the request: {text}"),
-                    retryable: true,
-                },
-            }
-        }
+        SdkError::DispatchFailure(_) => unsent(action, display_chain(&err), |text| {
+            (
+                "DispatchFailure",
+                format!("could not send the request: {text}"),
+                true,
+            )
+        }),
         SdkError::ResponseError(_) => AwsError {
             action,
             code: "ResponseError".into(),
             message: format!("unreadable response: {}", display_chain(&err)),
             retryable: true,
         },
-        _ => {
-            let text = display_chain(&err);
-            match crate::core::advice::transport(&text) {
-                Some(c) => AwsError {
-                    action,
-                    retryable: c.code == "EndpointUnreachable",
-                    code: c.code.into(),
-                    message: c.message,
-                },
-                None => AwsError {
-                    action,
-                    code: "ClientError".into(),
-                    message: text,
-                    retryable: false,
-                },
+        _ => unsent(action, display_chain(&err), |text| {
+            ("ClientError", text, false)
+        }),
+    }
+}
+
+/// An error of a request that never got an AWS answer: its cause when a person can fix it
+/// ([`crate::core::advice::transport`]), else `otherwise(text)` = (code, message, retryable).
+fn unsent(
+    action: String,
+    text: String,
+    otherwise: impl FnOnce(String) -> (&'static str, String, bool),
+) -> AwsError {
+    match crate::core::advice::transport(&text) {
+        Some(c) => AwsError {
+            action,
+            retryable: c.code == "EndpointUnreachable",
+            code: c.code.into(),
+            message: c.message,
+        },
+        None => {
+            let (code, message, retryable) = otherwise(text);
+            AwsError {
+                action,
+                code: code.into(),
+                message,
+                retryable,
             }
         }
     }

@@ -160,6 +160,34 @@ pub fn as_lambda(program: &std::path::Path, m: &Moto, port: u16) -> Command {
     c
 }
 
+/// Runs `events` through one bootstrap process (the function as Lambda) and returns its
+/// answers, in order; panics with the function's stderr when one does not come.
+pub fn answers_of(m: &Moto, events: Vec<Value>) -> Vec<Answer> {
+    let n = events.len();
+    let (port, answers) = fake_runtime_api(events);
+    let mut child = as_lambda(std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")), m, port)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the bootstrap");
+    let mut got = Vec::new();
+    for _ in 0..n {
+        match answers.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => got.push(a),
+            Err(e) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(mut s) = child.stderr.take() {
+                    let _ = s.read_to_string(&mut err);
+                }
+                panic!("no answer from the function ({e}); stderr:\n{err}");
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    got
+}
+
 /// Runs the binary as a Lambda function for one `event` with `deadline_ms` and extra `env`,
 /// and returns its answer (or why there was none) and its stderr.
 pub fn invoke_once(
@@ -201,30 +229,7 @@ async fn the_binary_serves_lambda_invocations_with_typed_errors() {
     bad["select"]["volume_tagz"] = json!({});
     let sweep = docs::with_run(pol.clone(), &run);
     let events = vec![placeholders.clone(), bad, sweep, placeholders];
-    let (port, answers) = fake_runtime_api(events);
-
-    let mut child = as_lambda(
-        std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")),
-        &m,
-        port,
-    )
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start the bootstrap");
-    let mut got = Vec::new();
-    for _ in 0..4 {
-        match answers.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => got.push(a),
-            Err(e) => {
-                let _ = child.kill();
-                let mut err = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("no answer from the function ({e}); stderr:\n{err}");
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let got = answers_of(&m, events);
 
     let (id, kind, report) = &got[0];
     assert_eq!((id.as_str(), kind.as_str()), ("req-0", "response"));

@@ -2,42 +2,13 @@
 //! a run key its schedule could not have sent does nothing and pages nobody, and a ticket says
 //! only what ebssnap knows.
 
-use std::io::Read;
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::docs;
 use crate::fleet;
-use crate::lambda::{Answer, as_lambda, fake_runtime_api};
+use crate::lambda::answers_of;
 use crate::moto::Moto;
 use crate::tickets::Receiver;
-
-/// Runs `events` through one bootstrap process and returns its answers, in order.
-fn answers_of(m: &Moto, events: Vec<Value>) -> Vec<Answer> {
-    let n = events.len();
-    let (port, answers) = fake_runtime_api(events);
-    let mut child = as_lambda(std::path::Path::new(env!("CARGO_BIN_EXE_ebssnap")), m, port)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the bootstrap");
-    let mut got = Vec::new();
-    for _ in 0..n {
-        match answers.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => got.push(a),
-            Err(e) => {
-                let _ = child.kill();
-                let mut err = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-                panic!("no answer from the function ({e}); stderr:\n{err}");
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    got
-}
 
 fn shifted(t: &str, minutes: i64) -> String {
     let t: jiff::Timestamp = t.parse().unwrap();
