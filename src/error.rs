@@ -13,6 +13,10 @@ pub struct AwsError {
     pub message: String,
     /// Worth retrying later (throttling, 5xx, timeouts, transport).
     pub retryable: bool,
+    /// AWS may have acted although the call failed: the request was sent and no answer says it
+    /// was refused (a timeout, a connection lost after sending, a 5xx other than throttling).
+    /// A call that creates must look before it is sent again (docs/design.md §5, exactly once).
+    pub ambiguous: bool,
 }
 
 /// Why a command could not complete. Per-volume failures are not errors: they are reported in

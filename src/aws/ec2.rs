@@ -354,6 +354,36 @@ pub async fn list_managed_snapshots(
     .await
 }
 
+/// The snapshots of one run of a target taken of `volume_ids`: how a creation whose answer was
+/// lost is resolved (docs/design.md §5, exactly once). One filtered call per 197 volumes: the
+/// look-ups of a whole wave of creations share it. Matched on `VolumeId`, which both a single
+/// snapshot and a member of a crash-consistent set carry (a set has no `ebssnap:volume` tag).
+pub async fn find_run_snapshots(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+    target: &str,
+    run_key: &str,
+    volume_ids: &[String],
+) -> Result<Vec<ManagedSnapshot>, AwsError> {
+    let fixed = [
+        filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()]),
+        filter(&format!("tag:{TAG_TARGET}"), &[target.to_string()]),
+        filter(&format!("tag:{TAG_RUN}"), &[run_key.to_string()]),
+    ];
+    let mut out = Vec::new();
+    for filters in batches(&fixed, "volume-id", volume_ids) {
+        let found = own_snapshots(
+            ec2,
+            filters,
+            &format!("looking up the snapshots of run {run_key} of {policy}/{target}"),
+            ManagedSnapshot::from_sdk,
+        )
+        .await?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 /// What `keep` makes of every snapshot of the account matching `filters` (paginated
 /// DescribeSnapshots), page by page: only one page of the SDK's snapshots is held at a time.
 async fn own_snapshots<T>(
@@ -463,6 +493,7 @@ pub async fn create_snapshot(
         code: "MissingSnapshotId".into(),
         message: "CreateSnapshot answered without a snapshot id".into(),
         retryable: false,
+        ambiguous: false,
     })
 }
 

@@ -296,7 +296,7 @@ fn display_chain(err: &dyn std::error::Error) -> String {
 pub fn aws_error<E, R>(action: impl Into<String>, err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + HttpStatus,
 {
     let action = action.into();
     match &err {
@@ -305,11 +305,15 @@ where
             let code = e.code().unwrap_or("Unknown").to_string();
             let message = e.message().unwrap_or("(no message)").to_string();
             let retryable = is_retryable_code(&code);
+            // An answer with a code was refused, except a server error: EC2 may have acted
+            // before it failed. Throttling (503 RequestLimitExceeded) is refused before acting.
+            let ambiguous = se.raw().status_code() >= 500 && !THROTTLE_CODES.contains(&&*code);
             AwsError {
                 action,
                 code,
                 message,
                 retryable,
+                ambiguous,
             }
         }
         SdkError::TimeoutError(_) => AwsError {
@@ -317,24 +321,61 @@ where
             code: "Timeout".into(),
             message: "the request timed out".into(),
             retryable: true,
+            ambiguous: true,
         },
-        SdkError::DispatchFailure(_) => unsent(action, display_chain(&err), |text| {
-            (
-                "DispatchFailure",
-                format!("could not send the request: {text}"),
-                true,
-            )
-        }),
+        SdkError::DispatchFailure(_) => {
+            let text = display_chain(&err);
+            // Failing to connect means nothing was sent; losing the connection later may mean
+            // AWS acted and the answer was lost.
+            let ambiguous = !never_connected(&text);
+            let mut e = unsent(action, text, |text| {
+                (
+                    "DispatchFailure",
+                    format!("could not send the request: {text}"),
+                    true,
+                )
+            });
+            e.ambiguous = ambiguous && e.retryable;
+            e
+        }
         SdkError::ResponseError(_) => AwsError {
             action,
             code: "ResponseError".into(),
             message: format!("unreadable response: {}", display_chain(&err)),
             retryable: true,
+            ambiguous: true,
         },
         _ => unsent(action, display_chain(&err), |text| {
             ("ClientError", text, false)
         }),
     }
+}
+
+/// The HTTP status of a raw response, so that [`aws_error`] can tell a
+/// server error from a refusal.
+pub trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// A dispatch failure that happened before any byte of the request left: DNS, connect.
+fn never_connected(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    [
+        "connection refused",
+        "dns error",
+        "failed to lookup address",
+        "error trying to connect",
+        "tcp connect error",
+        "client error (connect)",
+    ]
+    .iter()
+    .any(|s| lower.contains(s))
 }
 
 /// An error of a request that never got an AWS answer: its cause when a person can fix it
@@ -350,6 +391,7 @@ fn unsent(
             retryable: c.code == "EndpointUnreachable",
             code: c.code.into(),
             message: c.message,
+            ambiguous: false,
         },
         None => {
             let (code, message, retryable) = otherwise(text);
@@ -358,6 +400,7 @@ fn unsent(
                 code: code.into(),
                 message,
                 retryable,
+                ambiguous: false,
             }
         }
     }

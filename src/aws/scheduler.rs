@@ -209,6 +209,7 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, AwsError> {
                     code: "InvalidTag".into(),
                     message: e.to_string(),
                     retryable: false,
+                    ambiguous: false,
                 })
         })
         .collect()
@@ -387,6 +388,7 @@ fn build_target(s: &ScheduleSpec) -> Result<Target, AwsError> {
         code: "InvalidTarget".into(),
         message: e.to_string(),
         retryable: false,
+        ambiguous: false,
     })
 }
 
@@ -403,6 +405,7 @@ fn window(s: &ScheduleSpec) -> Result<FlexibleTimeWindow, AwsError> {
         code: "InvalidWindow".into(),
         message: e.to_string(),
         retryable: false,
+        ambiguous: false,
     })
 }
 

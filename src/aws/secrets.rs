@@ -24,5 +24,6 @@ pub async fn get_secret_string(
                 "the secret has no string value (a binary secret cannot hold the webhook JSON)"
                     .into(),
             retryable: false,
+            ambiguous: false,
         })
 }

@@ -43,6 +43,7 @@ pub async fn publish_ticket(
         code: "Serialization".into(),
         message: e.to_string(),
         retryable: false,
+        ambiguous: false,
     })?;
     let mut req = client
         .publish()

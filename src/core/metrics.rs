@@ -17,6 +17,9 @@ pub const METRICS: &[(&str, &str)] = &[
     ("Overdue", "Count"),
     ("ErrorSnapshots", "Count"),
     ("ThrottledCalls", "Count"),
+    ("AmbiguousCalls", "Count"),
+    ("AmbiguousFound", "Count"),
+    ("AmbiguousRetried", "Count"),
     ("DurationMs", "Milliseconds"),
 ];
 
@@ -33,6 +36,10 @@ pub struct Figures {
     pub overdue: usize,
     pub error_snapshots: usize,
     pub throttled: u64,
+    /// Calls with an unknown outcome, those a look-up found done, those sent again.
+    pub ambiguous: u64,
+    pub ambiguous_found: u64,
+    pub ambiguous_retried: u64,
     pub duration_ms: u64,
 }
 
@@ -49,6 +56,9 @@ impl Figures {
             overdue: r.overdue.len(),
             error_snapshots: r.error_snapshots.len(),
             throttled: r.api_calls.throttled.values().sum(),
+            ambiguous: r.ambiguous.count,
+            ambiguous_found: r.ambiguous.found,
+            ambiguous_retried: r.ambiguous.retried,
             duration_ms: r.duration_ms,
         }
     }
@@ -96,6 +106,9 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
         "Overdue": f.overdue,
         "ErrorSnapshots": f.error_snapshots,
         "ThrottledCalls": f.throttled,
+        "AmbiguousCalls": f.ambiguous,
+        "AmbiguousFound": f.ambiguous_found,
+        "AmbiguousRetried": f.ambiguous_retried,
         "DurationMs": f.duration_ms,
     });
     if let Some(t) = &report.target {
@@ -119,6 +132,11 @@ mod tests {
             ..Report::default()
         };
         r.api_calls.throttled.insert("CreateSnapshot".into(), 2);
+        r.ambiguous = crate::core::report::Ambiguous {
+            count: 5,
+            found: 3,
+            retried: 2,
+        };
         let v = emf(&Figures::of(&r), 1_700_000_000_000);
         let decl = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(decl["Namespace"], "ebssnap");
@@ -131,6 +149,11 @@ mod tests {
         }
         assert_eq!(v["VolumesSelected"], 3);
         assert_eq!(v["ThrottledCalls"], 2);
+        assert_eq!(
+            (v["AmbiguousCalls"].clone(), v["AmbiguousFound"].clone()),
+            (json!(5), json!(3))
+        );
+        assert_eq!(v["AmbiguousRetried"], 2);
         assert_eq!(v["DurationMs"], 1234);
         assert_eq!(v["Target"], "web");
         let sweep = emf(&Figures::failed("std", None, "sweep", 5), 0);

@@ -123,6 +123,25 @@ impl ApiCallCounts {
     }
 }
 
+/// Mutating calls whose outcome was unknown (a timeout, a connection lost after sending, a 5xx
+/// other than throttling), counted per volume or snapshot, and how each was resolved: `found`
+/// (a look-up showed AWS had acted), `retried` (sent again: the look-up found nothing, or the call
+/// is harmless to repeat, as a delete is). docs/design.md §5 (exactly once).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Ambiguous {
+    pub count: u64,
+    pub found: u64,
+    pub retried: u64,
+}
+
+impl Ambiguous {
+    pub fn add(&mut self, other: Ambiguous) {
+        self.count += other.count;
+        self.found += other.found;
+        self.retried += other.retried;
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// `run` (a target) or `sweep` (a policy).
@@ -150,6 +169,8 @@ pub struct Report {
     pub tags_dropped: Vec<DroppedTag>,
     /// Attempts per operation (retries included), and `throttled`: those AWS refused for rate.
     pub api_calls: ApiCallCounts,
+    /// Calls whose outcome was unknown, and how they were resolved.
+    pub ambiguous: Ambiguous,
     pub duration_ms: u64,
     /// The failure ticket's delivery to the webhook, when one was due.
     pub ticket: Option<TicketOutcome>,
@@ -332,6 +353,14 @@ impl Report {
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default(),
                 t.dedup_key
+            );
+        }
+        let a = self.ambiguous;
+        if a.count > 0 {
+            let _ = writeln!(
+                s,
+                "  {} call(s) with an unknown outcome: {} found done, {} sent again",
+                a.count, a.found, a.retried
             );
         }
         let throttled: u64 = self.api_calls.throttled.values().sum();

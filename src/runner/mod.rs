@@ -6,6 +6,7 @@
 //! - [`target`]: a target run: selection failures, jobs (volumes or crash-consistent sets),
 //!   creation with retries, then pruning.
 //! - [`chain`]: finishing a run across Lambda invocations near the deadline.
+//! - [`exactly_once`]: creations whose answer was lost are looked up before they are sent again.
 //! - [`pace`]: pacing mutating EC2 calls to the account's budget (AIMD on throttles).
 //! - [`prune`]: executing a retention plan.
 //! - [`sweep`]: a policy sweep, its plan (shared with `ebssnap snapshots`), overdue detection.
@@ -16,6 +17,7 @@
 
 pub mod chain;
 pub mod documents;
+mod exactly_once;
 mod notify;
 pub mod options;
 pub mod pace;

@@ -162,6 +162,7 @@ async fn resolve_channels(clients: &Clients, policy: &PolicyDocument) -> Channel
                     code: "MalformedWebhookSecret".into(),
                     message: why,
                     retryable: false,
+                    ambiguous: false,
                 }),
             },
             Err(e) => Err(e),

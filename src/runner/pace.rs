@@ -13,6 +13,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::exactly_once::Tally;
 use super::options::RunOptions;
 use crate::aws::ApiCalls;
 use crate::error::AwsError;
@@ -134,14 +135,27 @@ impl<'a> Pacer<'a> {
     }
 }
 
-/// Calls `call` in `pacer`'s slots, retrying what is retryable (throttling, 5xx, timeouts,
-/// per-volume limits) up to `opts.create_attempts` times. Mutating calls go through a client
-/// without SDK retries, so that every attempt, retries included, is paced and counted; a
-/// volume's own rate limit also waits a backoff of its own. No retry is started past `stop_at`.
+/// How [`paced`] treats a failure whose outcome is unknown ([`AwsError::ambiguous`]).
+#[derive(Clone, Copy)]
+pub(super) enum Repeat<'a> {
+    /// Sending the call again is harmless (a delete: `NotFound` on the retry is success): it is
+    /// retried like any retryable error, and counted.
+    Harmless(&'a Tally),
+    /// Sending it again could act twice (a creation): it returns at once, for the caller to
+    /// look up what AWS did before it sends again (`runner::exactly_once`).
+    LookFirst,
+}
+
+/// Calls `call` in `pacer`'s slots, retrying what AWS refused and asks to retry (throttling,
+/// per-volume limits, and the ambiguous failures of harmless calls) up to `opts.create_attempts`
+/// times. Mutating calls go through a client without SDK retries, so that every attempt, retries
+/// included, is paced and counted; a volume's own rate limit also waits a backoff of its own.
+/// No retry is started past `stop_at`.
 pub(super) async fn paced<T, F, Fut>(
     pacer: &Pacer<'_>,
     opts: &RunOptions,
     what: &str,
+    repeat: Repeat<'_>,
     mut call: F,
 ) -> Result<T, AwsError>
 where
@@ -153,9 +167,16 @@ where
         pacer.wait().await;
         match call().await {
             Ok(v) => return Ok(v),
+            Err(e) if e.ambiguous && matches!(repeat, Repeat::LookFirst) => return Err(e),
             Err(e) if e.retryable && attempt < opts.create_attempts => {
                 if opts.out_of_time() {
+                    if let (true, Repeat::Harmless(tally)) = (e.ambiguous, repeat) {
+                        tally.unresolved();
+                    }
                     return Err(e);
+                }
+                if let (true, Repeat::Harmless(tally)) = (e.ambiguous, repeat) {
+                    tally.sent_again();
                 }
                 if per_volume_limit(&e.code) {
                     let wait = backoff(opts.backoff, attempt);
@@ -167,7 +188,12 @@ where
                 tracing::debug!(%what, code = %e.code, attempt, "retrying");
                 attempt += 1;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if let (true, Repeat::Harmless(tally)) = (e.ambiguous, repeat) {
+                    tally.unresolved();
+                }
+                return Err(e);
+            }
         }
     }
 }

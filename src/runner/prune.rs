@@ -3,8 +3,9 @@
 
 use futures::StreamExt;
 
+use super::exactly_once::Tally;
 use super::options::RunOptions;
-use super::pace::{Pacer, START_RATE, paced};
+use super::pace::{Pacer, Repeat, START_RATE, paced};
 use crate::aws::Clients;
 use crate::aws::ec2::{self, Deleted};
 use crate::core::report::{DeletedSnapshot, Failure, InUse, Report};
@@ -32,12 +33,13 @@ pub(super) async fn prune(
     }
     let total = plan.delete.len();
     let pacer = &Pacer::new("DeleteSnapshot", &clients.calls, START_RATE);
+    let tally = &Tally::default();
     let mut results = futures::stream::iter(plan.delete)
         .map(|d| async move {
             if opts.out_of_time() {
                 return (d, None);
             }
-            let r = paced(pacer, opts, &d.snapshot_id, || {
+            let r = paced(pacer, opts, &d.snapshot_id, Repeat::Harmless(tally), || {
                 ec2::delete_snapshot(&clients.ec2_writes, &d.snapshot_id)
             })
             .await;
@@ -79,6 +81,7 @@ pub(super) async fn prune(
             }
         }
     }
+    report.ambiguous.add(tally.total());
     report
         .deleted
         .sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));

@@ -7,9 +7,10 @@ use futures::StreamExt;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::chain;
+use super::exactly_once::{self, Tally};
 use super::notify::finish;
 use super::options::{RunOptions, run_key};
-use super::pace::{Pacer, paced};
+use super::pace::{Pacer, Repeat, paced};
 use super::prune::prune;
 use crate::aws::Clients;
 use crate::aws::ec2::{self, ManagedSnapshot};
@@ -45,7 +46,7 @@ fn failure(s: &Selected, e: &AwsError) -> Failure {
 }
 
 /// One unit of creation work: a single volume, or a whole instance's crash-consistent set.
-enum Job {
+pub(super) enum Job {
     Volume(Selected),
     Set {
         instance_id: String,
@@ -60,6 +61,8 @@ enum JobResult {
     Failed(Vec<Failure>),
     /// Not started: the run's time ran out.
     Unstarted(Vec<Selected>),
+    /// Failed without knowing whether AWS acted: looked up before it is sent again.
+    Ambiguous(Job, AwsError),
 }
 
 /// What a target run needs beyond the documents.
@@ -73,6 +76,7 @@ struct Ctx<'a> {
     /// One pacer per EC2 API (each has its own bucket).
     pace_single: Pacer<'a>,
     pace_sets: Pacer<'a>,
+    ambiguous: Tally,
 }
 
 impl Ctx<'_> {
@@ -97,9 +101,13 @@ impl Ctx<'_> {
             inst_tags.filter(|_| settings.copy_instance_tags),
         );
         let desc = description(&self.policy.policy, &self.target.target, s);
-        let id = paced(&self.pace_single, self.opts, &s.volume_id, || {
-            ec2::create_snapshot(&self.clients.ec2_writes, &s.volume_id, &desc, &set.tags)
-        })
+        let id = paced(
+            &self.pace_single,
+            self.opts,
+            &s.volume_id,
+            Repeat::LookFirst,
+            || ec2::create_snapshot(&self.clients.ec2_writes, &s.volume_id, &desc, &set.tags),
+        )
         .await?;
         Ok((id, set.dropped))
     }
@@ -126,6 +134,10 @@ impl Ctx<'_> {
                         };
                         (JobResult::Created(vec![c]), dropped)
                     }
+                    Err(e) if e.ambiguous => {
+                        warn!(volume = %s.volume_id, code = %e.code, message = %e.message, "snapshot outcome unknown: looked up before any retry");
+                        (JobResult::Ambiguous(Job::Volume(s), e), vec![])
+                    }
                     Err(e) => {
                         warn!(volume = %s.volume_id, code = %e.code, message = %e.message, "snapshot failed");
                         (JobResult::Failed(vec![failure(&s, &e)]), vec![])
@@ -150,17 +162,23 @@ impl Ctx<'_> {
                     "ebssnap {}/{} {instance_id} (crash-consistent set)",
                     self.policy.policy, self.target.target
                 );
-                let made = paced(&self.pace_sets, self.opts, &instance_id, || {
-                    ec2::create_snapshots(
-                        &self.clients.ec2_writes,
-                        &instance_id,
-                        exclude_boot,
-                        &exclude_data,
-                        &desc,
-                        &ident,
-                        self.policy.tag_settings().copy_volume_tags,
-                    )
-                })
+                let made = paced(
+                    &self.pace_sets,
+                    self.opts,
+                    &instance_id,
+                    Repeat::LookFirst,
+                    || {
+                        ec2::create_snapshots(
+                            &self.clients.ec2_writes,
+                            &instance_id,
+                            exclude_boot,
+                            &exclude_data,
+                            &desc,
+                            &ident,
+                            self.policy.tag_settings().copy_volume_tags,
+                        )
+                    },
+                )
                 .await;
                 match made {
                     Ok(made) => {
@@ -180,6 +198,16 @@ impl Ctx<'_> {
                             .collect();
                         (JobResult::Created(created), vec![])
                     }
+                    Err(e) if e.ambiguous => {
+                        warn!(instance = %instance_id, code = %e.code, message = %e.message, "snapshot set outcome unknown: looked up before any retry");
+                        let job = Job::Set {
+                            instance_id,
+                            volumes,
+                            exclude_boot,
+                            exclude_data,
+                        };
+                        (JobResult::Ambiguous(job, e), vec![])
+                    }
                     Err(e) => (
                         JobResult::Failed(volumes.iter().map(|s| failure(s, &e)).collect()),
                         vec![],
@@ -187,6 +215,100 @@ impl Ctx<'_> {
                 }
             }
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// Looks up what a wave's ambiguous creations did (one filtered listing per 197 volumes) and
+    /// returns what must be sent again. Found snapshots join `report.created`; with no attempt
+    /// or time left, the rest is reported failed (or left unstarted, for the next link's listing
+    /// of the run to settle).
+    async fn resolve_ambiguous(
+        &self,
+        ambiguous: Vec<(Job, AwsError)>,
+        wave: u32,
+        report: &mut Report,
+        unstarted: &mut Vec<Selected>,
+    ) -> Vec<Job> {
+        let vols: Vec<Selected> = ambiguous
+            .iter()
+            .flat_map(|(job, _)| job_volumes(job))
+            .cloned()
+            .collect();
+        let count = vols.len() as u64;
+        if self.opts.out_of_time() {
+            self.ambiguous.looked_up(count, 0, 0);
+            unstarted.extend(vols);
+            return Vec::new();
+        }
+        let ids: Vec<String> = vols.iter().map(|s| s.volume_id.clone()).collect();
+        let listed = match ec2::find_run_snapshots(
+            &self.clients.ec2,
+            &self.policy.policy,
+            &self.target.target,
+            self.run_key,
+            &ids,
+        )
+        .await
+        {
+            Ok(l) => l,
+            Err(look) => {
+                self.ambiguous.looked_up(count, 0, 0);
+                warn!(code = %look.code, message = %look.message, "looking up ambiguous creations failed");
+                for (job, e) in &ambiguous {
+                    let e = AwsError {
+                        message: format!(
+                            "{} (the outcome is unknown, and looking it up failed: {}: {})",
+                            e.message, look.code, look.message
+                        ),
+                        ..e.clone()
+                    };
+                    report
+                        .failures
+                        .extend(job_volumes(job).map(|s| failure(s, &e)));
+                }
+                return Vec::new();
+            }
+        };
+        let errors: BTreeMap<String, AwsError> = ambiguous
+            .iter()
+            .flat_map(|(job, e)| job_volumes(job).map(move |s| (s.volume_id.clone(), e.clone())))
+            .collect();
+        let resolved =
+            exactly_once::resolve(ambiguous.into_iter().map(|(j, _)| j).collect(), &listed);
+        let found = resolved.found.len() as u64;
+        info!(
+            wave,
+            ambiguous = count,
+            found,
+            "looked up creations whose outcome was unknown"
+        );
+        report.created.extend(resolved.found);
+        if wave + 1 >= self.opts.create_attempts {
+            self.ambiguous.looked_up(count, found, 0);
+            for job in &resolved.again {
+                report.failures.extend(job_volumes(job).map(|s| {
+                    let e = &errors[&s.volume_id];
+                    failure(s, e)
+                }));
+            }
+            return Vec::new();
+        }
+        let again: u64 = resolved
+            .again
+            .iter()
+            .map(|j| job_volumes(j).count() as u64)
+            .sum();
+        self.ambiguous.looked_up(count, found, again);
+        resolved.again
+    }
+}
+
+/// The volumes a job snapshots.
+fn job_volumes(job: &Job) -> impl Iterator<Item = &Selected> {
+    match job {
+        Job::Volume(s) => std::slice::from_ref(s).iter(),
+        Job::Set { volumes, .. } => volumes.iter(),
     }
 }
 
@@ -504,30 +626,48 @@ async fn run_target_in_span(
                 &clients.calls,
                 opts.carried_rate("CreateSnapshots"),
             ),
+            ambiguous: Tally::default(),
         };
-        let jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
-        let total = jobs.len();
+        let mut jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
         let phase = Instant::now();
-        let mut results = futures::stream::iter(jobs)
-            .map(|job| ctx.run_job(job))
-            .buffer_unordered(opts.concurrency.max(1));
-        let mut n = 0;
         let mut unstarted = Vec::new();
-        while let Some((result, dropped)) = results.next().await {
-            n += 1;
-            opts.tick("snapshots", n, total);
-            report.tags_dropped.extend(dropped);
-            match result {
-                JobResult::Created(c) => report.created.extend(c),
-                JobResult::Failed(f) => report.failures.extend(f),
-                JobResult::Unstarted(s) => unstarted.extend(s),
+        // Waves: the first sends every job; each later one sends again only the ambiguous
+        // creations the look-up after the previous wave did not find (exactly_once).
+        for wave in 1.. {
+            let total = jobs.len();
+            let mut results = futures::stream::iter(jobs)
+                .map(|job| ctx.run_job(job))
+                .buffer_unordered(opts.concurrency.max(1));
+            let mut n = 0;
+            let mut ambiguous = Vec::new();
+            while let Some((result, dropped)) = results.next().await {
+                n += 1;
+                opts.tick("snapshots", n, total);
+                report.tags_dropped.extend(dropped);
+                match result {
+                    JobResult::Created(c) => report.created.extend(c),
+                    JobResult::Failed(f) => report.failures.extend(f),
+                    JobResult::Unstarted(s) => unstarted.extend(s),
+                    JobResult::Ambiguous(job, e) => ambiguous.push((job, e)),
+                }
+            }
+            drop(results);
+            if ambiguous.is_empty() {
+                break;
+            }
+            jobs = ctx
+                .resolve_ambiguous(ambiguous, wave, &mut report, &mut unstarted)
+                .await;
+            if jobs.is_empty() {
+                break;
             }
         }
-        drop(results);
+        report.ambiguous.add(ctx.ambiguous.total());
         info!(
             created = report.created.len(),
             failed = report.failures.len(),
             unstarted = unstarted.len(),
+            ambiguous = report.ambiguous.count,
             ms = elapsed_ms(phase),
             "creations done"
         );

@@ -4,6 +4,7 @@
 //! own process), seeds it through the SDK and runs the runner in-process or as the CLI binary.
 
 mod channels;
+mod chaos;
 mod cli;
 mod continuation;
 mod demo;
