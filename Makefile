@@ -100,6 +100,8 @@ bench: release
 	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
 	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast EBSSNAP_BENCH_MEMORY_ONLY=1 EBSSNAP_BENCH_INSTANCES=1000 EBSSNAP_BENCH_VOLUMES=10000 \
 	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
+	# The chaos run (tests/it/chaos.rs) with a second seed; CI runs the fixed one.
+	EBSSNAP_CHAOS_SEED=7 cargo nextest run --no-fail-fast -E 'test(/^chaos::/)'
 
 ## The runner at account scale against a model of EC2's limits (tests/ec2_limits.py): links,
 ## wall time against the bucket's floor, throttled calls, RSS (docs/benchmarks.md). Slow: not in

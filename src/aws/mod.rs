@@ -435,3 +435,53 @@ impl Clients {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ec2::error::ErrorMetadata;
+    use aws_sdk_ec2::operation::create_snapshot::CreateSnapshotError;
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    fn service(status: u16, code: &str) -> AwsError {
+        let err = CreateSnapshotError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = Response::new(
+            StatusCode::try_from(status).expect("status"),
+            SdkBody::empty(),
+        );
+        aws_error("creating", SdkError::service_error(err, raw))
+    }
+
+    fn dispatch(io: std::io::Error) -> AwsError {
+        let e: SdkError<CreateSnapshotError, Response> =
+            SdkError::dispatch_failure(ConnectorError::io(Box::new(io)));
+        aws_error("creating", e)
+    }
+
+    #[test]
+    fn refusals_and_ambiguous_failures_are_told_apart() {
+        // Answers with a code: refused, except server errors that are not throttling.
+        assert!(!service(400, "InvalidVolume.NotFound").ambiguous);
+        assert!(!service(503, "RequestLimitExceeded").ambiguous);
+        assert!(!service(400, "SnapshotCreationPerVolumeRateExceeded").ambiguous);
+        let e = service(500, "InternalError");
+        assert!(e.ambiguous && e.retryable, "{e:?}");
+        assert!(service(503, "Unavailable").ambiguous);
+        // A connection lost after sending: ambiguous; never connected: refused.
+        let lost = dispatch(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        ));
+        assert!(lost.ambiguous && lost.retryable, "{lost:?}");
+        let refused = dispatch(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused (os error 111)",
+        ));
+        assert!(!refused.ambiguous, "{refused:?}");
+        let timeout: SdkError<CreateSnapshotError, Response> =
+            SdkError::timeout_error("operation timed out");
+        assert!(aws_error("creating", timeout).ambiguous);
+    }
+}

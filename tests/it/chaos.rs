@@ -86,8 +86,11 @@ impl Drop for ChaosProxy {
     }
 }
 
-/// One HTTP/1.1 request: (method, url, headers, body), or None at end of stream.
-fn read_request(s: &TcpStream) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+/// One HTTP/1.1 request: method, URL, headers, body.
+type Request = (String, String, Vec<(String, String)>, Vec<u8>);
+
+/// One HTTP/1.1 request, or None at end of stream.
+fn read_request(s: &TcpStream) -> Option<Request> {
     let mut r = BufReader::new(s);
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
@@ -237,14 +240,12 @@ fn of_run(
 async fn lost_answers_and_server_errors_give_every_volume_exactly_one_snapshot() {
     let Some(m) = Moto::start() else { return };
     let seed = seed();
-    let t0 = std::time::Instant::now();
     let c = m.clients().await;
     let mut vols = Vec::new();
     for _ in 0..300 {
         vols.push(fleet::volume(&c, &[("Backup", "yes")]).await);
     }
     vols.sort();
-    eprintln!("T seeded {:?}", t0.elapsed());
     // Retention: 7 days, at least 1 restore point kept.
     docs::store_policy(&c, &docs::policy("std", 7, 1)).await;
     let tgt = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
@@ -271,7 +272,6 @@ async fn lost_answers_and_server_errors_give_every_volume_exactly_one_snapshot()
             .await;
         assert_eq!(made.len(), 300);
     }
-    eprintln!("T hist {:?}", t0.elapsed());
     let before = fleet::snapshots(&c).await;
     let oldest: BTreeSet<String> = of_run(&before, history[0])
         .into_values()
@@ -309,7 +309,6 @@ async fn lost_answers_and_server_errors_give_every_volume_exactly_one_snapshot()
             "--json",
         ],
     );
-    eprintln!("T chaos {:?}", t0.elapsed());
     let faults = proxy.faults();
     drop(proxy);
     let ctx = format!("seed {seed}, faults {faults:?}\nstderr:\n{}", out.stderr);
