@@ -14,6 +14,7 @@ use jiff::Timestamp;
 
 use super::aws_error;
 use crate::core::migrate::OldSnapshot;
+use crate::core::restore::{Point, Shape, TAG_REQUEST, TAG_RESTORE_OF};
 use crate::core::retention::{Snap, SnapState};
 use crate::core::select::{FILTER_VALUES_PER_CALL, Instance, Inventory, Select, Volume};
 use crate::core::tags::{TAG_POLICY, TAG_RUN, TAG_TARGET, TAG_VOLUME};
@@ -556,6 +557,310 @@ pub async fn delete_snapshot(
                 "InvalidSnapshot.NotFound" => Ok(Deleted::Gone),
                 "InvalidSnapshot.InUse" => Ok(Deleted::InUse(e.message)),
                 _ => Err(e),
+            }
+        }
+    }
+}
+
+// ---- Restores (docs/design.md §11) ----
+
+fn ts(t: Option<&aws_sdk_ec2::primitives::DateTime>) -> Option<Timestamp> {
+    t.and_then(|t| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok())
+}
+
+/// The account's ebssnap restore points of `volume_id` in this Region: its own snapshots with a
+/// `volume-id` of that volume and an `ebssnap:policy` tag (one call; a crash-consistent set's
+/// members carry no `ebssnap:volume` tag, their `VolumeId` is the pair key).
+pub async fn restore_points(
+    ec2: &aws_sdk_ec2::Client,
+    volume_id: &str,
+) -> Result<Vec<Point>, AwsError> {
+    let filters = vec![
+        filter("volume-id", &[volume_id.to_string()]),
+        filter("tag-key", &[TAG_POLICY.to_string()]),
+    ];
+    let points = own_snapshots(
+        ec2,
+        filters,
+        &format!("listing the restore points of {volume_id}"),
+        |s| {
+            let m = ManagedSnapshot::from_sdk(s)?;
+            (m.volume() == volume_id).then(|| Point {
+                snapshot_id: m.id.clone(),
+                run: m.tag(TAG_RUN).map(String::from),
+                policy: m.tag(TAG_POLICY).map(String::from),
+                target: m.tag(TAG_TARGET).map(String::from),
+                state: m.state.clone(),
+                start_time: m.start_time,
+                size_gb: s.volume_size().map(i64::from).unwrap_or_default(),
+                encrypted: s.encrypted().unwrap_or(false),
+                tags: m.tags,
+            })
+        },
+    )
+    .await?;
+    Ok(points)
+}
+
+/// A volume as a restore needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeFacts {
+    pub id: String,
+    pub state: String,
+    pub zone: String,
+    pub size_gb: i64,
+    pub volume_type: Option<String>,
+    pub iops: Option<i64>,
+    pub throughput: Option<i64>,
+    pub tags: BTreeMap<String, String>,
+    /// (instance, device) when attached.
+    pub attachment: Option<(String, String)>,
+    pub created: Option<Timestamp>,
+}
+
+fn volume_facts(v: &aws_sdk_ec2::types::Volume) -> Option<VolumeFacts> {
+    Some(VolumeFacts {
+        id: v.volume_id()?.to_string(),
+        state: v
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        zone: v.availability_zone().unwrap_or_default().to_string(),
+        size_gb: v.size().map(i64::from).unwrap_or_default(),
+        volume_type: v.volume_type().map(|t| t.as_str().to_string()),
+        iops: v.iops().map(i64::from),
+        throughput: v.throughput().map(i64::from),
+        tags: tag_map(v.tags()),
+        attachment: v.attachments().iter().find_map(|a| {
+            Some((
+                a.instance_id()?.to_string(),
+                a.device().unwrap_or_default().to_string(),
+            ))
+        }),
+        created: ts(v.create_time()),
+    })
+}
+
+/// Volumes matching `filters` (paginated).
+async fn volumes_where(
+    ec2: &aws_sdk_ec2::Client,
+    filters: Vec<Filter>,
+    action: &str,
+) -> Result<Vec<VolumeFacts>, AwsError> {
+    let mut pages = ec2
+        .describe_volumes()
+        .set_filters(Some(filters))
+        .max_results(500)
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| aws_error(action, e))?;
+        out.extend(page.volumes().iter().filter_map(volume_facts));
+    }
+    Ok(out)
+}
+
+/// One volume, or None when it does not exist (a filter, so a missing id is no error).
+pub async fn describe_volume(
+    ec2: &aws_sdk_ec2::Client,
+    volume_id: &str,
+) -> Result<Option<VolumeFacts>, AwsError> {
+    let found = volumes_where(
+        ec2,
+        vec![filter("volume-id", &[volume_id.to_string()])],
+        &format!("describing EBS volume {volume_id}"),
+    )
+    .await?;
+    Ok(found.into_iter().next())
+}
+
+/// The volume a restore request made, found by its `ebssnap:request` tag.
+pub async fn volume_of_request(
+    ec2: &aws_sdk_ec2::Client,
+    token: &str,
+) -> Result<Option<VolumeFacts>, AwsError> {
+    let found = volumes_where(
+        ec2,
+        vec![filter(&format!("tag:{TAG_REQUEST}"), &[token.to_string()])],
+        "looking up a restore volume by its request token",
+    )
+    .await?;
+    Ok(found.into_iter().next())
+}
+
+/// Every volume ebssnap restored (tagged `ebssnap:restore-of`) in this Region.
+pub async fn restore_volumes(ec2: &aws_sdk_ec2::Client) -> Result<Vec<VolumeFacts>, AwsError> {
+    volumes_where(
+        ec2,
+        vec![filter("tag-key", &[TAG_RESTORE_OF.to_string()])],
+        "listing restore volumes",
+    )
+    .await
+}
+
+/// An instance as a restore with `--attach` needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceFacts {
+    pub id: String,
+    pub state: String,
+    pub zone: String,
+    /// (device, volume) of every attached EBS volume.
+    pub devices: Vec<(String, String)>,
+}
+
+/// One instance, or None when it does not exist.
+pub async fn describe_instance(
+    ec2: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> Result<Option<InstanceFacts>, AwsError> {
+    let out = ec2
+        .describe_instances()
+        .filters(filter("instance-id", &[instance_id.to_string()]))
+        .send()
+        .await
+        .map_err(|e| aws_error(format!("describing instance {instance_id}"), e))?;
+    let found = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .find_map(|i| {
+            Some(InstanceFacts {
+                id: i.instance_id()?.to_string(),
+                state: i
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_string())
+                    .unwrap_or_default(),
+                zone: i
+                    .placement()
+                    .and_then(|p| p.availability_zone())
+                    .unwrap_or_default()
+                    .to_string(),
+                devices: i
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|b| {
+                        Some((
+                            b.device_name()?.to_string(),
+                            b.ebs()
+                                .and_then(|e| e.volume_id())
+                                .unwrap_or_default()
+                                .to_string(),
+                        ))
+                    })
+                    .collect(),
+            })
+        });
+    Ok(found)
+}
+
+/// The Region's Availability Zones and whether each is `available`.
+pub async fn availability_zones(
+    ec2: &aws_sdk_ec2::Client,
+) -> Result<Vec<(String, bool)>, AwsError> {
+    let out = ec2
+        .describe_availability_zones()
+        .send()
+        .await
+        .map_err(|e| aws_error("describing Availability Zones", e))?;
+    Ok(out
+        .availability_zones()
+        .iter()
+        .filter_map(|z| {
+            Some((
+                z.zone_name()?.to_string(),
+                z.state().map(|s| s.as_str()) == Some("available"),
+            ))
+        })
+        .collect())
+}
+
+/// What CreateVolume is asked for.
+#[derive(Debug, Clone)]
+pub struct NewVolume<'a> {
+    pub snapshot_id: &'a str,
+    pub zone: &'a str,
+    pub shape: &'a Shape,
+    pub encrypted: bool,
+    pub kms_key_id: Option<&'a str>,
+    pub tags: &'a [(String, String)],
+    /// The idempotency token (`ClientToken`), also written as the `ebssnap:request` tag.
+    pub token: &'a str,
+}
+
+/// Creates a volume from a snapshot, tags applied at creation.
+pub async fn create_volume(
+    ec2: &aws_sdk_ec2::Client,
+    v: &NewVolume<'_>,
+) -> Result<String, AwsError> {
+    let action = format!("creating a volume from {}", v.snapshot_id);
+    let spec = TagSpecification::builder()
+        .resource_type(ResourceType::Volume)
+        .set_tags(Some(
+            v.tags
+                .iter()
+                .map(|(k, val)| Tag::builder().key(k).value(val).build())
+                .collect(),
+        ))
+        .build();
+    let out = ec2
+        .create_volume()
+        .snapshot_id(v.snapshot_id)
+        .availability_zone(v.zone)
+        .size(i32::try_from(v.shape.size_gb).unwrap_or(i32::MAX))
+        .volume_type(aws_sdk_ec2::types::VolumeType::from(
+            v.shape.volume_type.as_str(),
+        ))
+        .set_iops(v.shape.iops.and_then(|i| i32::try_from(i).ok()))
+        .set_throughput(v.shape.throughput.and_then(|i| i32::try_from(i).ok()))
+        .set_encrypted((v.encrypted || v.kms_key_id.is_some()).then_some(true))
+        .set_kms_key_id(v.kms_key_id.map(String::from))
+        .tag_specifications(spec)
+        .client_token(v.token)
+        .send()
+        .await
+        .map_err(|e| aws_error(&action, e))?;
+    out.volume_id.ok_or_else(|| AwsError {
+        action,
+        code: "MissingVolumeId".into(),
+        message: "CreateVolume answered without a volume id".into(),
+        retryable: false,
+        ambiguous: false,
+    })
+}
+
+pub async fn attach_volume(
+    ec2: &aws_sdk_ec2::Client,
+    volume_id: &str,
+    instance_id: &str,
+    device: &str,
+) -> Result<(), AwsError> {
+    ec2.attach_volume()
+        .volume_id(volume_id)
+        .instance_id(instance_id)
+        .device(device)
+        .send()
+        .await
+        .map_err(|e| {
+            aws_error(
+                format!("attaching {volume_id} to {instance_id} as {device}"),
+                e,
+            )
+        })?;
+    Ok(())
+}
+
+/// Deletes a volume; one already gone counts as deleted.
+pub async fn delete_volume(ec2: &aws_sdk_ec2::Client, volume_id: &str) -> Result<(), AwsError> {
+    match ec2.delete_volume().volume_id(volume_id).send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = aws_error(format!("deleting EBS volume {volume_id}"), e);
+            if e.code == "InvalidVolume.NotFound" {
+                Ok(())
+            } else {
+                Err(e)
             }
         }
     }

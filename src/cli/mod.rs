@@ -5,6 +5,7 @@ mod adopt;
 mod common;
 mod migrate;
 mod output;
+mod restore;
 mod run;
 mod snapshots;
 mod sweep;
@@ -32,6 +33,7 @@ use crate::error::Error;
         "  ebssnap volumes --policy std --target web      # what target web selects now\n",
         "  ebssnap run --policy std --target web --dry-run\n",
         "  ebssnap snapshots --policy std                 # restore points and when each expires\n",
+        "  ebssnap restore --volume vol-0abc123 --dry-run # a volume back from its newest restore point\n",
         "\n",
         "Environment: AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL; NO_COLOR; and the runner's own\n",
         "settings, listed in docs/guides/runner.md (the log filter, the fallback signing secret, ...).\n",
@@ -75,6 +77,8 @@ pub enum Command {
     /// List a policy's managed snapshots and when each expires
     #[command(after_help = format!("{}\n\n{EXIT_CODES}", snapshots::EXAMPLES))]
     Snapshots(snapshots::SnapshotsArgs),
+    /// Restore a volume from a restore point (list and clean up the volumes restores made)
+    Restore(restore::RestoreArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -112,6 +116,7 @@ impl Command {
             Command::Volumes(a) => a.json,
             Command::Adopt(a) => a.json,
             Command::Snapshots(a) => a.json,
+            Command::Restore(a) => a.json(),
             Command::Webhook(_) | Command::Migrate(_) => false,
         }
     }
@@ -127,6 +132,7 @@ async fn dispatch(cli: &Cli) -> Result<i32, Error> {
         Command::Adopt(a) => adopt::exec(g, a).await,
         Command::Migrate(a) => migrate::exec(g, a).await,
         Command::Snapshots(a) => snapshots::exec(g, a).await,
+        Command::Restore(a) => restore::exec(g, a).await,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod raise;
 pub mod report;
+pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod select;

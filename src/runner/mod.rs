@@ -9,6 +9,7 @@
 //! - [`exactly_once`]: creations whose answer was lost are looked up before they are sent again.
 //! - [`pace`]: pacing mutating EC2 calls to the account's budget (AIMD on throttles).
 //! - [`prune`]: executing a retention plan.
+//! - [`restore`]: restores, the restore volumes ebssnap made, and their cleanup.
 //! - [`sweep`]: a policy sweep, its plan (shared with `ebssnap snapshots`), overdue detection.
 //! - [`notify`]: the failure ticket a finished run calls for, and the report's log line.
 //!
@@ -22,6 +23,7 @@ mod notify;
 pub mod options;
 pub mod pace;
 mod prune;
+pub mod restore;
 pub mod sweep;
 pub mod target;
 

@@ -27,15 +27,19 @@ use crate::fleet;
 use crate::moto::Moto;
 use crate::proxy::raw;
 
-const MUTATING: [&str; 4] = [
+/// The calls the proxy may break (EC2 Query API `Action`s).
+const MUTATING: [&str; 7] = [
     "CreateSnapshot",
     "CreateSnapshots",
     "DeleteSnapshot",
     "CreateTags",
+    "CreateVolume",
+    "AttachVolume",
+    "DeleteVolume",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Fault {
+pub enum Fault {
     /// 500 before forwarding: AWS did not act.
     ServerErrorBefore,
     /// Forwarded, then the connection closed without an answer: AWS acted.
@@ -67,9 +71,12 @@ fn ec2_error(code: &str, message: &str) -> String {
     )
 }
 
+/// Which fault (if any) the `n`-th call (from 1) of operation `op` gets.
+pub type Decide = Arc<dyn Fn(&str, u64) -> Option<Fault> + Send + Sync>;
+
 /// The fault proxy: one thread per connection, one request per connection (`Connection: close`),
 /// so that closing a connection loses exactly one answer.
-struct ChaosProxy {
+pub struct ChaosProxy {
     port: u16,
     stop: Arc<AtomicBool>,
     faults: Arc<Mutex<BTreeMap<(String, Fault), u64>>>,
@@ -136,7 +143,19 @@ fn respond(mut s: &TcpStream, status: u16, headers: &[(String, String)], body: &
 }
 
 impl ChaosProxy {
-    fn start(upstream: u16, seed: u64) -> ChaosProxy {
+    /// The seeded proxy of the chaos run.
+    fn seeded(upstream: u16, seed: u64) -> ChaosProxy {
+        ChaosProxy::start(
+            upstream,
+            Arc::new(move |op, n| {
+                let i = MUTATING.iter().position(|m| *m == op)?;
+                fault(seed, i, n)
+            }),
+        )
+    }
+
+    /// A proxy in front of moto on `upstream` whose faults `decide` chooses.
+    pub fn start(upstream: u16, decide: Decide) -> ChaosProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("chaos proxy listen");
         let port = listener.local_addr().expect("address").port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -149,7 +168,7 @@ impl ChaosProxy {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (flt, ordinals) = (flt.clone(), ordinals.clone());
+                let (flt, ordinals, decide) = (flt.clone(), ordinals.clone(), decide.clone());
                 std::thread::spawn(move || {
                     let Some((method, url, headers, body)) = read_request(&conn) else {
                         return;
@@ -164,7 +183,7 @@ impl ChaosProxy {
                             o[i] += 1;
                             o[i]
                         };
-                        let f = fault(seed, i, n)?;
+                        let f = decide(MUTATING[i], n)?;
                         *flt.lock()
                             .unwrap()
                             .entry((MUTATING[i].to_string(), f))
@@ -206,11 +225,11 @@ impl ChaosProxy {
         }
     }
 
-    fn endpoint(&self) -> String {
+    pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn faults(&self) -> BTreeMap<(String, Fault), u64> {
+    pub fn faults(&self) -> BTreeMap<(String, Fault), u64> {
         self.faults.lock().unwrap().clone()
     }
 }
@@ -285,13 +304,8 @@ async fn lost_answers_and_server_errors_give_every_volume_exactly_one_snapshot()
 
     // The chaos run, 30 days later: every earlier snapshot has expired; the minimum of 1 keeps
     // the newest completed one per volume (the second run's), the first run's go.
-    let proxy = ChaosProxy::start(m.port, seed);
-    let mut env = m.env();
-    for (k, v) in env.iter_mut() {
-        if *k == "AWS_ENDPOINT_URL" {
-            *v = proxy.endpoint();
-        }
-    }
+    let proxy = ChaosProxy::seeded(m.port, seed);
+    let env = m.env_at(&proxy.endpoint());
     let now = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).to_string();
     let key = "2026-12-01T05:00:00Z";
     let out = ebssnap(

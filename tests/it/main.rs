@@ -23,6 +23,7 @@ mod moto;
 mod plugin;
 mod proxy;
 mod release;
+mod restore;
 mod runner;
 mod safety;
 mod terraform;

@@ -83,6 +83,17 @@ impl Moto {
         clients_at(&self.endpoint()).await
     }
 
+    /// The same environment with every service at `endpoint` (a proxy in front of this moto).
+    pub fn env_at(&self, endpoint: &str) -> Vec<(&'static str, String)> {
+        let mut env = self.env();
+        for (k, v) in env.iter_mut() {
+            if *k == "AWS_ENDPOINT_URL" {
+                *v = endpoint.to_string();
+            }
+        }
+        env
+    }
+
     /// Environment for a child process (the CLI or the Lambda bootstrap) talking to this moto.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -1,0 +1,370 @@
+//! `ebssnap restore`, `restore list`, `restore cleanup` end to end against moto (issue 21,
+//! docs/design.md §11). Emulated: a lost CreateVolume answer, by the chaos proxy (moto ignores
+//! `ClientToken`, AWS honours it); counting CreateVolume calls, by the loopback proxy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::chaos::{ChaosProxy, Fault};
+use crate::cli::{Out, ebssnap};
+use crate::docs;
+use crate::fleet;
+use crate::moto::Moto;
+use crate::proxy::{Action, Proxy};
+use ebssnap::aws::Clients;
+
+macro_rules! moto {
+    () => {
+        match Moto::start() {
+            Some(m) => m,
+            None => return,
+        }
+    };
+}
+
+const RUN1: &str = "2026-12-01T05:00:00Z";
+const RUN2: &str = "2026-12-02T05:00:00Z";
+
+/// An instance whose data volume (named "db-1 data", tagged Team=data) has two restore points of
+/// policy std / target web (runs RUN1 and RUN2). Returns (instance, data volume).
+async fn restorable(m: &Moto, c: &Clients) -> (String, String) {
+    let (instance, _root) = fleet::instance(c, &[("Name", "db-1")]).await;
+    let data = fleet::volume(c, &[("Name", "db-1 data"), ("Team", "data")]).await;
+    fleet::attach(c, &data, &instance, "/dev/sdf").await;
+    docs::store_policy(c, &docs::policy("std", 7, 1)).await;
+    let tgt = docs::target("std", "web", json!({"volume_ids": [data]}));
+    docs::store_target(c, &tgt).await;
+    for run in [RUN1, RUN2] {
+        let out = ebssnap(
+            &m.env(),
+            &[
+                "run",
+                "--policy",
+                "std",
+                "--target",
+                "web",
+                "--run-key",
+                run,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    (instance, data)
+}
+
+/// Volumes tagged `ebssnap:restore-of` = `source`: id -> (state, tags, attached instance).
+async fn restores_of(
+    c: &Clients,
+    source: &str,
+) -> BTreeMap<String, (String, BTreeMap<String, String>, Option<String>)> {
+    let out = c
+        .ec2
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:ebssnap:restore-of")
+                .values(source)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeVolumes");
+    out.volumes()
+        .iter()
+        .map(|v| {
+            let tags = v
+                .tags()
+                .iter()
+                .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+                .collect();
+            (
+                v.volume_id().unwrap().to_string(),
+                (
+                    v.state().unwrap().as_str().to_string(),
+                    tags,
+                    v.attachments()
+                        .first()
+                        .and_then(|a| a.instance_id())
+                        .map(String::from),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_volume_comes_back_from_its_newest_restore_point_and_attaches_for_a_file_restore() {
+    let m = moto!();
+    let c = m.clients().await;
+    let (instance, data) = restorable(&m, &c).await;
+    let snaps = fleet::snapshots(&c).await;
+    let of_run = |run: &str| {
+        snaps
+            .iter()
+            .find(|(_, (v, t))| v == &data && t.get("ebssnap:run").map(String::as_str) == Some(run))
+            .map(|(id, _)| id.clone())
+            .unwrap()
+    };
+
+    // The default: the newest completed restore point, in the source's zone, kept 24 h.
+    let out = ebssnap(&m.env(), &["restore", "--volume", &data, "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["snapshot_id"], json!(of_run(RUN2)));
+    assert_eq!(r["run"], RUN2);
+    assert_eq!(r["state"], "available");
+    assert_eq!(r["availability_zone"], "us-east-1a");
+    assert_eq!(
+        (r["volume_type"].clone(), r["size_gb"].clone()),
+        (json!("gp2"), json!(8))
+    );
+    let expires: jiff::Timestamp = r["expires"].as_str().unwrap().parse().unwrap();
+    let ttl = expires - jiff::Timestamp::now();
+    assert!(ttl > jiff::SignedDuration::from_hours(23), "{ttl:?}");
+    let id = r["volume_id"].as_str().unwrap().to_string();
+    let made = restores_of(&c, &data).await;
+    let (_, tags, _) = &made[&id];
+    assert_eq!(tags["ebssnap:restored-from"], of_run(RUN2));
+    assert_eq!(tags["ebssnap:run"], RUN2);
+    assert_eq!(tags["Team"], "data", "the snapshot's own tags are copied");
+    assert_eq!(tags["Name"], format!("restore of db-1 data at {RUN2}"));
+    assert!(
+        !tags.contains_key("ebssnap:policy"),
+        "never joins a pair: {tags:?}"
+    );
+
+    // A chosen run, attached to the instance for a single-file restore, kept 8 h.
+    let out = ebssnap(
+        &m.env(),
+        &[
+            "restore", "--volume", &data, "--run", RUN1, "--attach", &instance, "--device",
+            "/dev/sdg", "--ttl", "8h",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("restored vol-"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("on {instance} as /dev/sdg")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("next: "), "{}", out.stdout);
+    let made = restores_of(&c, &data).await;
+    assert_eq!(made.len(), 2);
+    let attached: Vec<_> = made
+        .values()
+        .filter(|(_, t, _)| t["ebssnap:restored-from"] == of_run(RUN1))
+        .collect();
+    assert_eq!(attached.len(), 1);
+    assert_eq!(attached[0].0, "in-use");
+    assert_eq!(attached[0].2.as_deref(), Some(instance.as_str()));
+
+    // Every restore volume is listed with its source and expiry.
+    let list = ebssnap(&m.env(), &["restore", "list", "--json"]).json();
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r["restore_of"] == json!(data) && r["fate"] == "keep")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_creates_nothing_and_says_what_exists() {
+    let m = moto!();
+    let c = m.clients().await;
+    let (instance, data) = restorable(&m, &c).await;
+    let unprotected = fleet::volume(&c, &[]).await;
+    let creates = Arc::new(AtomicU64::new(0));
+    let seen = creates.clone();
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            if body.contains("Action=CreateVolume&") {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            Action::Forward
+        }),
+    );
+    let env = m.env_at(&proxy.endpoint());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--volume", &unprotected],
+            "has no ebssnap restore point",
+        ),
+        (
+            vec!["--volume", &data, "--run", "2020-01-01T00:00:00Z"],
+            "no restore point of run",
+        ),
+        (
+            vec!["--volume", &data, "--snapshot", "snap-0000000000000000f"],
+            "not a restore point",
+        ),
+        (
+            vec!["--volume", &data, "--availability-zone", "us-east-1z"],
+            "not an Availability Zone",
+        ),
+        (
+            vec!["--volume", &data, "--size", "1"],
+            "smaller than the snapshot",
+        ),
+        (
+            vec!["--volume", &data, "--volume-type", "gp2", "--iops", "3000"],
+            "takes no --iops",
+        ),
+        (
+            vec![
+                "--volume",
+                &data,
+                "--attach",
+                &instance,
+                "--device",
+                "/dev/sdg",
+                "--availability-zone",
+                "us-east-1b",
+            ],
+            "a volume attaches only in its own zone",
+        ),
+        (
+            vec![
+                "--volume", &data, "--attach", &instance, "--device", "/dev/sdf",
+            ],
+            "is in use on",
+        ),
+        (
+            vec!["--volume", &data, "--ttl", "soon"],
+            "not a time to live",
+        ),
+        (vec!["--volume", &data, "--attach", &instance], "--device"),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["restore"];
+        all.extend(args.iter().copied());
+        let out: Out = ebssnap(&env, &all);
+        assert_eq!(out.code, 2, "{all:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(says),
+            "{all:?} should say {says:?}: {}",
+            out.stderr
+        );
+    }
+    // The three newest restore points are named when the choice does not exist.
+    let out = ebssnap(
+        &env,
+        &["restore", "--volume", &data, "--run", "nope", "--json"],
+    );
+    let err: Value = out.json();
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains(RUN2),
+        "{err}"
+    );
+    assert_eq!(
+        creates.load(Ordering::SeqCst),
+        0,
+        "bad input created a volume"
+    );
+    // A dry run checks everything and creates nothing either.
+    let out = ebssnap(&env, &["restore", "--volume", &data, "--dry-run", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["volume_id"], Value::Null);
+    assert_eq!(creates.load(Ordering::SeqCst), 0);
+    assert!(restores_of(&c, &data).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_restore_whose_answer_is_lost_leaves_one_volume() {
+    let m = moto!();
+    let c = m.clients().await;
+    let (_, data) = restorable(&m, &c).await;
+    // The first CreateVolume reaches moto, then its answer is lost.
+    let proxy = ChaosProxy::start(
+        m.port,
+        Arc::new(|op, n| (op == "CreateVolume" && n == 1).then_some(Fault::LostAnswer)),
+    );
+    let out = ebssnap(
+        &m.env_at(&proxy.endpoint()),
+        &["restore", "--volume", &data, "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        proxy.faults().values().sum::<u64>(),
+        1,
+        "the fault happened"
+    );
+    let r = out.json();
+    assert_eq!(
+        r["ambiguous"],
+        json!({"count": 1, "found": 1, "retried": 0})
+    );
+    let made = restores_of(&c, &data).await;
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(made.contains_key(r["volume_id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn cleanup_deletes_expired_detached_restore_volumes_and_nothing_else() {
+    let m = moto!();
+    let c = m.clients().await;
+    let (instance, data) = restorable(&m, &c).await;
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["restore", "--volume", data.as_str(), "--json"];
+        args.extend(extra.iter().copied());
+        let out = ebssnap(&m.env(), &args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()["volume_id"].as_str().unwrap().to_string()
+    };
+    let expired = restore(&["--ttl", "1h"]);
+    let attached = restore(&["--ttl", "1h", "--attach", &instance, "--device", "/dev/sdh"]);
+    let kept = restore(&["--keep"]);
+    let later = restore(&["--ttl", "2d"]);
+    let plain = fleet::volume(&c, &[("Name", "not a restore")]).await;
+    let now = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+
+    let dry = ebssnap(
+        &m.env(),
+        &["restore", "cleanup", "--dry-run", "--now", &now, "--json"],
+    );
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(dry.json()["deleted"][0]["volume_id"], json!(expired));
+    assert_eq!(
+        restores_of(&c, &data).await.len(),
+        4,
+        "a dry run deletes nothing"
+    );
+
+    let out = ebssnap(&m.env(), &["restore", "cleanup", "--now", &now, "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let done = out.json();
+    let ids = |k: &str| -> Vec<String> {
+        done[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["volume_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids("deleted"), [expired]);
+    assert_eq!(ids("expired_in_use"), std::slice::from_ref(&attached));
+    assert_eq!(done["kept"], 2);
+    let left = restores_of(&c, &data).await;
+    let mut left_ids: Vec<&String> = left.keys().collect();
+    left_ids.sort();
+    let mut want = vec![&attached, &kept, &later];
+    want.sort();
+    assert_eq!(left_ids, want);
+    assert_eq!(left[&attached].0, "in-use", "never detached");
+    // A volume without ebssnap:restore-of is never touched.
+    let plain_left = c
+        .ec2
+        .describe_volumes()
+        .volume_ids(&plain)
+        .send()
+        .await
+        .expect("DescribeVolumes");
+    assert_eq!(plain_left.volumes().len(), 1);
+    let text = ebssnap(&m.env(), &["restore", "cleanup", "--now", &now]);
+    assert!(text.stdout.contains("not touched"), "{}", text.stdout);
+}
