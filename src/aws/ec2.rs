@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use super::aws_error;
 use crate::core::migrate::OldSnapshot;
 use crate::core::restore::{Point, Shape, TAG_REQUEST, TAG_RESTORE_OF};
+use crate::core::restore_test::TAG_RESTORE_TEST;
 use crate::core::retention::{Snap, SnapState};
 use crate::core::select::{FILTER_VALUES_PER_CALL, Instance, Inventory, Select, Volume};
 use crate::core::tags::{TAG_POLICY, TAG_RUN, TAG_TARGET, TAG_VOLUME};
@@ -568,6 +569,24 @@ fn ts(t: Option<&aws_sdk_ec2::primitives::DateTime>) -> Option<Timestamp> {
     t.and_then(|t| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok())
 }
 
+/// A managed snapshot as a restore point, with its pair's volume (the `ebssnap:volume` tag, else
+/// `VolumeId`).
+fn point_of(s: &Snapshot) -> Option<(String, Point)> {
+    let m = ManagedSnapshot::from_sdk(s)?;
+    let point = Point {
+        snapshot_id: m.id.clone(),
+        run: m.tag(TAG_RUN).map(String::from),
+        policy: m.tag(TAG_POLICY).map(String::from),
+        target: m.tag(TAG_TARGET).map(String::from),
+        state: m.state.clone(),
+        start_time: m.start_time,
+        size_gb: s.volume_size().map(i64::from).unwrap_or_default(),
+        encrypted: s.encrypted().unwrap_or(false),
+        tags: m.tags.clone(),
+    };
+    Some((m.volume(), point))
+}
+
 /// The account's ebssnap restore points of `volume_id` in this Region: its own snapshots with a
 /// `volume-id` of that volume and an `ebssnap:policy` tag (one call; a crash-consistent set's
 /// members carry no `ebssnap:volume` tag, their `VolumeId` is the pair key).
@@ -579,27 +598,43 @@ pub async fn restore_points(
         filter("volume-id", &[volume_id.to_string()]),
         filter("tag-key", &[TAG_POLICY.to_string()]),
     ];
-    let points = own_snapshots(
+    own_snapshots(
         ec2,
         filters,
         &format!("listing the restore points of {volume_id}"),
-        |s| {
-            let m = ManagedSnapshot::from_sdk(s)?;
-            (m.volume() == volume_id).then(|| Point {
-                snapshot_id: m.id.clone(),
-                run: m.tag(TAG_RUN).map(String::from),
-                policy: m.tag(TAG_POLICY).map(String::from),
-                target: m.tag(TAG_TARGET).map(String::from),
-                state: m.state.clone(),
-                start_time: m.start_time,
-                size_gb: s.volume_size().map(i64::from).unwrap_or_default(),
-                encrypted: s.encrypted().unwrap_or(false),
-                tags: m.tags,
-            })
-        },
+        |s| point_of(s).filter(|(v, _)| v == volume_id).map(|(_, p)| p),
     )
-    .await?;
-    Ok(points)
+    .await
+}
+
+/// Every restore point of a policy, with its pair's volume (one paginated call).
+pub async fn policy_points(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+) -> Result<Vec<(String, Point)>, AwsError> {
+    own_snapshots(
+        ec2,
+        vec![filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()])],
+        &format!("listing the restore points of policy {policy}"),
+        point_of,
+    )
+    .await
+}
+
+/// Volumes a policy's restore tests made (tagged `ebssnap:restore-test` = the policy).
+pub async fn restore_test_volumes(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+) -> Result<Vec<VolumeFacts>, AwsError> {
+    volumes_where(
+        ec2,
+        vec![filter(
+            &format!("tag:{TAG_RESTORE_TEST}"),
+            &[policy.to_string()],
+        )],
+        &format!("listing the restore-test volumes of policy {policy}"),
+    )
+    .await
 }
 
 /// A volume as a restore needs it.

@@ -6,6 +6,7 @@ mod common;
 mod migrate;
 mod output;
 mod restore;
+mod restore_test;
 mod run;
 mod snapshots;
 mod sweep;
@@ -79,6 +80,10 @@ pub enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a volume from a restore point (list and clean up the volumes restores made)
     Restore(restore::RestoreArgs),
+    /// Test restores now: restore a sample of a policy's restore points, time them, delete the
+    /// volumes, and tag each tested snapshot with the outcome
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", restore_test::EXAMPLES))]
+    RestoreTest(restore_test::RestoreTestArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -117,6 +122,7 @@ impl Command {
             Command::Adopt(a) => a.json,
             Command::Snapshots(a) => a.json,
             Command::Restore(a) => a.json(),
+            Command::RestoreTest(a) => a.common.json,
             Command::Webhook(_) | Command::Migrate(_) => false,
         }
     }
@@ -133,6 +139,7 @@ async fn dispatch(cli: &Cli) -> Result<i32, Error> {
         Command::Migrate(a) => migrate::exec(g, a).await,
         Command::Snapshots(a) => snapshots::exec(g, a).await,
         Command::Restore(a) => restore::exec(g, a).await,
+        Command::RestoreTest(a) => restore_test::exec(g, a).await,
     }
 }
 

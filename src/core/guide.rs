@@ -20,6 +20,8 @@ pub enum Category {
     Configuration,
     /// An account quota (snapshots per region, concurrent snapshots).
     Capacity,
+    /// A restore test could not restore a restore point (docs/guides/restore.md).
+    Restore,
     /// A code the table does not know.
     Unknown,
 }
@@ -32,6 +34,7 @@ impl Category {
             Category::Permission => "permission",
             Category::Configuration => "configuration",
             Category::Capacity => "capacity",
+            Category::Restore => "restore",
             Category::Unknown => "unknown",
         }
     }
@@ -195,6 +198,16 @@ pub const GUIDE: &[(&str, Category, &str)] = &[
         "ResourceLimitExceeded",
         Capacity,
         "An account quota is reached: read the message and check Service Quotas for Amazon EBS in this region.",
+    ),
+    (
+        "RestoreFailed",
+        Restore,
+        "A restore test could not make a volume from this restore point: read the message (a KMS key the runner may not use, a volume quota, a snapshot that cannot be read), then try it by hand with `ebssnap restore --volume <volume> --snapshot <snapshot> --dry-run` and without `--dry-run`.",
+    ),
+    (
+        "RestoreTimeout",
+        Restore,
+        "The restored volume did not become available within the test's timeout: large or cold snapshots restore slowly (consider Fast Snapshot Restore for volumes that must come back fast), or raise `timeout_minutes`; `ebssnap restore list` shows a volume left behind.",
     ),
 ];
 

@@ -20,11 +20,14 @@ pub const METRICS: &[(&str, &str)] = &[
     ("AmbiguousCalls", "Count"),
     ("AmbiguousFound", "Count"),
     ("AmbiguousRetried", "Count"),
+    ("RestoreTests", "Count"),
+    ("RestoreTestFailures", "Count"),
+    ("RestoreSeconds", "Seconds"),
     ("DurationMs", "Milliseconds"),
 ];
 
 /// The figures of one run or sweep.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     pub policy: String,
     pub target: Option<String>,
@@ -40,6 +43,11 @@ pub struct Figures {
     pub ambiguous: u64,
     pub ambiguous_found: u64,
     pub ambiguous_retried: u64,
+    /// Restore tests run (passed or failed), those that failed, and each passing one's seconds
+    /// to `available` (an EMF array: CloudWatch keeps every value's statistics).
+    pub restore_tests: usize,
+    pub restore_failures: usize,
+    pub restore_seconds: Vec<f64>,
     pub duration_ms: u64,
 }
 
@@ -59,6 +67,13 @@ impl Figures {
             ambiguous: r.ambiguous.count,
             ambiguous_found: r.ambiguous.found,
             ambiguous_retried: r.ambiguous.retried,
+            restore_tests: r
+                .restore_tests
+                .iter()
+                .filter(|t| t.outcome != crate::core::restore_test::Outcome::NotStarted)
+                .count(),
+            restore_failures: r.restore_tests.iter().filter(|t| t.failed()).count(),
+            restore_seconds: r.restore_tests.iter().filter_map(|t| t.seconds).collect(),
             duration_ms: r.duration_ms,
         }
     }
@@ -84,8 +99,11 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
     } else {
         json!([["Policy"]])
     };
+    // A metric with no value this time (RestoreSeconds outside restore tests) is not declared:
+    // EMF takes a number or a non-empty array.
     let metrics: Vec<Value> = METRICS
         .iter()
+        .filter(|(name, _)| *name != "RestoreSeconds" || !f.restore_seconds.is_empty())
         .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
         .collect();
     let mut v = json!({
@@ -109,8 +127,13 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
         "AmbiguousCalls": f.ambiguous,
         "AmbiguousFound": f.ambiguous_found,
         "AmbiguousRetried": f.ambiguous_retried,
+        "RestoreTests": f.restore_tests,
+        "RestoreTestFailures": f.restore_failures,
         "DurationMs": f.duration_ms,
     });
+    if !f.restore_seconds.is_empty() {
+        v["RestoreSeconds"] = json!(f.restore_seconds);
+    }
     if let Some(t) = &report.target {
         v["Target"] = json!(t);
     }
@@ -144,9 +167,15 @@ mod tests {
             decl["Dimensions"],
             json!([["Policy"], ["Policy", "Target"]])
         );
-        for (name, _) in METRICS {
+        for (name, _) in METRICS.iter().filter(|(n, _)| *n != "RestoreSeconds") {
             assert!(v.get(*name).is_some(), "{name} missing");
         }
+        assert!(
+            v.get("RestoreSeconds").is_none(),
+            "no restore test, no value"
+        );
+        let declared = decl["Metrics"].as_array().unwrap().len();
+        assert_eq!(declared, METRICS.len() - 1);
         assert_eq!(v["VolumesSelected"], 3);
         assert_eq!(v["ThrottledCalls"], 2);
         assert_eq!(

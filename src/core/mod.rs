@@ -10,6 +10,7 @@ pub mod migrate;
 pub mod raise;
 pub mod report;
 pub mod restore;
+pub mod restore_test;
 pub mod retention;
 pub mod schedule;
 pub mod select;

@@ -13,7 +13,7 @@ fn summary(r: &Report) -> Summary {
         created: r.created.len(),
         deleted: r.deleted.len(),
         skipped: r.skipped.len(),
-        failed: r.failures.len(),
+        failed: r.failures.len() + r.restore_tests.iter().filter(|t| t.failed()).count(),
         overdue: r.overdue.len(),
         error_snapshots: r.error_snapshots.len(),
         duration_ms: r.duration_ms,
@@ -101,13 +101,47 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
         };
         failures.push(annotate(f, &report.policy, None, &o.volume_id));
     }
+    for r in report.restore_tests.iter().filter(|r| r.failed()) {
+        let timed_out = r.outcome == crate::core::restore_test::Outcome::TimedOut;
+        let f = TicketFailure {
+            volume_id: Some(r.volume_id.clone()),
+            instance_id: None,
+            device: None,
+            snapshot_id: Some(r.snapshot_id.clone()),
+            target: Some(r.target.clone()),
+            code: if timed_out {
+                "RestoreTimeout"
+            } else {
+                "RestoreFailed"
+            }
+            .into(),
+            message: r.message.clone().unwrap_or_default(),
+            retryable: timed_out,
+            dedup_key: Some(format!(
+                "{}/{}/{}/restore/{}",
+                report.policy,
+                r.target,
+                r.volume_id,
+                day(&ctx.occurred_at)
+            )),
+            ..Default::default()
+        };
+        failures.push(annotate(f, &report.policy, None, &r.volume_id));
+    }
     if failures.is_empty() {
         return None;
     }
-    let event = if failed { EVENT_FAILED } else { EVENT_OVERDUE };
+    let event = if report.kind == "restore_test" {
+        EVENT_RESTORE_FAILED
+    } else if failed {
+        EVENT_FAILED
+    } else {
+        EVENT_OVERDUE
+    };
     let severity = severity(report, &failures);
     let dedup_key = match (&report.target, report.kind) {
         (Some(t), _) => format!("{}/{}/{}", report.policy, t, report.run_key),
+        (None, "restore_test") => format!("{}/restore_test/{}", report.policy, report.run_key),
         (None, _) => format!(
             "{}/sweep/{}/{}",
             report.policy,
@@ -160,6 +194,9 @@ fn severity(report: &Report, failures: &[TicketFailure]) -> &'static str {
 
 /// The `snapshot.recovered` ticket a report calls for, if any volume recovered.
 pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    if report.kind == "restore_test" {
+        return restore_recovered(report, ctx);
+    }
     if report.recovered.is_empty() {
         return None;
     }
@@ -202,6 +239,56 @@ pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
         region: ctx.region.clone(),
         policy: report.policy.clone(),
         target: report.target.clone(),
+        run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
+        failures: vec![],
+        recovered,
+        resolves,
+        summary: summary(report),
+        runner_version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// The `restore.recovered` ticket of a restore test whose pairs passed after failing.
+fn restore_recovered(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let recovered: Vec<TicketRecovered> = report
+        .restore_tests
+        .iter()
+        .filter(|r| r.recovered)
+        .map(|r| TicketRecovered {
+            problem_keys: vec![problem_key(
+                &report.policy,
+                Some(&r.target),
+                &r.volume_id,
+                Category::Restore,
+            )],
+            target: r.target.clone(),
+            volume_id: r.volume_id.clone(),
+            instance_id: None,
+            device: None,
+            snapshot_id: Some(r.snapshot_id.clone()),
+            previous_at: None,
+        })
+        .collect();
+    if recovered.is_empty() {
+        return None;
+    }
+    let resolves = recovered
+        .iter()
+        .flat_map(|r| r.problem_keys.iter().cloned())
+        .collect();
+    Some(Ticket {
+        ebssnap: 1,
+        event: EVENT_RESTORE_RECOVERED.into(),
+        severity: "info".into(),
+        dedup_key: format!(
+            "{}/restore_test/{}/recovered",
+            report.policy, report.run_key
+        ),
+        occurred_at: ctx.occurred_at.clone(),
+        account: ctx.account.clone(),
+        region: ctx.region.clone(),
+        policy: report.policy.clone(),
+        target: None,
         run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
         failures: vec![],
         recovered,

@@ -142,7 +142,38 @@ impl Ambiguous {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// One pair's restore test (docs/design.md §11).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RestoreTestResult {
+    pub target: String,
+    pub volume_id: String,
+    pub snapshot_id: String,
+    pub run: Option<String>,
+    /// The volume the test made (deleted again at its end).
+    pub restore_volume_id: Option<String>,
+    pub outcome: crate::core::restore_test::Outcome,
+    /// Seconds from the CreateVolume call to `available`.
+    pub seconds: Option<f64>,
+    /// What went wrong (failed, timed out, not deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A pass after the pair's previous test failed (a `restore.recovered` ticket).
+    pub recovered: bool,
+    /// The test volume is gone again (a later test or cleanup deletes it otherwise).
+    pub volume_deleted: bool,
+}
+
+impl RestoreTestResult {
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.outcome,
+            crate::core::restore_test::Outcome::Failed
+                | crate::core::restore_test::Outcome::TimedOut
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     /// `run` (a target) or `sweep` (a policy).
     pub kind: &'static str,
@@ -188,6 +219,9 @@ pub struct Report {
     /// Lambda: the link this one handed the rest of the run to (no pruning happened here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub continued_in_link: Option<u32>,
+    /// Restore tests only: one entry per pair tested (or not started).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restore_tests: Vec<RestoreTestResult>,
     /// Things an operator should know that are not failures (e.g. an event whose document
     /// differs from the schedule's current one).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -216,6 +250,7 @@ impl Report {
     /// Scheduler's retries and dead-letter queue see it.
     pub fn failed(&self) -> bool {
         !self.failures.is_empty()
+            || self.restore_tests.iter().any(RestoreTestResult::failed)
             || [&self.ticket, &self.ticket_sns]
                 .into_iter()
                 .flatten()
@@ -353,6 +388,24 @@ impl Report {
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default(),
                 t.dedup_key
+            );
+        }
+        for t in &self.restore_tests {
+            let _ = writeln!(
+                s,
+                "  restore test {}/{} from {}: {:?}{}{}{}",
+                t.target,
+                t.volume_id,
+                t.snapshot_id,
+                t.outcome,
+                t.seconds
+                    .map(|x| format!(" in {x:.1} s"))
+                    .unwrap_or_default(),
+                if t.recovered { " (recovered)" } else { "" },
+                t.message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             );
         }
         let a = self.ambiguous;

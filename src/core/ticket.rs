@@ -12,6 +12,8 @@ pub const EVENT_FAILED: &str = "snapshot.failed";
 pub const EVENT_OVERDUE: &str = "snapshot.overdue";
 pub const EVENT_RUN_FAILED: &str = "run.failed";
 pub const EVENT_RECOVERED: &str = "snapshot.recovered";
+pub const EVENT_RESTORE_FAILED: &str = "restore.failed";
+pub const EVENT_RESTORE_RECOVERED: &str = "restore.recovered";
 
 /// Which run a ticket is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 //! - [`pace`]: pacing mutating EC2 calls to the account's budget (AIMD on throttles).
 //! - [`prune`]: executing a retention plan.
 //! - [`restore`]: restores, the restore volumes ebssnap made, and their cleanup.
+//! - [`restore_test`]: restore tests of a rotating sample of a policy's restore points.
 //! - [`sweep`]: a policy sweep, its plan (shared with `ebssnap snapshots`), overdue detection.
 //! - [`notify`]: the failure ticket a finished run calls for, and the report's log line.
 //!
@@ -24,6 +25,7 @@ pub mod options;
 pub mod pace;
 mod prune;
 pub mod restore;
+pub mod restore_test;
 pub mod sweep;
 pub mod target;
 

@@ -30,7 +30,8 @@ pub(super) async fn finish(
                 && (r.failed()
                     || !r.overdue.is_empty()
                     || !r.error_snapshots.is_empty()
-                    || !r.recovered.is_empty())
+                    || !r.recovered.is_empty()
+                    || r.restore_tests.iter().any(|t| t.recovered))
         }
         Err(Error::Aws(_)) => true,
         Err(_) => false,

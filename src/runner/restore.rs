@@ -77,7 +77,7 @@ fn input(msg: impl Into<String>) -> Error {
 }
 
 /// A fresh idempotency token (`ClientToken` allows 64 ASCII characters).
-fn request_token(volume: &str, now: Timestamp) -> String {
+pub(super) fn request_token(volume: &str, now: Timestamp) -> String {
     let mut h = Sha256::new();
     h.update(volume.as_bytes());
     h.update(now.as_nanosecond().to_le_bytes());
@@ -226,7 +226,7 @@ pub async fn restore(clients: &Clients, req: &RestoreRequest) -> Result<Restored
 
 /// The one CreateVolume of a restore: refusals that ask for a retry are retried; after an
 /// ambiguous failure the volume is looked up by its request tag before anything is sent again.
-async fn create_once(
+pub(super) async fn create_once(
     clients: &Clients,
     new: &NewVolume<'_>,
     tally: &mut Ambiguous,
@@ -264,7 +264,7 @@ async fn create_once(
 }
 
 /// Polls a volume until it reaches `want` (or `error`, or the timeout).
-async fn wait_for(
+pub(super) async fn wait_for(
     clients: &Clients,
     id: &str,
     want: &str,
@@ -308,7 +308,7 @@ async fn wait_for(
     }
 }
 
-fn restore_volume(v: VolumeFacts) -> RestoreVolume {
+pub(super) fn restore_volume(v: VolumeFacts) -> RestoreVolume {
     RestoreVolume {
         restore_of: v.tags.get(TAG_RESTORE_OF).cloned().unwrap_or_default(),
         restored_from: v.tags.get(TAG_RESTORED_FROM).cloned(),

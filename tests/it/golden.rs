@@ -196,6 +196,45 @@ mod tickets {
             snapshot_id: Some("snap-0123456789abcdef0".into()),
             previous_at: Some("2026-11-24T05:00:37Z".into()),
         });
+        let test_result =
+            |outcome, recovered, message: Option<&str>| ebssnap::core::report::RestoreTestResult {
+                target: "web".into(),
+                volume_id: "vol-0a1b2c3d4e5f60718".into(),
+                snapshot_id: "snap-0123456789abcdef0".into(),
+                run: Some("2026-11-26T05:00:00Z".into()),
+                restore_volume_id: None,
+                outcome,
+                seconds: None,
+                message: message.map(String::from),
+                recovered,
+                volume_deleted: true,
+            };
+        let restore_failed = Report {
+            kind: "restore_test",
+            policy: "std".into(),
+            run_key: "2026-11-29T04:00:00Z".into(),
+            volumes_selected: 2,
+            duration_ms: 48_212,
+            restore_tests: vec![test_result(
+                ebssnap::core::restore_test::Outcome::Failed,
+                false,
+                Some(
+                    "creating a volume from snap-0123456789abcdef0: KMSKeyNotAccessibleFault: The KMS key is not accessible.",
+                ),
+            )],
+            ..Report::default()
+        };
+        let restore_back = Report {
+            restore_tests: vec![test_result(
+                ebssnap::core::restore_test::Outcome::Passed,
+                true,
+                None,
+            )],
+            run_key: "2026-12-06T04:00:00Z".into(),
+            ..restore_failed.clone()
+        };
+        let mut test_ctx = ctx();
+        test_ctx.invocation = None;
         vec![
             (
                 "snapshot.failed.json",
@@ -224,6 +263,14 @@ mod tickets {
             (
                 "snapshot.recovered.json",
                 raise::recovered_from_report(&back, &ctx()).unwrap(),
+            ),
+            (
+                "restore.failed.json",
+                raise::from_report(&restore_failed, &test_ctx).unwrap(),
+            ),
+            (
+                "restore.recovered.json",
+                raise::recovered_from_report(&restore_back, &test_ctx).unwrap(),
             ),
         ]
     }

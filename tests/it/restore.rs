@@ -368,3 +368,207 @@ async fn cleanup_deletes_expired_detached_restore_volumes_and_nothing_else() {
     let text = ebssnap(&m.env(), &["restore", "cleanup", "--now", &now]);
     assert!(text.stdout.contains("not touched"), "{}", text.stdout);
 }
+
+/// Three volumes of target web, each with restore points of two runs; policy std's webhook is
+/// `receiver` when given. Returns the volumes.
+async fn three_pairs(m: &Moto, c: &Clients, webhook: Option<&str>) -> Vec<String> {
+    let mut vols = Vec::new();
+    for i in 0..3 {
+        vols.push(fleet::volume(c, &[("Backup", "yes"), ("Name", &format!("data-{i}"))]).await);
+    }
+    vols.sort();
+    let mut pol = docs::policy("std", 7, 1);
+    if let Some(url) = webhook {
+        pol["notify"] = json!({"webhook_url": url});
+    }
+    docs::store_policy(c, &pol).await;
+    let tgt = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
+    docs::store_target(c, &tgt).await;
+    for run in [RUN1, RUN2] {
+        let out = ebssnap(
+            &m.env(),
+            &[
+                "run",
+                "--policy",
+                "std",
+                "--target",
+                "web",
+                "--run-key",
+                run,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    vols
+}
+
+/// Snapshot id -> its restore-test tags (tested, failed).
+async fn test_marks(c: &Clients) -> BTreeMap<String, (Option<String>, Option<String>)> {
+    fleet::snapshots(c)
+        .await
+        .into_iter()
+        .map(|(id, (_, t))| {
+            (
+                id,
+                (
+                    t.get("ebssnap:restore-tested").cloned(),
+                    t.get("ebssnap:restore-failed").cloned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Volumes a restore test made that still exist.
+async fn test_volumes_left(c: &Clients) -> usize {
+    c.ec2
+        .describe_volumes()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag-key")
+                .values("ebssnap:restore-test")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeVolumes")
+        .volumes()
+        .len()
+}
+
+#[tokio::test]
+async fn restore_tests_rotate_through_pairs_mark_the_snapshots_and_leave_no_volume() {
+    let m = moto!();
+    let c = m.clients().await;
+    let vols = three_pairs(&m, &c, None).await;
+    let test = || {
+        let out = ebssnap(
+            &m.env(),
+            &["restore-test", "--policy", "std", "--sample", "2", "--json"],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()
+    };
+    let first = test();
+    let tested: Vec<String> = first["restore_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["outcome"], "passed", "{t}");
+            assert_eq!(t["volume_deleted"], true);
+            assert_eq!(t["run"], RUN2, "the newest restore point is tested");
+            assert!(t["seconds"].as_f64().is_some());
+            t["volume_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(tested, vols[..2], "never tested: in volume order");
+    assert_eq!(test_volumes_left(&c).await, 0, "every test volume deleted");
+    let marks = test_marks(&c).await;
+    let passed: Vec<&String> = marks
+        .iter()
+        .filter(|(_, (ok, _))| ok.is_some())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(passed.len(), 2, "{marks:?}");
+    // The next run takes the pair never tested first, then the one tested longest ago.
+    let second = test();
+    let next: Vec<&str> = second["restore_tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["volume_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(next[0], vols[2], "{second}");
+    assert_eq!(test_volumes_left(&c).await, 0);
+    // A dry run tests nothing and marks nothing.
+    let before = test_marks(&c).await;
+    let dry = ebssnap(
+        &m.env(),
+        &["restore-test", "--policy", "std", "--dry-run", "--json"],
+    );
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert_eq!(dry.json()["restore_tests"][0]["outcome"], "not_started");
+    assert_eq!(test_marks(&c).await, before);
+}
+
+#[tokio::test]
+async fn a_failing_restore_test_raises_restore_failed_then_restore_recovered() {
+    let m = moto!();
+    let c = m.clients().await;
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let vols = three_pairs(&m, &c, Some(&receiver.url())).await;
+    // EC2 refuses every CreateVolume (as for a KMS key the runner may not use).
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(|_, _, body| {
+            if body.contains("Action=CreateVolume&") {
+                Action::Respond(
+                    400,
+                    "text/xml",
+                    "<Response><Errors><Error><Code>InvalidParameterValue</Code><Message>The key is not usable.</Message></Error></Errors><RequestID>r</RequestID></Response>".into(),
+                )
+            } else {
+                Action::Forward
+            }
+        }),
+    );
+    let out = ebssnap(
+        &m.env_at(&proxy.endpoint()),
+        &["restore-test", "--policy", "std", "--sample", "1", "--json"],
+    );
+    assert_eq!(
+        out.code, 1,
+        "a failed restore test fails the run: {}",
+        out.stderr
+    );
+    let r = out.json();
+    assert_eq!(r["restore_tests"][0]["outcome"], "failed");
+    assert_eq!(r["restore_tests"][0]["volume_id"], json!(vols[0]));
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let t = got[0].json();
+    assert_eq!(t["event"], "restore.failed");
+    assert_eq!(t["failures"][0]["code"], "RestoreFailed");
+    assert_eq!(t["failures"][0]["category"], "restore");
+    let key = format!("std/web/{}/restore", vols[0]);
+    assert_eq!(t["failures"][0]["problem_key"], json!(key));
+    assert!(
+        t["failures"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidParameterValue"),
+        "{t}"
+    );
+    let failed_marks = test_marks(&c)
+        .await
+        .into_values()
+        .filter(|(_, f)| f.is_some())
+        .count();
+    assert_eq!(failed_marks, 1);
+    drop(proxy);
+
+    // Pairs 1 and 2 were never tested: they go first; then pair 0 passes and recovers.
+    for _ in 0..2 {
+        let out = ebssnap(
+            &m.env(),
+            &["restore-test", "--policy", "std", "--sample", "1", "--json"],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    assert_eq!(receiver.received().len(), 1, "passing tests send nothing");
+    let out = ebssnap(
+        &m.env(),
+        &["restore-test", "--policy", "std", "--sample", "1", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["restore_tests"][0]["volume_id"], json!(vols[0]));
+    assert_eq!(r["restore_tests"][0]["recovered"], true);
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    let t = got[1].json();
+    assert_eq!(t["event"], "restore.recovered");
+    assert_eq!(t["resolves"], json!([key]));
+    assert_eq!(test_volumes_left(&c).await, 0);
+}
