@@ -1,7 +1,9 @@
 //! The AWS Lambda shell (custom runtime, `bootstrap`). The event is the schedule's input
 //! document, but only as a *pointer* (docs/design.md §3): the documents it names are re-read from
 //! Scheduler ([`crate::runner::documents::resolve_event`]); a target document runs the target, a policy
-//! document sweeps the policy, and an event naming something that no longer exists does nothing.
+//! document sweeps the policy, a restore-test document tests restores of the policy (and answers
+//! success even when a test fails: its tickets say so, and a retry would test other pairs), and
+//! an event naming something that no longer exists does nothing.
 //!
 //! Clients are built once per process, outside the handler; options come from the environment
 //! exactly as the CLI's do ([`RunOptions::from_env`]), plus the invocation's deadline. Errors are
@@ -204,6 +206,31 @@ async fn run(
                 return Err(e);
             }
         },
+        Resolved::RestoreTest {
+            policy,
+            test,
+            warnings,
+        } => {
+            let settings = runner::restore_test::Settings {
+                sample: test.sample as usize,
+                timeout: Duration::from_secs(u64::from(test.timeout_minutes) * 60),
+            };
+            match runner::restore_test::restore_test(
+                clients,
+                &policy,
+                &settings,
+                test.invocation.as_ref(),
+                opts,
+            )
+            .await
+            {
+                Ok(r) => with_warnings(r, warnings),
+                Err(e) => {
+                    failed(&policy.policy, None, "restore_test");
+                    return Err(e);
+                }
+            }
+        }
         Resolved::Unknown { what, message } => return Ok(Outcome::Unknown { what, message }),
         Resolved::Rejected { what, reason } => return Ok(Outcome::Rejected { what, reason }),
     };
@@ -242,7 +269,9 @@ pub async fn handle(
             "event": what,
             "reason": reason,
         }))),
-        Ok(Outcome::Report(report)) if report.failed() => {
+        // A restore test's failures are its tickets; an error would make Lambda run the test
+        // again on other pairs.
+        Ok(Outcome::Report(report)) if report.failed() && report.kind != "restore_test" => {
             Err(diagnostic("Retryable", failure_message(&report)))
         }
         Ok(Outcome::Report(report)) => Ok(Answer::Report(report)),

@@ -218,6 +218,12 @@ resource "ebssnap_policy" "std" {
     Backup = "ebssnap"
   }
 
+  # Prove restores work: every Sunday at 04:00 UTC, restore the two volumes tested longest ago.
+  restore_test {
+    schedule = "cron(0 4 ? * SUN *)"
+    sample   = 2
+  }
+
   depends_on = [aws_iam_role_policy.scheduler, aws_iam_role_policy.runner]
 }
 

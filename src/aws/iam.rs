@@ -13,6 +13,15 @@ pub const RUNNER_OPERATIONS: &[(&str, Option<&str>)] = &[
     ("CreateSnapshot", Some("ec2:CreateSnapshot")),
     ("CreateSnapshots", Some("ec2:CreateSnapshots")),
     ("DeleteSnapshot", Some("ec2:DeleteSnapshot")),
+    // Restore tests: a volume from a restore point, deleted again; the outcome tagged on the
+    // snapshot.
+    (
+        "DescribeAvailabilityZones",
+        Some("ec2:DescribeAvailabilityZones"),
+    ),
+    ("CreateVolume", Some("ec2:CreateVolume")),
+    ("DeleteVolume", Some("ec2:DeleteVolume")),
+    ("CreateTags", Some("ec2:CreateTags")),
     (
         "DescribeAutoScalingGroups",
         Some("autoscaling:DescribeAutoScalingGroups"),
@@ -129,7 +138,10 @@ impl Scope {
 }
 
 /// The runner's execution-role policy: read the fleet; create snapshots only when the request
-/// tags them with one of the policies; delete only snapshots tagged with one of the policies; read
+/// tags them with one of the policies; delete only snapshots tagged with one of the policies;
+/// for restore tests, create volumes only from those snapshots and only tagged
+/// `ebssnap:restore-test` with one of the policies, delete only such volumes, and add to the
+/// policies' snapshots only the tags `ebssnap:restore-tested` and `ebssnap:restore-failed`; read
 /// the policies' schedules; invoke only its own function; write only its own log group.
 pub fn runner_policy(s: &Scope) -> Value {
     let p = &s.partition;
@@ -156,7 +168,8 @@ pub fn runner_policy(s: &Scope) -> Value {
                     action("DescribeInstances"),
                     action("DescribeVolumes"),
                     action("DescribeSnapshots"),
-                    action("DescribeAutoScalingGroups")
+                    action("DescribeAutoScalingGroups"),
+                    action("DescribeAvailabilityZones")
                 ],
                 "Resource": "*"
             },
@@ -189,6 +202,47 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Action": action("DeleteSnapshot"),
                 "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
                 "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:policy")
+            },
+            {
+                "Sid": "RestoreTestsFromPolicySnapshots",
+                "Effect": "Allow",
+                "Action": action("CreateVolume"),
+                "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
+                "Condition": s.tag_condition("aws:ResourceTag/ebssnap:policy")
+            },
+            {
+                "Sid": "CreateOnlyRestoreTestVolumes",
+                "Effect": "Allow",
+                "Action": action("CreateVolume"),
+                "Resource": format!("arn:{p}:ec2:{region}:{account}:volume/*"),
+                "Condition": s.tag_condition("aws:RequestTag/ebssnap:restore-test")
+            },
+            {
+                "Sid": "TagVolumesAtCreation",
+                "Effect": "Allow",
+                "Action": action("CreateTags"),
+                "Resource": format!("arn:{p}:ec2:{region}:{account}:volume/*"),
+                "Condition": {"StringEquals": {"ec2:CreateAction": "CreateVolume"}}
+            },
+            {
+                "Sid": "DeleteOnlyRestoreTestVolumes",
+                "Effect": "Allow",
+                "Action": action("DeleteVolume"),
+                "Resource": format!("arn:{p}:ec2:{region}:{account}:volume/*"),
+                "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:restore-test")
+            },
+            {
+                "Sid": "MarkTestedSnapshots",
+                "Effect": "Allow",
+                "Action": action("CreateTags"),
+                "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
+                "Condition": merge_conditions(
+                    s.tag_condition("ec2:ResourceTag/ebssnap:policy"),
+                    json!({"ForAllValues:StringEquals": {"aws:TagKeys": [
+                        crate::core::restore_test::TAG_RESTORE_TESTED,
+                        crate::core::restore_test::TAG_RESTORE_FAILED
+                    ]}})
+                )
             },
             {
                 "Sid": "ReadPolicyDocuments",
@@ -246,6 +300,17 @@ pub fn runner_policy(s: &Scope) -> Value {
         list.extend(extra);
     }
     policy
+}
+
+/// Two IAM condition blocks as one (both must hold).
+fn merge_conditions(a: Value, b: Value) -> Value {
+    let mut out = a;
+    if let (Some(o), Some(more)) = (out.as_object_mut(), b.as_object()) {
+        for (k, v) in more {
+            o.insert(k.clone(), v.clone());
+        }
+    }
+    out
 }
 
 /// The policy of the role EventBridge Scheduler assumes: invoke the runner, nothing else.
@@ -353,6 +418,47 @@ mod tests {
         ] {
             assert!(!bare.contains(a), "{a}");
         }
+    }
+
+    #[test]
+    fn restore_tests_touch_only_their_own_volumes_and_two_snapshot_tags() {
+        let p = runner_policy(&Scope {
+            policies: vec!["std".into()],
+            ..Scope::default()
+        });
+        let sid = |id: &str| {
+            p["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Sid"] == id)
+                .cloned()
+                .unwrap_or_else(|| panic!("{id} missing"))
+        };
+        let del = sid("DeleteOnlyRestoreTestVolumes");
+        assert_eq!(
+            del["Condition"]["StringEquals"]["ec2:ResourceTag/ebssnap:restore-test"],
+            json!(["std"])
+        );
+        let create = sid("CreateOnlyRestoreTestVolumes");
+        assert_eq!(
+            create["Condition"]["StringEquals"]["aws:RequestTag/ebssnap:restore-test"],
+            json!(["std"])
+        );
+        let from = sid("RestoreTestsFromPolicySnapshots");
+        assert_eq!(
+            from["Condition"]["StringEquals"]["aws:ResourceTag/ebssnap:policy"],
+            json!(["std"])
+        );
+        let mark = sid("MarkTestedSnapshots");
+        assert_eq!(
+            mark["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"],
+            json!(["ebssnap:restore-tested", "ebssnap:restore-failed"])
+        );
+        assert_eq!(
+            mark["Condition"]["StringEquals"]["ec2:ResourceTag/ebssnap:policy"],
+            json!(["std"])
+        );
     }
 
     #[test]

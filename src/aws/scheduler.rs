@@ -18,6 +18,14 @@ pub const DEFAULT_EVENT_AGE: i32 = crate::core::limits::DEFAULT_MAX_EVENT_AGE_SE
 
 /// The schedule that stores a policy's document and fires its sweep.
 pub const POLICY_SCHEDULE: &str = "_policy";
+/// The schedule of a policy's restore tests (only when the policy has a `restore_test` block).
+pub const RESTORE_TEST_SCHEDULE: &str = "_restore_test";
+
+/// Whether a schedule of a policy's group is one of the policy's own (not a target's): target
+/// names cannot start with `_`.
+pub fn is_policy_schedule(name: &str) -> bool {
+    name == POLICY_SCHEDULE || name == RESTORE_TEST_SCHEDULE
+}
 
 /// A policy's schedule group: `ebssnap-<policy>`.
 pub fn group_name(policy: &str) -> String {
@@ -71,7 +79,7 @@ pub async fn list_targets(
                 p.schedules()
                     .iter()
                     .filter_map(|s| s.name())
-                    .filter(|n| *n != POLICY_SCHEDULE)
+                    .filter(|n| !is_policy_schedule(n))
                     .map(String::from),
             ),
             Err(e) => {

@@ -23,12 +23,14 @@ pub struct RestoreTestArgs {
     /// Policy whose restore points to test
     #[arg(long)]
     pub policy: String,
-    /// (target, volume) pairs to test: those tested longest ago (never tested first)
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=50))]
-    pub sample: u16,
+    /// (target, volume) pairs to test, those tested longest ago first (default: the policy's
+    /// restore_test block, else 2)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub sample: Option<u32>,
     /// Minutes one restored volume may take to become available before the test fails
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
-    pub timeout_minutes: u64,
+    /// (default: the policy's restore_test block, else 30)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub timeout_minutes: Option<u32>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -36,9 +38,20 @@ pub struct RestoreTestArgs {
 pub async fn exec(g: &Global, a: &RestoreTestArgs) -> Result<i32, Error> {
     let clients = connect(g).await;
     let doc = documents::load_policy(&clients, &a.policy).await?;
+    let block = documents::find_restore_test_schedule(&clients, &a.policy)
+        .await?
+        .map(|(d, _)| d);
+    let sample = a
+        .sample
+        .or(block.as_ref().map(|b| b.sample))
+        .unwrap_or(crate::core::doc::DEFAULT_RESTORE_TEST_SAMPLE);
+    let minutes = a
+        .timeout_minutes
+        .or(block.as_ref().map(|b| b.timeout_minutes))
+        .unwrap_or(crate::core::doc::DEFAULT_RESTORE_TEST_TIMEOUT_MINUTES);
     let settings = Settings {
-        sample: usize::from(a.sample),
-        timeout: Duration::from_secs(a.timeout_minutes * 60),
+        sample: sample as usize,
+        timeout: Duration::from_secs(u64::from(minutes) * 60),
     };
     let report =
         restore_test::restore_test(&clients, &doc, &settings, None, &options(&a.common, None))

@@ -180,6 +180,56 @@ pub struct TargetDocument {
     pub invocation: Option<Invocation>,
 }
 
+/// The restore-test document, stored in the policy group's `_restore_test` schedule
+/// (docs/design.md §11): how many (target, volume) pairs a test run takes and how long one
+/// restore may take.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTestDocument {
+    pub ebssnap: u64,
+    pub kind: String,
+    pub policy: String,
+    pub sample: u32,
+    pub timeout_minutes: u32,
+    #[serde(default)]
+    pub invocation: Option<Invocation>,
+}
+
+/// Bounds of a restore test's settings.
+pub const RESTORE_TEST_SAMPLE: std::ops::RangeInclusive<u32> = 1..=50;
+pub const RESTORE_TEST_TIMEOUT_MINUTES: std::ops::RangeInclusive<u32> = 1..=720;
+pub const DEFAULT_RESTORE_TEST_SAMPLE: u32 = 2;
+pub const DEFAULT_RESTORE_TEST_TIMEOUT_MINUTES: u32 = 30;
+
+impl RestoreTestDocument {
+    pub fn validate(&self) -> Result<(), DocError> {
+        let bad = |message: String| DocError::Invalid {
+            kind: "restore_test",
+            message,
+        };
+        if self.kind != "restore_test" {
+            return Err(DocError::WrongKind {
+                found: self.kind.clone(),
+                expected: "restore_test",
+            });
+        }
+        validate_policy_name(&self.policy).map_err(|e| bad(e.to_string()))?;
+        if !RESTORE_TEST_SAMPLE.contains(&self.sample) {
+            return Err(bad(format!(
+                "sample must be between 1 and 50, got {}",
+                self.sample
+            )));
+        }
+        if !RESTORE_TEST_TIMEOUT_MINUTES.contains(&self.timeout_minutes) {
+            return Err(bad(format!(
+                "timeout_minutes must be between 1 and 720, got {}",
+                self.timeout_minutes
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The most links a run's continuation chain may have: Lambda stops recursive loops after about
 /// 16 invocations in one chain, so stay well below.
 pub const MAX_LINKS_LIMIT: u32 = 15;
@@ -230,6 +280,7 @@ pub fn split_event(
 pub enum Document {
     Policy(PolicyDocument),
     Target(TargetDocument),
+    RestoreTest(RestoreTestDocument),
 }
 
 /// Effective retention rules for one (target, volume) pair.
@@ -524,7 +575,7 @@ fn header(v: &serde_json::Value) -> Result<String, DocError> {
         Some(k) => Ok(k.to_string()),
         None => Err(DocError::Invalid {
             kind: "schedule input",
-            message: "missing field `kind` (\"policy\" or \"target\")".into(),
+            message: "missing field `kind` (\"policy\", \"target\" or \"restore_test\")".into(),
         }),
     }
 }
@@ -560,18 +611,31 @@ pub fn parse_value(v: serde_json::Value) -> Result<Document, DocError> {
             d.validate()?;
             Ok(Document::Target(d))
         }
+        "restore_test" => {
+            let d: RestoreTestDocument = strict(v, "restore_test")?;
+            d.validate()?;
+            Ok(Document::RestoreTest(d))
+        }
         other => Err(DocError::WrongKind {
             found: other.to_string(),
-            expected: "policy or target",
+            expected: "policy, target or restore_test",
         }),
+    }
+}
+
+fn kind_of(d: &Document) -> &'static str {
+    match d {
+        Document::Policy(_) => "policy",
+        Document::Target(_) => "target",
+        Document::RestoreTest(_) => "restore_test",
     }
 }
 
 pub fn parse_policy(text: &str) -> Result<PolicyDocument, DocError> {
     match parse_document(text)? {
         Document::Policy(p) => Ok(p),
-        Document::Target(_) => Err(DocError::WrongKind {
-            found: "target".into(),
+        other => Err(DocError::WrongKind {
+            found: kind_of(&other).into(),
             expected: "policy",
         }),
     }
@@ -580,9 +644,19 @@ pub fn parse_policy(text: &str) -> Result<PolicyDocument, DocError> {
 pub fn parse_target(text: &str) -> Result<TargetDocument, DocError> {
     match parse_document(text)? {
         Document::Target(t) => Ok(t),
-        Document::Policy(_) => Err(DocError::WrongKind {
-            found: "policy".into(),
+        other => Err(DocError::WrongKind {
+            found: kind_of(&other).into(),
             expected: "target",
+        }),
+    }
+}
+
+pub fn parse_restore_test(text: &str) -> Result<RestoreTestDocument, DocError> {
+    match parse_document(text)? {
+        Document::RestoreTest(t) => Ok(t),
+        other => Err(DocError::WrongKind {
+            found: kind_of(&other).into(),
+            expected: "restore_test",
         }),
     }
 }

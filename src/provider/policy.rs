@@ -15,7 +15,7 @@ use super::schema::{
     Computed, Optional, OptionalComputed, Required, attr, block, boolean, number, sensitive,
     string, string_map,
 };
-use super::values::{K, StrMap, V, get, k, k_map, map_value, opt};
+use super::values::{K, StrMap, V, get, k, k_map, map_value, opt, or_default};
 use super::{Configured, Shared, aws_diag, validate};
 use crate::aws::scheduler::{self, POLICY_SCHEDULE, ScheduleSpec};
 use crate::core::doc::{
@@ -50,6 +50,117 @@ pub struct PolicyState {
     pub tags_all: StrMap,
     pub runner_arn: V<String>,
     pub scheduler_role_arn: V<String>,
+    #[serde(with = "crate::provider::plugin::value::as_list")]
+    pub restore_test: V<RestoreTestState>,
+}
+
+/// The `restore_test` block: the policy's restore tests and their schedule `_restore_test`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestoreTestState {
+    pub schedule: V<String>,
+    pub timezone: V<String>,
+    pub sample: V<i64>,
+    pub timeout_minutes: V<i64>,
+}
+
+impl RestoreTestState {
+    fn with_defaults(self) -> Self {
+        RestoreTestState {
+            schedule: self.schedule,
+            timezone: or_default(self.timezone, "UTC".to_string()),
+            sample: or_default(self.sample, i64::from(doc::DEFAULT_RESTORE_TEST_SAMPLE)),
+            timeout_minutes: or_default(
+                self.timeout_minutes,
+                i64::from(doc::DEFAULT_RESTORE_TEST_TIMEOUT_MINUTES),
+            ),
+        }
+    }
+
+    fn validate(&self, diags: &mut Diagnostics) {
+        let at = |name: &'static str| p("restore_test").index(0).attribute(name);
+        if let Some(s) = get(&self.schedule) {
+            validate::schedule_expression(diags, at("schedule"), &s);
+        }
+        if let Some(z) = get(&self.timezone) {
+            validate::timezone(diags, at("timezone"), &z);
+        }
+        let wide = |r: &std::ops::RangeInclusive<u32>| i64::from(*r.start())..=i64::from(*r.end());
+        if let Some(n) = get(&self.sample) {
+            validate::range(
+                diags,
+                at("sample"),
+                "sample",
+                n,
+                &wide(&doc::RESTORE_TEST_SAMPLE),
+            );
+        }
+        if let Some(n) = get(&self.timeout_minutes) {
+            validate::range(
+                diags,
+                at("timeout_minutes"),
+                "timeout_minutes",
+                n,
+                &wide(&doc::RESTORE_TEST_TIMEOUT_MINUTES),
+            );
+        }
+    }
+}
+
+fn restore_test_block() -> super::plugin::schema::Block {
+    block(
+        "Restore tests on a schedule (docs/guides/restore.md): each run restores the newest completed restore point of `sample` (target, volume) pairs, those tested longest ago first, into throwaway volumes, times them, deletes them and tags each tested snapshot `ebssnap:restore-tested` or `ebssnap:restore-failed`; a failure raises `restore.failed` on the policy's failure channels, a later pass `restore.recovered`. It becomes the schedule `_restore_test` of the policy's group. The runner's role needs the restore statements of `data.ebssnap_iam_policy`.",
+        vec![
+            (
+                "schedule",
+                attr(
+                    string(),
+                    Required,
+                    "When tests run: `cron(...)`, `rate(...)` or `at(...)`, e.g. `cron(0 4 ? * SUN *)` (Sundays 04:00).",
+                ),
+            ),
+            (
+                "timezone",
+                attr(
+                    string(),
+                    OptionalComputed,
+                    "IANA time zone of the schedule. Default `UTC`.",
+                ),
+            ),
+            (
+                "sample",
+                attr(
+                    number(),
+                    OptionalComputed,
+                    "Pairs tested per run, 1–50. Default 2.",
+                ),
+            ),
+            (
+                "timeout_minutes",
+                attr(
+                    number(),
+                    OptionalComputed,
+                    "Minutes one restored volume may take to become available before its test fails, 1–720. Default 30.",
+                ),
+            ),
+        ],
+        vec![],
+    )
+}
+
+/// The restore-test document of a (fully known) state; `None` when there is no block.
+pub fn to_restore_test_doc(s: &PolicyState) -> Option<doc::RestoreTestDocument> {
+    let Value::Value(t) = &s.restore_test else {
+        return None;
+    };
+    Some(doc::RestoreTestDocument {
+        ebssnap: doc::FORMAT_VERSION,
+        kind: "restore_test".into(),
+        policy: get(&s.name)?,
+        sample: u32::try_from(get(&t.sample)?).ok()?,
+        timeout_minutes: u32::try_from(get(&t.timeout_minutes)?).ok()?,
+        invocation: Some(Invocation::placeholders()),
+    })
 }
 
 pub fn policy_schema() -> Schema {
@@ -208,7 +319,10 @@ pub fn policy_schema() -> Schema {
                     ),
                 ),
             ],
-            vec![],
+            vec![(
+                "restore_test",
+                super::plugin::schema::NestedBlock::Optional(restore_test_block()),
+            )],
         ),
     }
 }
@@ -290,6 +404,9 @@ pub fn validate_config(c: &PolicyState, diags: &mut Diagnostics) {
     if let Some(t) = k_map(&c.tags).known() {
         validate::tags(diags, p("tags"), &t, &[limits::AWS_PREFIX]);
     }
+    if let Value::Value(t) = &c.restore_test {
+        t.validate(diags);
+    }
 }
 
 fn merged_tags(defaults: &BTreeMap<String, String>, tags: &StrMap) -> StrMap {
@@ -346,6 +463,10 @@ fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured
         ),
         runner_arn: super::planned_arns(c).0,
         scheduler_role_arn: super::planned_arns(c).1,
+        restore_test: config
+            .restore_test
+            .clone()
+            .map(RestoreTestState::with_defaults),
     }
 }
 
@@ -409,6 +530,7 @@ fn from_aws(
     name: &str,
     group: &scheduler::Group,
     sched: Option<&ScheduleSpec>,
+    test_sched: Option<&ScheduleSpec>,
     prior: Option<&PolicyState>,
     defaults: &BTreeMap<String, String>,
     diags: &mut Diagnostics,
@@ -467,6 +589,27 @@ fn from_aws(
     state.failure_sns_topic_arn = opt(d.sns_topic_arn().map(String::from));
     state.sweep_schedule = Value::Value(sched.expression.clone());
     state.sweep_enabled = Value::Value(sched.enabled);
+    if let Some(t) = test_sched {
+        let d = match doc::parse_restore_test(&t.input) {
+            Ok(d) => d,
+            Err(e) => {
+                diags.root_error(
+                    format!(
+                        "reading EventBridge Scheduler Schedule ({name}/{})",
+                        scheduler::RESTORE_TEST_SCHEDULE
+                    ),
+                    format!("its input is not an ebssnap restore-test document: {e}"),
+                );
+                return None;
+            }
+        };
+        state.restore_test = Value::Value(RestoreTestState {
+            schedule: Value::Value(t.expression.clone()),
+            timezone: Value::Value(t.timezone.clone()),
+            sample: Value::Value(i64::from(d.sample)),
+            timeout_minutes: Value::Value(i64::from(d.timeout_minutes)),
+        });
+    }
     Some(state)
 }
 
@@ -491,9 +634,21 @@ impl PolicyResource {
         let sched = scheduler::get_schedule(sched_client, name, POLICY_SCHEDULE)
             .await
             .map_err(|e| aws_diag(diags, &e))?;
-        from_aws(name, &group, sched.as_ref(), prior, &c.default_tags, diags)
-            .map(Some)
-            .ok_or(())
+        let test_sched =
+            scheduler::get_schedule(sched_client, name, scheduler::RESTORE_TEST_SCHEDULE)
+                .await
+                .map_err(|e| aws_diag(diags, &e))?;
+        from_aws(
+            name,
+            &group,
+            sched.as_ref(),
+            test_sched.as_ref(),
+            prior,
+            &c.default_tags,
+            diags,
+        )
+        .map(Some)
+        .ok_or(())
     }
 
     fn spec(
@@ -535,6 +690,51 @@ impl PolicyResource {
         })
     }
 
+    /// The `_restore_test` schedule of a state with a `restore_test` block.
+    fn test_spec(
+        &self,
+        c: &Configured,
+        s: &PolicyState,
+        diags: &mut Diagnostics,
+    ) -> Option<Option<ScheduleSpec>> {
+        let Value::Value(t) = &s.restore_test else {
+            return Some(None);
+        };
+        let (target_arn, role_arn) = c.target_arns(diags)?;
+        let Some(d) = to_restore_test_doc(s) else {
+            diags.root_error_short(
+                "the restore_test block has values that are still unknown at apply time",
+            );
+            return None;
+        };
+        let input = match doc::to_input(&d) {
+            Ok(i) => i,
+            Err(e) => {
+                diags.root_error("Restore-test document too large", e);
+                return None;
+            }
+        };
+        Some(Some(ScheduleSpec {
+            policy: get(&s.name)?,
+            name: scheduler::RESTORE_TEST_SCHEDULE.into(),
+            description: Some(format!("ebssnap restore tests of policy {}", get(&s.name)?)),
+            expression: get(&t.schedule)?,
+            timezone: get(&t.timezone)?,
+            flexible_window_minutes: 0,
+            start_date: None,
+            end_date: None,
+            enabled: true,
+            target_arn,
+            role_arn,
+            input,
+            retry_attempts: scheduler::DEFAULT_ATTEMPTS,
+            max_event_age_seconds: scheduler::DEFAULT_EVENT_AGE,
+            dead_letter_arn: None,
+            arn: None,
+            created: None,
+        }))
+    }
+
     async fn write(
         &self,
         diags: &mut Diagnostics,
@@ -544,6 +744,7 @@ impl PolicyResource {
         let c = self.shared.get(diags)?;
         let name = get(&planned.name)?;
         let spec = self.spec(&c, planned, diags)?;
+        let test_spec = self.test_spec(&c, planned, diags)?;
         let want_tags = k_map(&planned.tags_all).known().unwrap_or_default();
         let client = &c.clients.scheduler;
         // Create refuses an existing group (CreateScheduleGroup on an existing name may replace
@@ -579,7 +780,18 @@ impl PolicyResource {
             let exists = scheduler::get_schedule(client, &name, POLICY_SCHEDULE)
                 .await?
                 .is_some();
-            scheduler::put_schedule(client, &spec, !exists).await
+            scheduler::put_schedule(client, &spec, !exists).await?;
+            let test = scheduler::RESTORE_TEST_SCHEDULE;
+            let test_exists = scheduler::get_schedule(client, &name, test)
+                .await?
+                .is_some();
+            match &test_spec {
+                Some(t) => scheduler::put_schedule(client, t, !test_exists)
+                    .await
+                    .map(|_| ()),
+                None if test_exists => scheduler::delete_schedule(client, &name, test).await,
+                None => Ok(()),
+            }
         }
         .await;
         if let Err(e) = result {

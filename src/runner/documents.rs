@@ -13,7 +13,9 @@ use tracing::warn;
 use crate::aws::{Clients, scheduler};
 use jiff::{SignedDuration, Timestamp};
 
-use crate::core::doc::{self, Document, Invocation, PolicyDocument, TargetDocument};
+use crate::core::doc::{
+    self, Document, Invocation, PolicyDocument, RestoreTestDocument, TargetDocument,
+};
 use crate::core::schedule;
 use crate::core::trust::{self, ScheduleFacts};
 use crate::error::Error;
@@ -76,6 +78,30 @@ async fn find_policy_schedule(
         )));
     }
     Ok(Some((p, facts(&spec))))
+}
+
+/// A policy's restore-test document and its schedule's facts; `None` when the policy has no
+/// `_restore_test` schedule.
+pub async fn find_restore_test_schedule(
+    clients: &Clients,
+    policy: &str,
+) -> Result<Option<(RestoreTestDocument, ScheduleFacts)>, Error> {
+    doc::validate_policy_name(policy).map_err(Error::Input)?;
+    let name = scheduler::RESTORE_TEST_SCHEDULE;
+    let Some(spec) = scheduler::get_schedule(&clients.scheduler, policy, name).await? else {
+        return Ok(None);
+    };
+    let where_ = || format!("schedule {}/{name}", scheduler::group_name(policy));
+    let d = doc::parse_restore_test(&spec.input)
+        .map_err(|e| Error::Input(format!("{}: {e}", where_())))?;
+    if d.policy != policy {
+        return Err(Error::Input(format!(
+            "{} holds the restore-test document of policy {:?}",
+            where_(),
+            d.policy
+        )));
+    }
+    Ok(Some((d, facts(&spec))))
 }
 
 fn facts(spec: &scheduler::ScheduleSpec) -> ScheduleFacts {
@@ -141,6 +167,12 @@ pub enum Resolved {
     /// Sweep this policy with its current document.
     Sweep {
         policy: Box<PolicyDocument>,
+        warnings: Vec<String>,
+    },
+    /// Test restores of this policy with its current restore-test document.
+    RestoreTest {
+        policy: Box<PolicyDocument>,
+        test: Box<RestoreTestDocument>,
         warnings: Vec<String>,
     },
     /// The policy or target no longer exists: nothing to do, and no ticket.
@@ -306,6 +338,47 @@ pub async fn resolve_event(
             }
             Ok(Resolved::Sweep {
                 policy: Box::new(current),
+                warnings,
+            })
+        }
+        Document::RestoreTest(mut ev) => {
+            let invocation = ev.invocation.take();
+            let p = ev.policy.clone();
+            let what = format!("restore test of policy {p}");
+            let Some((mut current, facts)) = find_restore_test_schedule(clients, &p).await? else {
+                return Ok(unknown(
+                    what,
+                    format!(
+                        "policy {p} has no restore tests: schedule {}/{} does not exist (removed?); nothing done",
+                        scheduler::group_name(&p),
+                        scheduler::RESTORE_TEST_SCHEDULE
+                    ),
+                ));
+            };
+            let Some(mut policy) = find_policy(clients, &p).await? else {
+                return Ok(unknown(
+                    format!("policy {p}"),
+                    format!(
+                        "unknown policy {p}: schedule group {} has no {} schedule; nothing done",
+                        scheduler::group_name(&p),
+                        scheduler::POLICY_SCHEDULE
+                    ),
+                ));
+            };
+            current.invocation = None;
+            let mut warnings: Vec<String> =
+                compare("restore-test", &ev, &current).into_iter().collect();
+            current.invocation = match vouch(invocation, &facts, link, now, &mut warnings) {
+                Ok(i) => i,
+                Err(reason) => return Ok(rejected(what, reason)),
+            };
+            for w in &warnings {
+                warn!(policy = %p, "{w}");
+            }
+            policy.invocation = None;
+            Ok(Resolved::RestoreTest {
+                policy: Box::new(policy),
+                test: Box::new(current),
                 warnings,
             })
         }

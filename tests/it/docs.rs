@@ -65,6 +65,13 @@ pub async fn store_target(c: &Clients, doc: &Value) {
     store(c, p, name, doc, TARGET_SCHEDULE).await;
 }
 
+/// A policy's `_restore_test` schedule (on the targets' schedule, so `recent_fire` dates work).
+pub async fn store_restore_test(c: &Clients, policy: &str, sample: u32) {
+    let d = json!({"ebssnap": 1, "kind": "restore_test", "policy": policy, "sample": sample,
+                   "timeout_minutes": 5});
+    store(c, policy, "_restore_test", &d, TARGET_SCHEDULE).await;
+}
+
 async fn store(c: &Clients, policy: &str, name: &str, doc: &Value, expr: &str) {
     c.scheduler
         .create_schedule()

@@ -118,6 +118,22 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
             .unwrap(),
     );
 
+    // A restore test: a volume from a restore point, deleted again, the snapshot tagged.
+    let tested = runner::restore_test::restore_test(
+        &c,
+        &p(&pol),
+        &runner::restore_test::Settings {
+            sample: 1,
+            timeout: std::time::Duration::from_secs(60),
+        },
+        None,
+        &o("rt"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tested.restore_tests.len(), 1, "{tested:?}");
+    note(&tested);
+
     for op in &called {
         if let Err(e) = iam::action_for(op) {
             panic!("{e}: add it (and its IAM action) to RUNNER_OPERATIONS");

@@ -572,3 +572,43 @@ async fn a_failing_restore_test_raises_restore_failed_then_restore_recovered() {
     assert_eq!(t["resolves"], json!([key]));
     assert_eq!(test_volumes_left(&c).await, 0);
 }
+
+#[tokio::test]
+async fn the_lambda_runs_a_scheduled_restore_test_and_refuses_a_forged_one() {
+    let m = moto!();
+    let c = m.clients().await;
+    let vols = three_pairs(&m, &c, None).await;
+    docs::store_restore_test(&c, "std", 2).await;
+    let event = |time: &str| {
+        json!({"ebssnap": 1, "kind": "restore_test", "policy": "std", "sample": 50,
+               "timeout_minutes": 720, "invocation": {"scheduled_time": time}})
+    };
+    let fire = docs::recent_fire(0);
+    let answers = crate::lambda::answers_of(&m, vec![event(&fire), event("2026-12-06T05:17:00Z")]);
+    // The schedule's document decides (sample 2), not the event's (sample 50).
+    let (_, kind, report) = &answers[0];
+    assert_eq!(kind, "response", "{report}");
+    assert_eq!(report["kind"], "restore_test");
+    assert_eq!(report["run_key"], json!(fire));
+    let tested = report["restore_tests"].as_array().unwrap();
+    assert_eq!(tested.len(), 2, "{report}");
+    assert!(tested.iter().all(|t| t["outcome"] == "passed"));
+    assert_eq!(tested[0]["volume_id"], json!(vols[0]));
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("differs from the schedule's")),
+        "{report}"
+    );
+    // A time that is no fire of the schedule: refused, nothing tested.
+    assert_eq!(answers[1].2["kind"], "rejected_event", "{:?}", answers[1]);
+    assert_eq!(test_volumes_left(&c).await, 0);
+    let marked = test_marks(&c)
+        .await
+        .into_values()
+        .filter(|(ok, _)| ok.is_some())
+        .count();
+    assert_eq!(marked, 2);
+}

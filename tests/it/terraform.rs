@@ -1033,3 +1033,74 @@ resource "ebssnap_policy" "std" {{
         }
     }
 }
+
+#[tokio::test]
+async fn a_restore_test_block_writes_its_schedule_imports_and_goes_away() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let with_block = r#"
+resource "ebssnap_policy" "std" {
+  name           = "std"
+  retention_days = 14
+  restore_test {
+    schedule = "cron(0 4 ? * SUN *)"
+    sample   = 3
+  }
+}
+"#;
+    tf.write(with_block);
+    tf.apply();
+    tf.assert_no_changes();
+    let sched = scheduler::get_schedule(&c.scheduler, "std", scheduler::RESTORE_TEST_SCHEDULE)
+        .await
+        .unwrap()
+        .expect("_restore_test exists");
+    assert_eq!(sched.expression, "cron(0 4 ? * SUN *)");
+    assert_eq!(sched.timezone, "UTC");
+    let d = doc::parse_restore_test(&sched.input).unwrap();
+    assert_eq!(
+        (d.policy.as_str(), d.sample, d.timeout_minutes),
+        ("std", 3, 30)
+    );
+    // Not a target: the runner's target listing leaves it out.
+    let targets = scheduler::list_targets(&c.scheduler, "std").await.unwrap();
+    assert_eq!(targets, Some(vec![]));
+
+    // Import recovers the block.
+    let fresh = Tf::new(Some(&m)).unwrap();
+    fresh.write(with_block);
+    let imp = fresh.run(&["import", "ebssnap_policy.std", "std"]);
+    assert_eq!(imp.code, 0, "{}{}", imp.stdout, imp.stderr);
+    fresh.assert_no_changes();
+    drop(fresh);
+
+    // Bad values fail the plan on the attribute.
+    tf.write(&with_block.replace("sample   = 3", "sample   = 500"));
+    let bad = tf.run(&["plan"]);
+    assert_eq!(bad.code, 1, "{}", bad.stdout);
+    assert!(
+        squash(&bad.stderr).contains("sample must be between 1 and 50"),
+        "{}",
+        bad.stderr
+    );
+
+    // Removing the block removes the schedule, nothing else.
+    tf.write(&with_block.replace(
+        "  restore_test {\n    schedule = \"cron(0 4 ? * SUN *)\"\n    sample   = 3\n  }\n",
+        "",
+    ));
+    tf.apply();
+    tf.assert_no_changes();
+    assert!(
+        scheduler::get_schedule(&c.scheduler, "std", scheduler::RESTORE_TEST_SCHEDULE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        scheduler::get_schedule(&c.scheduler, "std", scheduler::POLICY_SCHEDULE)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
