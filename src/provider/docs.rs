@@ -322,6 +322,17 @@ pub fn render_all(root: &Path) -> Vec<(PathBuf, String)> {
             ),
         ),
         (
+            PathBuf::from("docs/data-sources/restore_points.md"),
+            page(
+                root,
+                "Data Source",
+                "ebssnap_restore_points",
+                &super::restore_points::restore_points_schema(),
+                "examples/data-sources/ebssnap_restore_points",
+                false,
+            ),
+        ),
+        (
             PathBuf::from("docs/data-sources/volumes.md"),
             page(
                 root,

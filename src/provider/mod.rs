@@ -9,6 +9,7 @@ pub mod functions;
 pub mod iam_policy;
 pub mod plugin;
 pub mod policy;
+pub mod restore_points;
 pub mod schema;
 pub mod selector;
 pub mod target;
@@ -365,6 +366,12 @@ pub fn registry() -> Registry {
     data_sources.insert(
         "ebssnap_volumes".into(),
         Arc::new(volumes::VolumesDataSource {
+            shared: shared.clone(),
+        }),
+    );
+    data_sources.insert(
+        "ebssnap_restore_points".into(),
+        Arc::new(restore_points::RestorePointsDataSource {
             shared: shared.clone(),
         }),
     );

@@ -1104,3 +1104,57 @@ resource "ebssnap_policy" "std" {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn the_restore_points_data_source_lists_newest_first_and_names_the_newest_completed() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let vol = crate::fleet::volume(&c, &[("Backup", "yes")]).await;
+    crate::docs::store_policy(&c, &crate::docs::policy("std", 7, 1)).await;
+    let tgt = crate::docs::target("std", "web", json!({"volume_ids": [vol]}));
+    crate::docs::store_target(&c, &tgt).await;
+    for run in ["2026-12-01T05:00:00Z", "2026-12-02T05:00:00Z"] {
+        let out = crate::cli::ebssnap(
+            &m.env(),
+            &[
+                "run",
+                "--policy",
+                "std",
+                "--target",
+                "web",
+                "--run-key",
+                run,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    tf.write(&format!(
+        r#"
+data "ebssnap_restore_points" "v" {{
+  volume_id = "{vol}"
+}}
+data "ebssnap_restore_points" "other" {{
+  volume_id = "{vol}"
+  policy    = "nope"
+}}
+output "newest" {{ value = data.ebssnap_restore_points.v.newest }}
+output "runs" {{ value = [for p in data.ebssnap_restore_points.v.restore_points : p.run] }}
+output "other" {{ value = data.ebssnap_restore_points.other.newest }}
+"#
+    ));
+    tf.apply();
+    let out = tf.run(&["output", "-json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        v["runs"]["value"],
+        json!(["2026-12-02T05:00:00Z", "2026-12-01T05:00:00Z"])
+    );
+    let newest = &v["newest"]["value"];
+    assert_eq!(newest["run"], "2026-12-02T05:00:00Z");
+    assert_eq!(newest["policy"], "std");
+    assert_eq!(newest["state"], "completed");
+    assert_eq!(newest["size_gb"], 8);
+    assert!(newest["snapshot_id"].as_str().unwrap().starts_with("snap-"));
+    assert!(v["other"]["value"].is_null(), "{}", v["other"]);
+}
