@@ -19,7 +19,9 @@ Examples:
   # A given run, attached to an instance for a single-file restore, kept 8 hours
   ebssnap restore --volume vol-0abc123 --run 2026-12-01T05:00:00Z --attach i-0def456 --device /dev/sdf --ttl 8h
   # What would be restored, without creating anything
-  ebssnap restore --volume vol-0abc123 --before 2026-11-30T00:00:00Z --dry-run --json";
+  ebssnap restore --volume vol-0abc123 --before 2026-11-30T00:00:00Z --dry-run --json
+  # Every volume of an instance, at the newest run they all have
+  ebssnap restore --instance i-0def456 --ttl 2d";
 
 const LIST_EXAMPLES: &str = "\
 Examples:
@@ -61,8 +63,16 @@ pub enum RestoreAction {
 #[derive(Debug, Args)]
 pub struct RestoreFlags {
     /// The volume to restore (its restore points are found by this id, even once it is deleted)
-    #[arg(long, required = true)]
+    #[arg(
+        long,
+        required_unless_present = "instance",
+        conflicts_with = "instance"
+    )]
     pub volume: Option<String>,
+    /// Restore every volume attached to this instance at one run (--run, else the newest run
+    /// all of them have); each new volume in its source's zone, unattached
+    #[arg(long, conflicts_with_all = ["snapshot", "before", "size", "attach", "device"])]
+    pub instance: Option<String>,
     /// Restore the restore point of this run key (default: the newest completed one)
     #[arg(long, conflicts_with_all = ["snapshot", "before"])]
     pub run: Option<String>,
@@ -249,9 +259,6 @@ pub async fn exec(g: &Global, a: &RestoreArgs) -> Result<i32, Error> {
         }
         None => {
             let f = &a.restore;
-            let Some(volume) = f.volume.clone() else {
-                return Err(Error::Input("--volume is required".into()));
-            };
             let choice = match (&f.run, &f.snapshot, f.before) {
                 (Some(r), _, _) => Choice::Run(r.clone()),
                 (_, Some(s), _) => Choice::Snapshot(s.clone()),
@@ -259,7 +266,7 @@ pub async fn exec(g: &Global, a: &RestoreArgs) -> Result<i32, Error> {
                 _ => Choice::Newest,
             };
             let req = RestoreRequest {
-                volume,
+                volume: f.volume.clone().unwrap_or_default(),
                 choice,
                 zone: f.availability_zone.clone(),
                 shape: ShapeFlags {
@@ -280,63 +287,85 @@ pub async fn exec(g: &Global, a: &RestoreArgs) -> Result<i32, Error> {
                 dry_run: f.dry_run,
                 now: Timestamp::now(),
             };
+            if let Some(instance) = &f.instance {
+                let all = run_restore::restore_instance(&clients, instance, f.run.as_deref(), &req)
+                    .await?;
+                if f.json {
+                    print_json(&all);
+                } else {
+                    let mut buf = String::new();
+                    for r in &all {
+                        describe(&mut buf, r);
+                    }
+                    emit(&buf);
+                }
+                return Ok(exit::OK);
+            }
+            if req.volume.is_empty() {
+                return Err(Error::Input("--volume or --instance is required".into()));
+            }
             let r = run_restore::restore(&clients, &req).await?;
             if f.json {
                 print_json(&r);
             } else {
                 let mut buf = String::new();
-                let head = match &r.volume_id {
-                    Some(id) => format!("restored {id}"),
-                    None => "would restore a new volume".into(),
-                };
-                outln!(
-                    buf,
-                    "{head} from {} (run {}, {}/{}) of {}",
-                    r.snapshot_id,
-                    r.run.as_deref().unwrap_or("-"),
-                    r.policy.as_deref().unwrap_or("-"),
-                    r.target.as_deref().unwrap_or("-"),
-                    r.restore_of
-                );
-                outln!(
-                    buf,
-                    "  {} {}, {} GiB{}{}, in {}",
-                    if r.encrypted {
-                        "encrypted"
-                    } else {
-                        "unencrypted"
-                    },
-                    r.shape.volume_type,
-                    r.shape.size_gb,
-                    r.shape
-                        .iops
-                        .map(|i| format!(", {i} IOPS"))
-                        .unwrap_or_default(),
-                    r.shape
-                        .throughput
-                        .map(|t| format!(", {t} MiB/s"))
-                        .unwrap_or_default(),
-                    r.availability_zone
-                );
-                outln!(
-                    buf,
-                    "  state {}{}; {}",
-                    r.state,
-                    r.attached_to
-                        .as_ref()
-                        .map(|i| format!(" on {i} as {}", r.device.as_deref().unwrap_or("?")))
-                        .unwrap_or_default(),
-                    match r.expires {
-                        Some(t) => format!("expires {}", t.strftime("%Y-%m-%dT%H:%M:%SZ")),
-                        None => "kept (no expiry)".into(),
-                    }
-                );
-                outln!(buf, "  next: {}", r.next_step);
+                describe(&mut buf, &r);
                 emit(&buf);
             }
             Ok(exit::OK)
         }
     }
+}
+
+/// A restore's result for people: what was made from what, where, until when, and what next.
+fn describe(mut buf: &mut String, r: &run_restore::Restored) {
+    let head = match &r.volume_id {
+        Some(id) => format!("restored {id}"),
+        None => "would restore a new volume".into(),
+    };
+    outln!(
+        buf,
+        "{head} from {} (run {}, {}/{}) of {}",
+        r.snapshot_id,
+        r.run.as_deref().unwrap_or("-"),
+        r.policy.as_deref().unwrap_or("-"),
+        r.target.as_deref().unwrap_or("-"),
+        r.restore_of
+    );
+    outln!(
+        buf,
+        "  {} {}, {} GiB{}{}, in {}",
+        if r.encrypted {
+            "encrypted"
+        } else {
+            "unencrypted"
+        },
+        r.shape.volume_type,
+        r.shape.size_gb,
+        r.shape
+            .iops
+            .map(|i| format!(", {i} IOPS"))
+            .unwrap_or_default(),
+        r.shape
+            .throughput
+            .map(|t| format!(", {t} MiB/s"))
+            .unwrap_or_default(),
+        r.availability_zone
+    );
+    outln!(
+        buf,
+        "  state {}{}; {}",
+        r.state,
+        r.attached_to
+            .as_ref()
+            .map(|i| format!(" on {i} as {}", r.device.as_deref().unwrap_or("?")))
+            .unwrap_or_default(),
+        match r.expires {
+            Some(t) => format!("expires {}", t.strftime("%Y-%m-%dT%H:%M:%SZ")),
+            None => "kept (no expiry)".into(),
+        }
+    );
+    outln!(buf, "  next: {}", r.next_step);
 }
 
 fn expiry(v: &RestoreVolume) -> &str {

@@ -109,6 +109,37 @@ pub fn choose<'a>(points: &'a [Point], choice: &Choice, volume: &str) -> Result<
     }
 }
 
+/// The newest run key every volume has a completed restore point of: `(volume, its runs)`.
+pub fn common_newest_run(
+    per_volume: &[(String, std::collections::BTreeSet<String>)],
+) -> Result<String, String> {
+    let mut common: Option<std::collections::BTreeSet<String>> = None;
+    for (_, runs) in per_volume {
+        common = Some(match common {
+            None => runs.clone(),
+            Some(c) => c.intersection(runs).cloned().collect(),
+        });
+    }
+    // Run keys are RFC 3339 times (or manual keys): the greatest is the newest scheduled one.
+    match common.and_then(|c| c.into_iter().next_back()) {
+        Some(r) => Ok(r),
+        None => {
+            let missing: Vec<String> = per_volume
+                .iter()
+                .map(|(v, runs)| match runs.iter().next_back() {
+                    Some(r) => format!("{v} (newest run {r})"),
+                    None => format!("{v} (no completed restore point)"),
+                })
+                .collect();
+            Err(format!(
+                "no run has a completed restore point of every volume of the instance: {}; \
+                 restore the volumes one by one with --volume",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
 /// Parses a time to live: a number and a unit, `m` (minutes), `h` (hours) or `d` (days):
 /// `90m`, `8h`, `2d`. At least a minute, at most 365 days.
 pub fn parse_ttl(s: &str) -> Result<SignedDuration, String> {
@@ -416,6 +447,23 @@ mod tests {
             none.contains("vol-1 has no ebssnap restore point"),
             "{none}"
         );
+    }
+
+    #[test]
+    fn an_instance_restores_at_the_newest_run_all_its_volumes_share() {
+        let set = |rs: &[&str]| rs.iter().map(|r| r.to_string()).collect();
+        let vols = vec![
+            ("vol-root".to_string(), set(&["r1", "r2", "r3"])),
+            ("vol-data".to_string(), set(&["r1", "r2"])),
+        ];
+        assert_eq!(common_newest_run(&vols), Ok("r2".into()));
+        let none = vec![
+            ("vol-root".to_string(), set(&["r3"])),
+            ("vol-data".to_string(), set(&[])),
+        ];
+        let e = common_newest_run(&none).unwrap_err();
+        assert!(e.contains("vol-data (no completed restore point)"), "{e}");
+        assert!(e.contains("vol-root (newest run r3)"), "{e}");
     }
 
     #[test]

@@ -88,6 +88,23 @@ pub(super) fn request_token(volume: &str, now: Timestamp) -> String {
 
 /// Restores `req.volume` (docs/design.md §11).
 pub async fn restore(clients: &Clients, req: &RestoreRequest) -> Result<Restored, Error> {
+    let prepared = prepare(clients, req).await?;
+    if req.dry_run {
+        return Ok(prepared.out);
+    }
+    create(clients, req, prepared).await
+}
+
+/// A restore checked and ready to create: its result so far (a dry run's) and its tags.
+pub struct Prepared {
+    out: Restored,
+    tags: Vec<(String, String)>,
+    /// The snapshot is encrypted (the volume will be).
+    snapshot_encrypted: bool,
+}
+
+/// Every check of a restore, and what it would create; creates nothing.
+async fn prepare(clients: &Clients, req: &RestoreRequest) -> Result<Prepared, Error> {
     let points = ec2::restore_points(&clients.ec2, &req.volume).await?;
     let point: &Point = restore::choose(&points, &req.choice, &req.volume).map_err(input)?;
     let source = ec2::describe_volume(&clients.ec2, &req.volume).await?;
@@ -179,21 +196,35 @@ pub async fn restore(clients: &Clients, req: &RestoreRequest) -> Result<Restored
         ambiguous: Ambiguous::default(),
         next_step: String::new(),
     };
-    if req.dry_run {
-        out.next_step = "run it again without --dry-run to create the volume".into();
-        return Ok(out);
-    }
+    out.next_step = "run it again without --dry-run to create the volume".into();
+    Ok(Prepared {
+        out,
+        tags,
+        snapshot_encrypted: point.encrypted,
+    })
+}
+
+/// Creates a prepared restore, waits for it and attaches it as asked.
+async fn create(clients: &Clients, req: &RestoreRequest, p: Prepared) -> Result<Restored, Error> {
+    let Prepared {
+        mut out,
+        tags,
+        snapshot_encrypted,
+    } = p;
+    out.dry_run = false;
     let new = NewVolume {
-        snapshot_id: &point.snapshot_id,
-        zone: &zone,
-        shape: &shape,
-        encrypted: point.encrypted,
+        snapshot_id: &out.snapshot_id,
+        zone: &out.availability_zone,
+        shape: &out.shape,
+        encrypted: snapshot_encrypted,
         kms_key_id: req.kms_key_id.as_deref(),
         tags: &tags,
-        token: &token,
+        token: &out.request,
     };
-    let id = create_once(clients, &new, &mut out.ambiguous).await?;
-    info!(volume = %id, snapshot = %point.snapshot_id, "restore volume created");
+    let mut tally = Ambiguous::default();
+    let id = create_once(clients, &new, &mut tally).await?;
+    out.ambiguous = tally;
+    info!(volume = %id, snapshot = %out.snapshot_id, "restore volume created");
     out.volume_id = Some(id.clone());
     out.state = "creating".into();
     if req.wait || req.attach.is_some() {
@@ -221,6 +252,68 @@ pub async fn restore(clients: &Clients, req: &RestoreRequest) -> Result<Restored
              cleanup` deletes it once it has expired"
         ),
     };
+    Ok(out)
+}
+
+/// Restores every EBS volume attached to `instance` at one run: `run` when given, else the newest
+/// run of which every one of its volumes has a completed restore point. Every volume is checked
+/// before the first is created; each new volume goes to its source's zone, unattached.
+pub async fn restore_instance(
+    clients: &Clients,
+    instance: &str,
+    run: Option<&str>,
+    base: &RestoreRequest,
+) -> Result<Vec<Restored>, Error> {
+    let Some(i) = ec2::describe_instance(&clients.ec2, instance).await? else {
+        return Err(input(format!(
+            "instance {instance} does not exist in this Region"
+        )));
+    };
+    let volumes: Vec<&str> = i
+        .devices
+        .iter()
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if volumes.is_empty() {
+        return Err(input(format!(
+            "instance {instance} has no EBS volume attached"
+        )));
+    }
+    let run = match run {
+        Some(r) => r.to_string(),
+        None => {
+            let mut per_volume = Vec::new();
+            for v in &volumes {
+                let points = ec2::restore_points(&clients.ec2, v).await?;
+                let runs: std::collections::BTreeSet<String> = points
+                    .into_iter()
+                    .filter(|p| p.state == "completed")
+                    .filter_map(|p| p.run)
+                    .collect();
+                per_volume.push((v.to_string(), runs));
+            }
+            restore::common_newest_run(&per_volume).map_err(input)?
+        }
+    };
+    let mut prepared = Vec::new();
+    for v in &volumes {
+        let req = RestoreRequest {
+            volume: v.to_string(),
+            choice: Choice::Run(run.clone()),
+            attach: None,
+            ..base.clone()
+        };
+        prepared.push((req.clone(), prepare(clients, &req).await?));
+    }
+    let mut out = Vec::new();
+    for (req, p) in prepared {
+        out.push(if req.dry_run {
+            p.out
+        } else {
+            create(clients, &req, p).await?
+        });
+    }
     Ok(out)
 }
 

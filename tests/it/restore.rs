@@ -612,3 +612,69 @@ async fn the_lambda_runs_a_scheduled_restore_test_and_refuses_a_forged_one() {
         .count();
     assert_eq!(marked, 2);
 }
+
+#[tokio::test]
+async fn an_instance_comes_back_whole_at_the_newest_run_all_its_volumes_share() {
+    let m = moto!();
+    let c = m.clients().await;
+    let (instance, data) = restorable(&m, &c).await;
+    let root = fleet::volumes_of(&c, &instance)
+        .await
+        .into_iter()
+        .find(|v| *v != data)
+        .unwrap();
+    // The root volume (another target) has runs 2 and 3; the data volume runs 1 and 2: run 3 is
+    // not a run of the whole instance, run 2 is the newest that is.
+    let only_root = docs::target("std", "root", json!({"volume_ids": [root]}));
+    docs::store_target(&c, &only_root).await;
+    let run3 = "2026-12-03T05:00:00Z";
+    for run in [RUN2, run3] {
+        let out = ebssnap(
+            &m.env(),
+            &[
+                "run",
+                "--policy",
+                "std",
+                "--target",
+                "root",
+                "--run-key",
+                run,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+
+    let out = ebssnap(&m.env(), &["restore", "--instance", &instance, "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let all = out.json();
+    let rows = all.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{all}");
+    let mut sources: Vec<&str> = rows
+        .iter()
+        .map(|r| r["restore_of"].as_str().unwrap())
+        .collect();
+    sources.sort();
+    let mut want = vec![root.as_str(), data.as_str()];
+    want.sort();
+    assert_eq!(sources, want);
+    assert!(
+        rows.iter()
+            .all(|r| r["run"] == RUN2 && r["state"] == "available"),
+        "{all}"
+    );
+
+    // A run the data volume does not have: refused before anything is created.
+    let before = restores_of(&c, &root).await.len() + restores_of(&c, &data).await.len();
+    let out = ebssnap(
+        &m.env(),
+        &["restore", "--instance", &instance, "--run", run3],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no restore point of run"),
+        "{}",
+        out.stderr
+    );
+    let after = restores_of(&c, &root).await.len() + restores_of(&c, &data).await.len();
+    assert_eq!(before, after, "nothing created");
+}
