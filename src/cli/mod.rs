@@ -79,7 +79,7 @@ pub enum Command {
     #[command(after_help = format!("{}\n\n{EXIT_CODES}", snapshots::EXAMPLES))]
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a volume from a restore point (list and clean up the volumes restores made)
-    Restore(restore::RestoreArgs),
+    Restore(Box<restore::RestoreArgs>),
     /// Test restores now: restore a sample of a policy's restore points, time them, delete the
     /// volumes, and tag each tested snapshot with the outcome
     #[command(after_help = format!("{}\n\n{EXIT_CODES}", restore_test::EXAMPLES))]
