@@ -621,6 +621,22 @@ pub async fn policy_points(
     .await
 }
 
+/// Restore volumes made from a policy's restore points (tagged `ebssnap:restore-policy`).
+pub async fn restore_volumes_of_policy(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+) -> Result<Vec<VolumeFacts>, AwsError> {
+    volumes_where(
+        ec2,
+        vec![filter(
+            &format!("tag:{}", crate::core::restore::TAG_RESTORE_POLICY),
+            &[policy.to_string()],
+        )],
+        &format!("listing the restore volumes of policy {policy}"),
+    )
+    .await
+}
+
 /// Volumes a policy's restore tests made (tagged `ebssnap:restore-test` = the policy).
 pub async fn restore_test_volumes(
     ec2: &aws_sdk_ec2::Client,

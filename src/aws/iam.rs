@@ -232,6 +232,13 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:restore-test")
             },
             {
+                "Sid": "DeleteExpiredRestoreVolumes",
+                "Effect": "Allow",
+                "Action": action("DeleteVolume"),
+                "Resource": format!("arn:{p}:ec2:{region}:{account}:volume/*"),
+                "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:restore-policy")
+            },
+            {
                 "Sid": "MarkTestedSnapshots",
                 "Effect": "Allow",
                 "Action": action("CreateTags"),

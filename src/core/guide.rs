@@ -205,6 +205,11 @@ pub const GUIDE: &[(&str, Category, &str)] = &[
         "A restore test could not make a volume from this restore point: read the message (a KMS key the runner may not use, a volume quota, a snapshot that cannot be read), then try it by hand with `ebssnap restore --volume <volume> --snapshot <snapshot> --dry-run` and without `--dry-run`.",
     ),
     (
+        "ExpiredRestoreVolumeInUse",
+        Restore,
+        "A restore volume's time is up but it is still attached: finish with it, detach it (`aws ec2 detach-volume --volume-id <volume>`) and the next sweep or `ebssnap restore cleanup` deletes it; to keep it, delete its `ebssnap:expires` tag.",
+    ),
+    (
         "RestoreTimeout",
         Restore,
         "The restored volume did not become available within the test's timeout: large or cold snapshots restore slowly (consider Fast Snapshot Restore for volumes that must come back fast), or raise `timeout_minutes`; `ebssnap restore list` shows a volume left behind.",

@@ -128,11 +128,44 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
         };
         failures.push(annotate(f, &report.policy, None, &r.volume_id));
     }
+    let expired_only = failures.is_empty() && !report.restore_volumes_in_use.is_empty();
+    for v in &report.restore_volumes_in_use {
+        let f = TicketFailure {
+            volume_id: Some(v.volume_id.clone()),
+            instance_id: v.attached_to.clone(),
+            device: None,
+            snapshot_id: v.restored_from.clone(),
+            target: None,
+            code: "ExpiredRestoreVolumeInUse".into(),
+            message: format!(
+                "restore volume {} (of {}) expired at {} but is {}{}: not deleted, never detached",
+                v.volume_id,
+                v.restore_of,
+                v.expires.as_deref().unwrap_or("-"),
+                v.state,
+                v.attached_to
+                    .as_ref()
+                    .map(|i| format!(" on {i}"))
+                    .unwrap_or_default()
+            ),
+            retryable: false,
+            dedup_key: Some(format!(
+                "{}/restore/{}/{}",
+                report.policy,
+                v.volume_id,
+                day(&ctx.occurred_at)
+            )),
+            ..Default::default()
+        };
+        failures.push(annotate(f, &report.policy, None, &v.volume_id));
+    }
     if failures.is_empty() {
         return None;
     }
     let event = if report.kind == "restore_test" {
         EVENT_RESTORE_FAILED
+    } else if expired_only {
+        EVENT_RESTORE_EXPIRED
     } else if failed {
         EVENT_FAILED
     } else {
@@ -180,6 +213,12 @@ fn severity(report: &Report, failures: &[TicketFailure]) -> &'static str {
         && report.created.is_empty()
         && (report.volumes_selected == 0 || !report.failures.is_empty());
     let selection = report.failures.iter().any(|f| f.code == "EmptySelection");
+    if failures
+        .iter()
+        .all(|f| f.code == "ExpiredRestoreVolumeInUse")
+    {
+        return "warning";
+    }
     if !report.overdue.is_empty() || (whole_target && !report.failures.is_empty()) || selection {
         "critical"
     } else if failures

@@ -219,6 +219,14 @@ pub struct Report {
     /// Lambda: the link this one handed the rest of the run to (no pruning happened here).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub continued_in_link: Option<u32>,
+    /// Sweeps: expired restore volumes of the policy's restore points that were deleted (or, in
+    /// a dry run, would be).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restore_volumes_deleted: Vec<String>,
+    /// Sweeps: expired restore volumes still attached (never detached): a `restore.expired`
+    /// ticket.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restore_volumes_in_use: Vec<crate::core::restore::RestoreVolume>,
     /// Restore tests only: one entry per pair tested (or not started).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restore_tests: Vec<RestoreTestResult>,

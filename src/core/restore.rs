@@ -13,6 +13,9 @@ pub const TAG_RESTORE_OF: &str = "ebssnap:restore-of";
 pub const TAG_RESTORED_FROM: &str = "ebssnap:restored-from";
 /// When a restore volume may be deleted (RFC 3339); absent with `--keep`.
 pub const TAG_EXPIRES: &str = "ebssnap:expires";
+/// The policy whose restore point a restore volume came from: that policy's sweeps delete it
+/// once expired (and the runner's IAM document scopes `DeleteVolume` to it).
+pub const TAG_RESTORE_POLICY: &str = "ebssnap:restore-policy";
 /// The idempotency token of the request that made a restore volume: a retry after a lost answer
 /// finds the volume by it.
 pub const TAG_REQUEST: &str = "ebssnap:request";
@@ -327,6 +330,9 @@ pub fn tags(
     if let Some(r) = &point.run {
         own.push((super::tags::TAG_RUN.to_string(), r.clone()));
     }
+    if let Some(p) = &point.policy {
+        own.push((TAG_RESTORE_POLICY.to_string(), p.clone()));
+    }
     if let Some(t) = expires {
         own.push((TAG_EXPIRES.to_string(), t.to_string()));
     }
@@ -561,6 +567,7 @@ mod tests {
         assert_eq!(t[TAG_RESTORED_FROM], "snap-1");
         assert_eq!(t[TAG_REQUEST], "tok");
         assert_eq!(t["ebssnap:run"], "2026-12-01T05:00:00Z");
+        assert_eq!(t[TAG_RESTORE_POLICY], "std");
         assert!(!t.contains_key("aws:backup") && !t.contains_key("ebssnap:policy"));
         assert!(!t.contains_key(TAG_EXPIRES), "--keep: no expiry");
     }

@@ -14,6 +14,7 @@ pub const EVENT_RUN_FAILED: &str = "run.failed";
 pub const EVENT_RECOVERED: &str = "snapshot.recovered";
 pub const EVENT_RESTORE_FAILED: &str = "restore.failed";
 pub const EVENT_RESTORE_RECOVERED: &str = "restore.recovered";
+pub const EVENT_RESTORE_EXPIRED: &str = "restore.expired";
 
 /// Which run a ticket is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

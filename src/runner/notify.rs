@@ -31,6 +31,7 @@ pub(super) async fn finish(
                     || !r.overdue.is_empty()
                     || !r.error_snapshots.is_empty()
                     || !r.recovered.is_empty()
+                    || !r.restore_volumes_in_use.is_empty()
                     || r.restore_tests.iter().any(|t| t.recovered))
         }
         Err(Error::Aws(_)) => true,

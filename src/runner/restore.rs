@@ -480,3 +480,34 @@ pub async fn cleanup(clients: &Clients, now: Timestamp, dry_run: bool) -> Result
     }
     Ok(out)
 }
+
+/// A sweep's share of restore cleanup: the policy's expired restore volumes are deleted when
+/// `available`; those still attached are reported (a `restore.expired` ticket), never detached.
+pub(super) async fn sweep_restore_volumes(
+    clients: &Clients,
+    policy: &str,
+    opts: &super::RunOptions,
+    report: &mut crate::core::report::Report,
+) -> Result<(), Error> {
+    for v in ec2::restore_volumes_of_policy(&clients.ec2, policy).await? {
+        let v = restore_volume(v);
+        match restore::fate(&v, opts.now) {
+            Fate::Delete if opts.dry_run => report.restore_volumes_deleted.push(v.volume_id),
+            Fate::Delete => match ec2::delete_volume(&clients.ec2_writes, &v.volume_id).await {
+                Ok(()) => report.restore_volumes_deleted.push(v.volume_id),
+                Err(e) => report.warnings.push(format!(
+                    "the expired restore volume {} was not deleted: {e}",
+                    v.volume_id
+                )),
+            },
+            Fate::ExpiredInUse => report.restore_volumes_in_use.push(v),
+            Fate::BadExpiry => report.warnings.push(format!(
+                "restore volume {} has an unreadable ebssnap:expires ({}): kept",
+                v.volume_id,
+                v.expires.as_deref().unwrap_or("-")
+            )),
+            Fate::Keep => {}
+        }
+    }
+    Ok(())
+}

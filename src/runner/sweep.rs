@@ -80,6 +80,7 @@ async fn sweep_in_span(
         report.overdue.extend(late);
         report.recovered.extend(back);
     }
+    super::restore::sweep_restore_volumes(clients, &policy.policy, opts, &mut report).await?;
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)

@@ -233,6 +233,26 @@ mod tickets {
             run_key: "2026-12-06T04:00:00Z".into(),
             ..restore_failed.clone()
         };
+        let mut expired = Report {
+            kind: "sweep",
+            policy: "std".into(),
+            run_key: "2026-11-26T00:00:00Z".into(),
+            ..Report::default()
+        };
+        expired
+            .restore_volumes_in_use
+            .push(ebssnap::core::restore::RestoreVolume {
+                volume_id: "vol-0feedface00000001".into(),
+                state: "in-use".into(),
+                availability_zone: "us-east-1a".into(),
+                size_gb: 8,
+                restore_of: "vol-0a1b2c3d4e5f60718".into(),
+                restored_from: Some("snap-0123456789abcdef0".into()),
+                run: Some("2026-11-24T05:00:00Z".into()),
+                expires: Some("2026-11-25T09:30:00Z".into()),
+                attached_to: Some("i-0123456789abcdef0".into()),
+                created: None,
+            });
         let mut test_ctx = ctx();
         test_ctx.invocation = None;
         vec![
@@ -271,6 +291,10 @@ mod tickets {
             (
                 "restore.recovered.json",
                 raise::recovered_from_report(&restore_back, &test_ctx).unwrap(),
+            ),
+            (
+                "restore.expired.json",
+                raise::from_report(&expired, &test_ctx).unwrap(),
             ),
         ]
     }

@@ -678,3 +678,59 @@ async fn an_instance_comes_back_whole_at_the_newest_run_all_its_volumes_share() 
     let after = restores_of(&c, &root).await.len() + restores_of(&c, &data).await.len();
     assert_eq!(before, after, "nothing created");
 }
+
+#[tokio::test]
+async fn the_policy_sweep_deletes_its_expired_restore_volumes_and_reports_attached_ones() {
+    let m = moto!();
+    let c = m.clients().await;
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let (instance, data) = restorable(&m, &c).await;
+    let mut pol = docs::policy("std", 7, 1);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    c.scheduler
+        .delete_schedule()
+        .group_name("ebssnap-std")
+        .name("_policy")
+        .send()
+        .await
+        .unwrap();
+    c.scheduler
+        .delete_schedule_group()
+        .name("ebssnap-std")
+        .send()
+        .await
+        .unwrap();
+    docs::store_policy(&c, &pol).await;
+    let restore = |extra: &[&str]| {
+        let mut args = vec!["restore", "--volume", data.as_str(), "--json"];
+        args.extend(extra.iter().copied());
+        let out = ebssnap(&m.env(), &args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.json()["volume_id"].as_str().unwrap().to_string()
+    };
+    let expired = restore(&["--ttl", "1h"]);
+    let attached = restore(&["--ttl", "1h", "--attach", &instance, "--device", "/dev/sdh"]);
+    let kept = restore(&["--keep"]);
+    let now = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2)).to_string();
+    let out = ebssnap(
+        &m.env(),
+        &["sweep", "--policy", "std", "--now", &now, "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["restore_volumes_deleted"], json!([expired]));
+    assert_eq!(r["restore_volumes_in_use"][0]["volume_id"], json!(attached));
+    let left = restores_of(&c, &data).await;
+    assert!(!left.contains_key(&expired));
+    assert!(left.contains_key(&attached) && left.contains_key(&kept));
+    let got = receiver.received();
+    let t = got
+        .iter()
+        .map(|g| g.json())
+        .find(|t| t["event"] == "restore.expired")
+        .unwrap_or_else(|| panic!("no restore.expired ticket: {:?}", got.len()));
+    assert_eq!(t["severity"], "warning");
+    assert_eq!(t["failures"][0]["code"], "ExpiredRestoreVolumeInUse");
+    assert_eq!(t["failures"][0]["volume_id"], json!(attached));
+    assert_eq!(t["failures"][0]["instance_id"], json!(instance));
+}
