@@ -123,6 +123,21 @@ heading "Managed snapshots of std/web and when each expires (14 days, minimum 3 
 ebssnap snapshots --policy std --target web | head -n 8
 echo "  ..."
 
+heading "Getting data back: db-1's data volume from its newest restore point, as a new volume kept 8 hours"
+data_vol=$("$python" - "$AWS_ENDPOINT_URL" <<'PY'
+import boto3, sys
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+vols = ec2.describe_volumes(Filters=[{"Name": "tag:Role", "Values": ["data"]}])["Volumes"]
+print(sorted(v["VolumeId"] for v in vols)[0])
+PY
+)
+ebssnap restore --volume "$data_vol" --ttl 8h
+
+heading "Proving restores work: a restore test of two pairs of policy std (restored, timed, deleted; the snapshots remember)"
+ebssnap restore-test --policy std --sample 2 | grep -E '^(ebssnap|  restore test)'
+ebssnap restore list | sed 's/^/  /'
+
 later=$("$python" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
 heading "40 days later (--now $later): a new run prunes, always keeping the newest 3 (and, its previous restore points being 40 days old, says the volumes recovered)"
 ebssnap run --policy std --target web --run-key day-40 --now "$later" | grep -v '^    snap-.* <- '

@@ -285,7 +285,9 @@ pub async fn exec(g: &Global, a: &RestoreArgs) -> Result<i32, Error> {
                 wait: !f.no_wait,
                 wait_timeout: Duration::from_secs(f.timeout),
                 dry_run: f.dry_run,
-                now: Timestamp::now(),
+                now: Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .unwrap_or_else(|_| Timestamp::now()),
             };
             if let Some(instance) = &f.instance {
                 let all = run_restore::restore_instance(&clients, instance, f.run.as_deref(), &req)

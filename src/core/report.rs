@@ -270,6 +270,7 @@ impl Report {
         let mut s = String::new();
         let what = match &self.target {
             Some(t) => format!("{}/{}", self.policy, t),
+            None if self.kind == "restore_test" => format!("{} (restore test)", self.policy),
             None => format!("{} (sweep)", self.policy),
         };
         let dry = if self.dry_run {

@@ -211,7 +211,8 @@ async fn test_pair(
         Err(e) => return fail(out, Outcome::Failed, e),
     };
     let token = request_token(&pair.volume_id, opts.now);
-    let expires = Timestamp::now()
+    let now = Timestamp::now();
+    let expires = now.round(jiff::Unit::Second).unwrap_or(now)
         + SignedDuration::try_from(settings.timeout).unwrap_or(SignedDuration::ZERO)
         + LEFTOVER_GRACE;
     let mut tags = restore::tags(point, &pair.volume_id, None, Some(expires), &token);
