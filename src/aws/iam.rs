@@ -309,6 +309,100 @@ pub fn runner_policy(s: &Scope) -> Value {
     policy
 }
 
+/// The policy of a person (or pipeline) who restores with `ebssnap restore` (`--attach`,
+/// `list`, `cleanup`) and runs `ebssnap restore-test` by hand: read the fleet and the policies'
+/// documents; create volumes only from the policies' snapshots and only tagged
+/// `ebssnap:restore-of`; attach, and delete, only volumes carrying that tag; add to the
+/// policies' snapshots only the two restore-test tag keys.
+pub fn operator_policy(s: &Scope) -> Value {
+    let p = &s.partition;
+    let (region, account) = s.place();
+    let volumes = format!("arn:{p}:ec2:{region}:{account}:volume/*");
+    let snapshots = format!("arn:{p}:ec2:{region}::snapshot/*");
+    let schedule_arns: Vec<String> = s
+        .policies
+        .iter()
+        .map(|n| format!("arn:{p}:scheduler:{region}:{account}:schedule/ebssnap-{n}/*"))
+        .collect();
+    let restore_volume = json!({"Null": {"ec2:ResourceTag/ebssnap:restore-of": "false"}});
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadFleet",
+                "Effect": "Allow",
+                "Action": [
+                    "ec2:DescribeInstances",
+                    "ec2:DescribeVolumes",
+                    "ec2:DescribeSnapshots",
+                    "ec2:DescribeAvailabilityZones"
+                ],
+                "Resource": "*"
+            },
+            {
+                "Sid": "ReadPolicyDocuments",
+                "Effect": "Allow",
+                "Action": "scheduler:GetSchedule",
+                "Resource": schedule_arns
+            },
+            {
+                "Sid": "RestoreFromPolicySnapshots",
+                "Effect": "Allow",
+                "Action": "ec2:CreateVolume",
+                "Resource": snapshots.clone(),
+                "Condition": s.tag_condition("aws:ResourceTag/ebssnap:policy")
+            },
+            {
+                "Sid": "CreateOnlyRestoreVolumes",
+                "Effect": "Allow",
+                "Action": "ec2:CreateVolume",
+                "Resource": volumes.clone(),
+                "Condition": {"Null": {"aws:RequestTag/ebssnap:restore-of": "false"}}
+            },
+            {
+                "Sid": "TagVolumesAtCreation",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": volumes.clone(),
+                "Condition": {"StringEquals": {"ec2:CreateAction": "CreateVolume"}}
+            },
+            {
+                "Sid": "AttachOnlyRestoreVolumes",
+                "Effect": "Allow",
+                "Action": "ec2:AttachVolume",
+                "Resource": volumes.clone(),
+                "Condition": restore_volume.clone()
+            },
+            {
+                "Sid": "AttachToInstances",
+                "Effect": "Allow",
+                "Action": "ec2:AttachVolume",
+                "Resource": format!("arn:{p}:ec2:{region}:{account}:instance/*")
+            },
+            {
+                "Sid": "DeleteOnlyRestoreVolumes",
+                "Effect": "Allow",
+                "Action": "ec2:DeleteVolume",
+                "Resource": volumes,
+                "Condition": restore_volume
+            },
+            {
+                "Sid": "MarkTestedSnapshots",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": snapshots,
+                "Condition": merge_conditions(
+                    s.tag_condition("ec2:ResourceTag/ebssnap:policy"),
+                    json!({"ForAllValues:StringEquals": {"aws:TagKeys": [
+                        crate::core::restore_test::TAG_RESTORE_TESTED,
+                        crate::core::restore_test::TAG_RESTORE_FAILED
+                    ]}})
+                )
+            }
+        ]
+    })
+}
+
 /// Two IAM condition blocks as one (both must hold).
 fn merge_conditions(a: Value, b: Value) -> Value {
     let mut out = a;
@@ -466,6 +560,29 @@ mod tests {
             mark["Condition"]["StringEquals"]["ec2:ResourceTag/ebssnap:policy"],
             json!(["std"])
         );
+    }
+
+    #[test]
+    fn the_operator_restores_attaches_and_deletes_only_restore_volumes() {
+        let p = operator_policy(&Scope {
+            policies: vec!["std".into()],
+            ..Scope::default()
+        });
+        let st = p["Statement"].as_array().unwrap();
+        let by = |id: &str| st.iter().find(|s| s["Sid"] == id).cloned().unwrap();
+        for id in ["AttachOnlyRestoreVolumes", "DeleteOnlyRestoreVolumes"] {
+            assert_eq!(
+                by(id)["Condition"]["Null"]["ec2:ResourceTag/ebssnap:restore-of"],
+                "false",
+                "{id}"
+            );
+        }
+        assert_eq!(
+            by("CreateOnlyRestoreVolumes")["Condition"]["Null"]["aws:RequestTag/ebssnap:restore-of"],
+            "false"
+        );
+        let acts = actions(&p);
+        assert!(acts.contains("ec2:AttachVolume") && !acts.contains("ec2:DeleteSnapshot"));
     }
 
     #[test]

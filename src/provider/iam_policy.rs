@@ -30,6 +30,7 @@ pub struct IamPolicyState {
     pub scheduler_policy_json: V<String>,
     pub runner_assume_role_policy_json: V<String>,
     pub scheduler_assume_role_policy_json: V<String>,
+    pub operator_policy_json: V<String>,
 }
 
 pub fn iam_policy_schema() -> Schema {
@@ -117,6 +118,14 @@ pub fn iam_policy_schema() -> Schema {
                         string(),
                         Computed,
                         "Trust policy of the Scheduler role (`scheduler.amazonaws.com`).",
+                    ),
+                ),
+                (
+                    "operator_policy_json",
+                    attr(
+                        string(),
+                        Computed,
+                        "Policy for people and pipelines who restore (`ebssnap restore` with `--attach`, `restore list`, `restore cleanup`, `restore-test` by hand): create volumes only from the policies' snapshots and tagged `ebssnap:restore-of`, attach and delete only such volumes.",
                     ),
                 ),
             ],
@@ -225,6 +234,7 @@ impl DataSource for IamPolicyDataSource {
         s.scheduler_policy_json = json(iam::scheduler_policy(&scope));
         s.runner_assume_role_policy_json = json(iam::assume_role_policy("lambda.amazonaws.com"));
         s.scheduler_assume_role_policy_json = json(iam::scheduler_assume_role_policy(&scope));
+        s.operator_policy_json = json(iam::operator_policy(&scope));
         s.id = Value::Value(format!(
             "{}:{}:{}",
             scope.partition,

@@ -221,6 +221,7 @@ fn every_rendered_policy_passes_parliament() {
     for (name, doc) in [
         ("runner", iam::runner_policy(&scope)),
         ("scheduler", iam::scheduler_policy(&scope)),
+        ("operator", iam::operator_policy(&scope)),
     ] {
         let Some(findings) = parliament(&doc) else {
             return;
