@@ -734,3 +734,61 @@ async fn the_policy_sweep_deletes_its_expired_restore_volumes_and_reports_attach
     assert_eq!(t["failures"][0]["volume_id"], json!(attached));
     assert_eq!(t["failures"][0]["instance_id"], json!(instance));
 }
+
+#[tokio::test]
+async fn a_re_encrypting_restore_sends_the_key_and_a_test_out_of_time_fails_nothing() {
+    let m = moto!();
+    let c = m.clients().await;
+    let (_, data) = restorable(&m, &c).await;
+    // What the CLI sends (moto does not model KMS on volumes: the request is what is checked).
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = bodies.clone();
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            if body.contains("Action=CreateVolume&") {
+                seen.lock().unwrap().push(body.to_string());
+            }
+            Action::Forward
+        }),
+    );
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let out = ebssnap(
+        &m.env_at(&proxy.endpoint()),
+        &["restore", "--volume", &data, "--kms-key-id", key, "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["encrypted"], true);
+    let sent = bodies.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].contains("Encrypted=true"), "{}", sent[0]);
+    assert!(sent[0].contains("KmsKeyId=arn%3Aaws%3Akms"), "{}", sent[0]);
+    assert!(sent[0].contains("ClientToken=ebssnap-"), "{}", sent[0]);
+    drop(proxy);
+
+    // A restore test whose run has no time left starts nothing and fails nothing.
+    let pol = docs::p(&docs::policy("std", 7, 1));
+    let opts = ebssnap::runner::RunOptions {
+        stop_at: Some(std::time::Instant::now()),
+        ..ebssnap::runner::RunOptions::default()
+    };
+    let r = ebssnap::runner::restore_test::restore_test(
+        &c,
+        &pol,
+        &ebssnap::runner::restore_test::Settings {
+            sample: 2,
+            timeout: std::time::Duration::from_secs(60),
+        },
+        None,
+        &opts,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.restore_tests.len(), 1, "{r:?}");
+    assert_eq!(
+        r.restore_tests[0].outcome,
+        ebssnap::core::restore_test::Outcome::NotStarted
+    );
+    assert!(!r.failed());
+    assert_eq!(test_volumes_left(&c).await, 0);
+}
