@@ -54,6 +54,11 @@ impl Rate {
         self.rate
     }
 
+    /// When the next call could be sent (without reserving it).
+    fn next_slot(&self, now: Instant) -> Instant {
+        self.next.max(now)
+    }
+
     /// Adjusts the rate to the throttles seen so far, and reserves the next send slot.
     pub fn reserve(&mut self, now: Instant, throttles: u64) -> Instant {
         let since = now.duration_since(self.last_change);
@@ -124,14 +129,37 @@ impl<'a> Pacer<'a> {
             .unwrap_or(START_RATE)
     }
 
-    /// Waits for this call's slot.
-    pub async fn wait(&self) {
+    /// Waits for this call's slot; `false` (nothing reserved, no wait) when that slot would
+    /// come at or after `stop_at`: a call queued behind a slow pace must not be sent past the
+    /// run's margin, where it could outlive the Lambda invocation.
+    pub async fn wait(&self, stop_at: Option<Instant>) -> bool {
         let throttles = self.calls.throttled(self.op);
         let slot = match self.rate.lock() {
-            Ok(mut r) => r.reserve(Instant::now(), throttles),
-            Err(_) => return,
+            Ok(mut r) => {
+                let now = Instant::now();
+                if stop_at.is_some_and(|t| r.next_slot(now) >= t) {
+                    return false;
+                }
+                r.reserve(now, throttles)
+            }
+            Err(_) => return true,
         };
         tokio::time::sleep_until(tokio::time::Instant::from_std(slot)).await;
+        true
+    }
+}
+
+/// The code of a call that was never sent because the run's time ran out: nothing was done, so
+/// the volume is handed to the next link (or reported `NotStarted`), never retried blind.
+pub const NOT_STARTED: &str = "NotStarted";
+
+fn not_started(what: &str) -> AwsError {
+    AwsError {
+        action: format!("calling AWS for {what}"),
+        code: NOT_STARTED.into(),
+        message: "not sent: the run's time ran out before its slot".into(),
+        retryable: true,
+        ambiguous: false,
     }
 }
 
@@ -164,7 +192,9 @@ where
 {
     let mut attempt = 1;
     loop {
-        pacer.wait().await;
+        if !pacer.wait(opts.stop_at).await {
+            return Err(not_started(what));
+        }
         match call().await {
             Ok(v) => return Ok(v),
             Err(e) if e.ambiguous && matches!(repeat, Repeat::LookFirst) => return Err(e),
@@ -172,8 +202,10 @@ where
                 if opts.out_of_time() {
                     if let (true, Repeat::Harmless(tally)) = (e.ambiguous, repeat) {
                         tally.unresolved();
+                        return Err(e);
                     }
-                    return Err(e);
+                    // Refused (throttled): nothing was done; the time is up.
+                    return Err(not_started(what));
                 }
                 if let (true, Repeat::Harmless(tally)) = (e.ambiguous, repeat) {
                     tally.sent_again();
@@ -252,6 +284,78 @@ mod tests {
         let mut low = Rate::new(0.1, t0);
         low.reserve(later, 1);
         assert!(low.per_second() >= MIN_RATE);
+    }
+
+    /// A call queued behind a slow pace is not sent past `stop_at`: it comes back `NotStarted`
+    /// at once, without waiting for its slot.
+    #[tokio::test]
+    async fn no_call_is_sent_after_the_stop_time() {
+        let calls = ApiCalls::default();
+        let pacer = Pacer::new("CreateSnapshot", &calls, 2.0);
+        let stop = Instant::now() + Duration::from_millis(300);
+        let opts = RunOptions {
+            stop_at: Some(stop),
+            ..RunOptions::default()
+        };
+        let sent = Mutex::new(Vec::new());
+        let started = Instant::now();
+        let results = futures::future::join_all((0..5).map(|i| {
+            let (pacer, opts, sent) = (&pacer, &opts, &sent);
+            async move {
+                paced(
+                    pacer,
+                    opts,
+                    &format!("vol-{i}"),
+                    Repeat::LookFirst,
+                    || async {
+                        if let Ok(mut s) = sent.lock() {
+                            s.push(Instant::now());
+                        }
+                        Ok::<_, AwsError>(())
+                    },
+                )
+                .await
+            }
+        }))
+        .await;
+        let sent = sent.into_inner().unwrap();
+        // At 2/s: slots at 0 and 500 ms; only the first is before the stop.
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert!(sent.iter().all(|t| *t < stop));
+        let not_started = results
+            .iter()
+            .filter(|r| matches!(r, Err(e) if e.code == NOT_STARTED))
+            .count();
+        assert_eq!(not_started, 4);
+        assert!(
+            started.elapsed() < Duration::from_millis(300),
+            "refused calls do not wait for their slot"
+        );
+    }
+
+    /// The flaky chain of issue 24 item 6: a call throttled just after the stop time used to end
+    /// as a failure (a function error, and a volume neither snapshotted nor handed on). Refused
+    /// means nothing was done: it is `NotStarted`, so the link hands it on.
+    #[tokio::test]
+    async fn a_call_throttled_after_the_stop_time_is_handed_on_not_failed() {
+        let calls = ApiCalls::default();
+        let pacer = Pacer::new("CreateSnapshot", &calls, 50.0);
+        let opts = RunOptions {
+            stop_at: Some(Instant::now() + Duration::from_millis(50)),
+            ..RunOptions::default()
+        };
+        let r: Result<(), AwsError> = paced(&pacer, &opts, "vol-1", Repeat::LookFirst, || async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(AwsError {
+                action: "creating EBS snapshot of vol-1".into(),
+                code: "RequestLimitExceeded".into(),
+                message: "Request limit exceeded.".into(),
+                retryable: true,
+                ambiguous: false,
+            })
+        })
+        .await;
+        assert_eq!(r.map_err(|e| e.code), Err(NOT_STARTED.to_string()));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use futures::StreamExt;
 
 use super::exactly_once::Tally;
 use super::options::RunOptions;
-use super::pace::{Pacer, Repeat, START_RATE, paced};
+use super::pace::{NOT_STARTED, Pacer, Repeat, START_RATE, paced};
 use crate::aws::Clients;
 use crate::aws::ec2::{self, Deleted};
 use crate::core::report::{DeletedSnapshot, Failure, InUse, Report};
@@ -52,6 +52,8 @@ pub(super) async fn prune(
         opts.tick("deletions", n, total);
         match r {
             None => report.kept += 1,
+            // Not sent: the run's time ran out. Kept; the next prune decides again.
+            Some(Err(e)) if e.code == NOT_STARTED => report.kept += 1,
             Some(Ok(Deleted::Deleted | Deleted::Gone)) => report.deleted.push(DeletedSnapshot {
                 snapshot_id: d.snapshot_id,
                 volume_id: d.volume_id,

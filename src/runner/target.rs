@@ -10,7 +10,7 @@ use super::chain;
 use super::exactly_once::{self, Tally};
 use super::notify::finish;
 use super::options::{RunOptions, run_key};
-use super::pace::{Pacer, Repeat, paced};
+use super::pace::{NOT_STARTED, Pacer, Repeat, paced};
 use super::prune::prune;
 use crate::aws::Clients;
 use crate::aws::ec2::{self, ManagedSnapshot};
@@ -134,6 +134,7 @@ impl Ctx<'_> {
                         };
                         (JobResult::Created(vec![c]), dropped)
                     }
+                    Err(e) if e.code == NOT_STARTED => (JobResult::Unstarted(vec![s]), vec![]),
                     Err(e) if e.ambiguous => {
                         warn!(volume = %s.volume_id, code = %e.code, message = %e.message, "snapshot outcome unknown: looked up before any retry");
                         (JobResult::Ambiguous(Job::Volume(s), e), vec![])
@@ -198,6 +199,7 @@ impl Ctx<'_> {
                             .collect();
                         (JobResult::Created(created), vec![])
                     }
+                    Err(e) if e.code == NOT_STARTED => (JobResult::Unstarted(volumes), vec![]),
                     Err(e) if e.ambiguous => {
                         warn!(instance = %instance_id, code = %e.code, message = %e.message, "snapshot set outcome unknown: looked up before any retry");
                         let job = Job::Set {

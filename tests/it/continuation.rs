@@ -75,6 +75,22 @@ fn run_chain(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the bootstrap");
+    // Drain the function's log as it comes: a full pipe would block the function (a run of a
+    // few hundred volumes logs more than a pipe holds).
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
     let mut got = Vec::new();
     let t0 = Instant::now();
     loop {
@@ -88,8 +104,7 @@ fn run_chain(
             }
             Err(e) => {
                 let _ = child.kill();
-                let mut err = String::new();
-                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                let err = log.lock().unwrap().clone();
                 panic!("no answer ({e}) after {got:?}; stderr:\n{err}");
             }
         }
@@ -352,6 +367,60 @@ async fn throttling_storms_never_duplicate_or_miss_a_volume() {
         .unwrap_or(0);
     assert!(throttled > 0, "the storm happened: {}", report["api_calls"]);
     assert_eq!(report["created"].as_array().unwrap().len(), 30);
+    let counts = per_volume(&m).await;
+    assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vols);
+    assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
+}
+
+/// Issue 24 item 6, the flaky chain: 300 volumes, a 30 s deadline, EC2's bucket at 10/s (4 links).
+/// About 40 s, so `make bench` runs it (several times, beside a build); CI runs the faster chains
+/// above and the unit tests of `runner::pace` that pin the cause (a call throttled after the stop
+/// time failed instead of being handed on; a queued call was sent past the stop time).
+#[tokio::test]
+#[ignore = "slow (about 40 s): make bench runs it"]
+async fn a_300_volume_chain_under_a_slow_bucket_snapshots_every_volume_once() {
+    let m = moto!();
+    let receiver = Receiver::start(vec![]);
+    let (vols, event) = fleet_and_event(&m, 300, &receiver).await;
+    let bucket = Arc::new(Mutex::new((10.0f64, Instant::now())));
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            if !body.contains("Action=CreateSnapshot&") {
+                return Action::Forward;
+            }
+            let mut b = bucket.lock().unwrap();
+            let now = Instant::now();
+            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * 10.0).min(10.0);
+            b.1 = now;
+            if b.0 >= 1.0 {
+                b.0 -= 1.0;
+                return Action::Forward;
+            }
+            Action::Respond(
+                503,
+                "text/xml",
+                "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>r</RequestID></Response>".into(),
+            )
+        }),
+    );
+    let (answers, _) = run_chain(
+        &m,
+        event,
+        &proxy.endpoint(),
+        30_000,
+        &[("EBSSNAP_MAX_LINKS", "15")],
+    );
+    for (i, a) in answers.iter().enumerate() {
+        eprintln!(
+            "link {}: {} created {} continued {}",
+            i + 1,
+            a.1,
+            a.2["created"].as_array().map(Vec::len).unwrap_or(0),
+            a.2["continued_in_link"]
+        );
+    }
+    assert!(answers.iter().all(|a| a.1 == "response"), "{answers:?}");
     let counts = per_volume(&m).await;
     assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vols);
     assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
