@@ -223,6 +223,17 @@ impl Clients {
     }
 
     /// Builds the clients from a loaded SDK config (tests pass mocks this way).
+    /// The EC2 client for another Region: the same credentials, endpoint and retries.
+    pub fn ec2_in(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            self.ec2
+                .config()
+                .to_builder()
+                .region(Region::new(region.to_string()))
+                .build(),
+        )
+    }
+
     pub fn from_sdk_config(sdk: &aws_config::SdkConfig) -> Clients {
         let calls = ApiCalls::default();
         Clients {

@@ -8,7 +8,7 @@ use super::plugin::{AttributePath, Diagnostics};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::schema::{Computed, Optional, Required, attr, block, string};
+use super::schema::{Computed, Optional, OptionalComputed, Required, attr, block, string};
 use super::values::{V, get, opt};
 use super::{Shared, aws_diag};
 use crate::aws::ec2;
@@ -35,6 +35,7 @@ pub struct RestorePointsState {
     pub id: V<String>,
     pub volume_id: V<String>,
     pub policy: V<String>,
+    pub region: V<String>,
     pub restore_points: V<Vec<PointInfo>>,
     pub newest: V<PointInfo>,
 }
@@ -75,6 +76,14 @@ pub fn restore_points_schema() -> Schema {
                         string(),
                         Optional,
                         "Only restore points of this ebssnap policy.",
+                    ),
+                ),
+                (
+                    "region",
+                    attr(
+                        string(),
+                        OptionalComputed,
+                        "Region to look in (default: the provider's). A volume's restore points live in its own Region.",
                     ),
                 ),
                 (
@@ -127,6 +136,18 @@ impl DataSource for RestorePointsDataSource {
     }
 
     async fn validate(&self, diags: &mut Diagnostics, config: Self::State) {
+        if let Some(r) = get(&config.region)
+            && !(r.len() <= 32
+                && r.contains('-')
+                && r.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'))
+        {
+            diags.error(
+                "Invalid region",
+                format!("{r:?} is not an AWS Region name (e.g. us-west-2)."),
+                AttributePath::new("region"),
+            );
+        }
         if let Some(v) = get(&config.volume_id)
             && !(v.starts_with("vol-") && v.len() <= 64)
         {
@@ -142,7 +163,12 @@ impl DataSource for RestorePointsDataSource {
         let c = self.shared.get(diags)?;
         let volume = get(&config.volume_id)?;
         let policy = get(&config.policy);
-        let mut points = match ec2::restore_points(&c.clients.ec2, &volume).await {
+        let region = get(&config.region).or_else(|| c.clients.region.clone());
+        let client = match get(&config.region) {
+            Some(r) => c.clients.ec2_in(&r),
+            None => c.clients.ec2.clone(),
+        };
+        let mut points = match ec2::restore_points(&client, &volume).await {
             Ok(p) => p,
             Err(e) => {
                 aws_diag(diags, &e);
@@ -156,6 +182,7 @@ impl DataSource for RestorePointsDataSource {
         let newest = points.iter().find(|p| p.state == "completed").map(info);
         let mut state = config;
         state.id = Value::Value(volume);
+        state.region = opt(region);
         state.restore_points = Value::Value(points.iter().map(info).collect());
         state.newest = opt(newest);
         Some(state)

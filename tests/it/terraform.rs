@@ -1137,6 +1137,12 @@ data "ebssnap_restore_points" "other" {{
   volume_id = "{vol}"
   policy    = "nope"
 }}
+data "ebssnap_restore_points" "west" {{
+  volume_id = "{vol}"
+  region    = "us-west-2"
+}}
+output "west" {{ value = data.ebssnap_restore_points.west }}
+output "region" {{ value = data.ebssnap_restore_points.v.region }}
 output "newest" {{ value = data.ebssnap_restore_points.v.newest }}
 output "runs" {{ value = [for p in data.ebssnap_restore_points.v.restore_points : p.run] }}
 output "other" {{ value = data.ebssnap_restore_points.other.newest }}
@@ -1157,4 +1163,10 @@ output "other" {{ value = data.ebssnap_restore_points.other.newest }}
     assert_eq!(newest["size_gb"], 8);
     assert!(newest["snapshot_id"].as_str().unwrap().starts_with("snap-"));
     assert!(v["other"]["value"].is_null(), "{}", v["other"]);
+    // Another Region: its own (here: none); the default is the provider's.
+    assert_eq!(v["region"]["value"], "us-east-1");
+    let west = &v["west"]["value"];
+    assert_eq!(west["region"], "us-west-2");
+    assert_eq!(west["restore_points"], json!([]), "{west}");
+    assert!(west["newest"].is_null());
 }
