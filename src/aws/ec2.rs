@@ -607,6 +607,36 @@ pub async fn restore_points(
     .await
 }
 
+/// Every ebssnap restore point of the account in this Region, with its pair's volume (one
+/// paginated call: coverage).
+pub async fn managed_points(ec2: &aws_sdk_ec2::Client) -> Result<Vec<(String, Point)>, AwsError> {
+    own_snapshots(
+        ec2,
+        vec![filter("tag-key", &[TAG_POLICY.to_string()])],
+        "listing the account's ebssnap restore points",
+        point_of,
+    )
+    .await
+}
+
+/// The instances an `instance_filters` selector matches (its AND-ed filters, split as a run
+/// splits them), for evaluating that one selector on a shared inventory.
+pub async fn instance_filter_matches(
+    ec2: &aws_sdk_ec2::Client,
+    filters: &BTreeMap<String, Vec<String>>,
+) -> Result<BTreeSet<String>, AwsError> {
+    let live = [filter(
+        "instance-state-name",
+        &LIVE_STATES.map(String::from),
+    )];
+    let mut scratch = Inventory::default();
+    let mut out = BTreeSet::new();
+    for f in instance_filter_calls(filters, &live) {
+        out.extend(describe_instances(ec2, f, &mut scratch).await?);
+    }
+    Ok(out)
+}
+
 /// Every restore point of a policy, with its pair's volume (one paginated call).
 pub async fn policy_points(
     ec2: &aws_sdk_ec2::Client,

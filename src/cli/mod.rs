@@ -3,6 +3,7 @@
 
 mod adopt;
 mod common;
+mod coverage;
 mod migrate;
 mod output;
 mod restore;
@@ -80,6 +81,9 @@ pub enum Command {
     Snapshots(snapshots::SnapshotsArgs),
     /// Restore a volume from a restore point (list and clean up the volumes restores made)
     Restore(Box<restore::RestoreArgs>),
+    /// Which volumes of the account are protected, stale, excluded or unprotected
+    #[command(after_help = format!("{}\n\n{EXIT_CODES}", coverage::EXAMPLES))]
+    Coverage(coverage::CoverageArgs),
     /// Test restores now: restore a sample of a policy's restore points, time them, delete the
     /// volumes, and tag each tested snapshot with the outcome
     #[command(after_help = format!("{}\n\n{EXIT_CODES}", restore_test::EXAMPLES))]
@@ -123,6 +127,7 @@ impl Command {
             Command::Snapshots(a) => a.json,
             Command::Restore(a) => a.json(),
             Command::RestoreTest(a) => a.common.json,
+            Command::Coverage(a) => a.json,
             Command::Webhook(_) | Command::Migrate(_) => false,
         }
     }
@@ -140,6 +145,7 @@ async fn dispatch(cli: &Cli) -> Result<i32, Error> {
         Command::Snapshots(a) => snapshots::exec(g, a).await,
         Command::Restore(a) => restore::exec(g, a).await,
         Command::RestoreTest(a) => restore_test::exec(g, a).await,
+        Command::Coverage(a) => coverage::exec(g, a).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! or Terraform; the runner and the provider are thin shells over it.
 
 pub mod advice;
+pub mod coverage;
 pub mod doc;
 pub mod guide;
 pub mod limits;

@@ -1,6 +1,7 @@
 //! The runner's library: a target run and a policy sweep (docs/design.md §5), over the AWS layer and
 //! the core. The CLI and the Lambda are thin shells over these functions.
 //!
+//! - [`coverage`]: which volumes of the account are protected, stale, excluded, unprotected.
 //! - [`documents`]: where a run's documents come from and which source is trusted.
 //! - [`options`]: how a run behaves, from the environment (both shells), and the run key.
 //! - [`target`]: a target run: selection failures, jobs (volumes or crash-consistent sets),
@@ -18,6 +19,7 @@
 //! stop the whole run (bad input, an AWS call the run cannot do without) are `Err`.
 
 pub mod chain;
+pub mod coverage;
 pub mod documents;
 mod exactly_once;
 mod notify;
