@@ -238,19 +238,7 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Resource": format!("arn:{p}:ec2:{region}:{account}:volume/*"),
                 "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:restore-policy")
             },
-            {
-                "Sid": "MarkTestedSnapshots",
-                "Effect": "Allow",
-                "Action": action("CreateTags"),
-                "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
-                "Condition": merge_conditions(
-                    s.tag_condition("ec2:ResourceTag/ebssnap:policy"),
-                    json!({"ForAllValues:StringEquals": {"aws:TagKeys": [
-                        crate::core::restore_test::TAG_RESTORE_TESTED,
-                        crate::core::restore_test::TAG_RESTORE_FAILED
-                    ]}})
-                )
-            },
+            mark_tested_snapshots(s, &format!("arn:{p}:ec2:{region}::snapshot/*")),
             {
                 "Sid": "ReadPolicyDocuments",
                 "Effect": "Allow",
@@ -386,20 +374,25 @@ pub fn operator_policy(s: &Scope) -> Value {
                 "Resource": volumes,
                 "Condition": restore_volume
             },
-            {
-                "Sid": "MarkTestedSnapshots",
-                "Effect": "Allow",
-                "Action": "ec2:CreateTags",
-                "Resource": snapshots,
-                "Condition": merge_conditions(
-                    s.tag_condition("ec2:ResourceTag/ebssnap:policy"),
-                    json!({"ForAllValues:StringEquals": {"aws:TagKeys": [
-                        crate::core::restore_test::TAG_RESTORE_TESTED,
-                        crate::core::restore_test::TAG_RESTORE_FAILED
-                    ]}})
-                )
-            }
+            mark_tested_snapshots(s, &snapshots)
         ]
+    })
+}
+
+/// Adding a restore test's outcome to the policies' snapshots: only the two test tag keys.
+fn mark_tested_snapshots(s: &Scope, snapshots: &str) -> Value {
+    json!({
+        "Sid": "MarkTestedSnapshots",
+        "Effect": "Allow",
+        "Action": action("CreateTags"),
+        "Resource": snapshots,
+        "Condition": merge_conditions(
+            s.tag_condition("ec2:ResourceTag/ebssnap:policy"),
+            json!({"ForAllValues:StringEquals": {"aws:TagKeys": [
+                crate::core::restore_test::TAG_RESTORE_TESTED,
+                crate::core::restore_test::TAG_RESTORE_FAILED
+            ]}})
+        )
     })
 }
 

@@ -163,14 +163,7 @@ async fn prepare(clients: &Clients, req: &RestoreRequest) -> Result<Prepared, Er
             )));
         }
     }
-    let source_shape = source
-        .as_ref()
-        .map(|s| SourceShape {
-            volume_type: s.volume_type.clone(),
-            iops: s.iops,
-            throughput: s.throughput,
-        })
-        .unwrap_or_default();
+    let source_shape = source_shape(source.as_ref());
     let shape = restore::shape(&req.shape, &source_shape, point.size_gb).map_err(input)?;
     let expires = req.ttl.map(|d| req.now + d);
     let token = request_token(&req.volume, req.now);
@@ -315,6 +308,17 @@ pub async fn restore_instance(
         });
     }
     Ok(out)
+}
+
+/// The shape of a source volume that still exists (else the defaults).
+pub(super) fn source_shape(source: Option<&VolumeFacts>) -> SourceShape {
+    source
+        .map(|s| SourceShape {
+            volume_type: s.volume_type.clone(),
+            iops: s.iops,
+            throughput: s.throughput,
+        })
+        .unwrap_or_default()
 }
 
 /// The one CreateVolume of a restore: refusals that ask for a retry are retried; after an

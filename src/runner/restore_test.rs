@@ -9,12 +9,12 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::notify::finish;
 use super::options::RunOptions;
-use super::restore::{create_once, request_token, restore_volume, wait_for};
+use super::restore::{create_once, request_token, restore_volume, source_shape, wait_for};
 use crate::aws::Clients;
 use crate::aws::ec2::{self, NewVolume};
 use crate::core::doc::{Invocation, PolicyDocument};
 use crate::core::report::{Ambiguous, Report, RestoreTestResult};
-use crate::core::restore::{self, Fate, ShapeFlags, SourceShape};
+use crate::core::restore::{self, Fate, ShapeFlags};
 use crate::core::restore_test::{
     self, Outcome, Pair, TAG_RESTORE_FAILED, TAG_RESTORE_TEST, TAG_RESTORE_TESTED,
 };
@@ -198,14 +198,7 @@ async fn test_pair(
             "no Availability Zone is available".into(),
         );
     };
-    let source_shape = source
-        .as_ref()
-        .map(|s| SourceShape {
-            volume_type: s.volume_type.clone(),
-            iops: s.iops,
-            throughput: s.throughput,
-        })
-        .unwrap_or_default();
+    let source_shape = source_shape(source.as_ref());
     let shape = match restore::shape(&ShapeFlags::default(), &source_shape, point.size_gb) {
         Ok(s) => s,
         Err(e) => return fail(out, Outcome::Failed, e),
