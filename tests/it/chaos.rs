@@ -273,6 +273,9 @@ async fn lost_answers_and_server_errors_give_every_volume_exactly_one_snapshot()
     // once: the runner would pace them).
     let history = ["2026-11-02T05:00:00Z", "2026-11-03T05:00:00Z"];
     for key in history {
+        // moto stamps snapshots to the second: each run's in a later second than the one before,
+        // so "newest" is never a tie.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
         let made: Vec<String> = futures::stream::iter(vols.iter())
             .map(|v| {
                 let c = &c;
