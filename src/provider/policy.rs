@@ -613,6 +613,30 @@ fn from_aws(
     Some(state)
 }
 
+/// What a policy's own schedules (`_policy`, `_restore_test`) share: no flexible window, no
+/// start or end, Scheduler's default retries, no dead-letter queue.
+fn policy_schedule_defaults() -> ScheduleSpec {
+    ScheduleSpec {
+        policy: String::new(),
+        name: String::new(),
+        description: None,
+        expression: String::new(),
+        timezone: String::new(),
+        flexible_window_minutes: 0,
+        start_date: None,
+        end_date: None,
+        enabled: true,
+        target_arn: String::new(),
+        role_arn: String::new(),
+        input: String::new(),
+        retry_attempts: scheduler::DEFAULT_ATTEMPTS,
+        max_event_age_seconds: scheduler::DEFAULT_EVENT_AGE,
+        dead_letter_arn: None,
+        arn: None,
+        created: None,
+    }
+}
+
 impl PolicyResource {
     /// Reads the policy from AWS; `Ok(None)` when its group is gone.
     async fn read_aws(
@@ -675,18 +699,11 @@ impl PolicyResource {
             description: get(&s.description),
             expression: get(&s.sweep_schedule)?,
             timezone: "UTC".into(),
-            flexible_window_minutes: 0,
-            start_date: None,
-            end_date: None,
             enabled: get(&s.sweep_enabled)?,
             target_arn,
             role_arn,
             input,
-            retry_attempts: scheduler::DEFAULT_ATTEMPTS,
-            max_event_age_seconds: scheduler::DEFAULT_EVENT_AGE,
-            dead_letter_arn: None,
-            arn: None,
-            created: None,
+            ..policy_schedule_defaults()
         })
     }
 
@@ -720,18 +737,11 @@ impl PolicyResource {
             description: Some(format!("ebssnap restore tests of policy {}", get(&s.name)?)),
             expression: get(&t.schedule)?,
             timezone: get(&t.timezone)?,
-            flexible_window_minutes: 0,
-            start_date: None,
-            end_date: None,
             enabled: true,
             target_arn,
             role_arn,
             input,
-            retry_attempts: scheduler::DEFAULT_ATTEMPTS,
-            max_event_age_seconds: scheduler::DEFAULT_EVENT_AGE,
-            dead_letter_arn: None,
-            arn: None,
-            created: None,
+            ..policy_schedule_defaults()
         }))
     }
 

@@ -52,6 +52,24 @@ pub fn ebssnap(env: &[(&str, String)], args: &[&str]) -> Out {
     }
 }
 
+/// `ebssnap run --policy P --target T --run-key K`: one run with a chosen key; asserts exit 0.
+pub fn run_keyed(env: &[(&str, String)], policy: &str, target: &str, key: &str) -> Out {
+    let out = ebssnap(
+        env,
+        &[
+            "run",
+            "--policy",
+            policy,
+            "--target",
+            target,
+            "--run-key",
+            key,
+        ],
+    );
+    assert_eq!(out.code, 0, "run {policy}/{target} {key}: {}", out.stderr);
+    out
+}
+
 fn write(dir: &Path, name: &str, v: &Value) -> String {
     let path = dir.join(name);
     std::fs::write(&path, v.to_string()).unwrap();

@@ -307,9 +307,10 @@ async fn a_link_that_makes_no_progress_does_not_continue() {
     assert!(per_volume(&m).await.is_empty());
 }
 
-/// EC2's token bucket for `CreateSnapshot` (burst 4, 8 per second), answering as EC2 does.
-fn bucket_proxy(m: &Moto) -> Proxy {
-    let bucket = Arc::new(Mutex::new((4.0f64, Instant::now())));
+/// EC2's token bucket for `CreateSnapshot` (`burst` tokens, refilled at `rate` per second),
+/// answering `RequestLimitExceeded` as EC2 does.
+fn bucket_proxy(m: &Moto, burst: f64, rate: f64) -> Proxy {
+    let bucket = Arc::new(Mutex::new((burst, Instant::now())));
     Proxy::start(
         m.port,
         Box::new(move |_, _, body| {
@@ -318,7 +319,7 @@ fn bucket_proxy(m: &Moto) -> Proxy {
             }
             let mut b = bucket.lock().unwrap();
             let now = Instant::now();
-            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * 8.0).min(4.0);
+            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(burst);
             b.1 = now;
             if b.0 >= 1.0 {
                 b.0 -= 1.0;
@@ -338,7 +339,7 @@ async fn throttling_storms_never_duplicate_or_miss_a_volume() {
     let m = moto!();
     let receiver = Receiver::start(vec![]);
     let (vols, _) = fleet_and_event(&m, 30, &receiver).await;
-    let proxy = bucket_proxy(&m);
+    let proxy = bucket_proxy(&m, 4.0, 8.0);
     let mut env = m.env();
     env[0].1 = proxy.endpoint();
     let t0 = Instant::now();
@@ -381,28 +382,7 @@ async fn a_300_volume_chain_under_a_slow_bucket_snapshots_every_volume_once() {
     let m = moto!();
     let receiver = Receiver::start(vec![]);
     let (vols, event) = fleet_and_event(&m, 300, &receiver).await;
-    let bucket = Arc::new(Mutex::new((10.0f64, Instant::now())));
-    let proxy = Proxy::start(
-        m.port,
-        Box::new(move |_, _, body| {
-            if !body.contains("Action=CreateSnapshot&") {
-                return Action::Forward;
-            }
-            let mut b = bucket.lock().unwrap();
-            let now = Instant::now();
-            b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * 10.0).min(10.0);
-            b.1 = now;
-            if b.0 >= 1.0 {
-                b.0 -= 1.0;
-                return Action::Forward;
-            }
-            Action::Respond(
-                503,
-                "text/xml",
-                "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>r</RequestID></Response>".into(),
-            )
-        }),
-    );
+    let proxy = bucket_proxy(&m, 10.0, 10.0);
     let (answers, _) = run_chain(
         &m,
         event,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{Value, json};
 
 use crate::chaos::{ChaosProxy, Fault};
-use crate::cli::{Out, ebssnap};
+use crate::cli::{Out, ebssnap, run_keyed};
 use crate::docs;
 use crate::fleet;
 use crate::moto::Moto;
@@ -38,19 +38,7 @@ async fn restorable(m: &Moto, c: &Clients) -> (String, String) {
     let tgt = docs::target("std", "web", json!({"volume_ids": [data]}));
     docs::store_target(c, &tgt).await;
     for run in [RUN1, RUN2] {
-        let out = ebssnap(
-            &m.env(),
-            &[
-                "run",
-                "--policy",
-                "std",
-                "--target",
-                "web",
-                "--run-key",
-                run,
-            ],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        run_keyed(&m.env(), "std", "web", run);
     }
     (instance, data)
 }
@@ -385,19 +373,7 @@ async fn three_pairs(m: &Moto, c: &Clients, webhook: Option<&str>) -> Vec<String
     let tgt = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
     docs::store_target(c, &tgt).await;
     for run in [RUN1, RUN2] {
-        let out = ebssnap(
-            &m.env(),
-            &[
-                "run",
-                "--policy",
-                "std",
-                "--target",
-                "web",
-                "--run-key",
-                run,
-            ],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        run_keyed(&m.env(), "std", "web", run);
     }
     vols
 }
@@ -629,19 +605,7 @@ async fn an_instance_comes_back_whole_at_the_newest_run_all_its_volumes_share() 
     docs::store_target(&c, &only_root).await;
     let run3 = "2026-12-03T05:00:00Z";
     for run in [RUN2, run3] {
-        let out = ebssnap(
-            &m.env(),
-            &[
-                "run",
-                "--policy",
-                "std",
-                "--target",
-                "root",
-                "--run-key",
-                run,
-            ],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        run_keyed(&m.env(), "std", "root", run);
     }
 
     let out = ebssnap(&m.env(), &["restore", "--instance", &instance, "--json"]);

@@ -1114,19 +1114,7 @@ async fn the_restore_points_data_source_lists_newest_first_and_names_the_newest_
     let tgt = crate::docs::target("std", "web", json!({"volume_ids": [vol]}));
     crate::docs::store_target(&c, &tgt).await;
     for run in ["2026-12-01T05:00:00Z", "2026-12-02T05:00:00Z"] {
-        let out = crate::cli::ebssnap(
-            &m.env(),
-            &[
-                "run",
-                "--policy",
-                "std",
-                "--target",
-                "web",
-                "--run-key",
-                run,
-            ],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
+        crate::cli::run_keyed(&m.env(), "std", "web", run);
     }
     tf.write(&format!(
         r#"
