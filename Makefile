@@ -18,11 +18,13 @@ endif
 .PHONY: deps demo test lint unit build docs release release-all cross-tools macos-sdk-stubs verify-dist bench bench-scale clean-venv
 
 # protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests;
-# node runs the receiver's signature check documented in docs/guides/tickets.md.
+# node runs the receiver's signature check documented in docs/guides/tickets.md; chromium (with
+# Playwright from the venv) opens the coverage page in a real headless browser.
 deps: $(VENV)/.installed
 	@command -v protoc >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
 	@command -v node >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs; }
 	@command -v gpg >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq gnupg; }
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; }
 	@cargo nextest --version >/dev/null 2>&1 || cargo install cargo-nextest --locked
 
 $(VENV)/.installed: $(REQUIREMENTS)

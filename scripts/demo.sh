@@ -13,6 +13,8 @@ python="${EBSSNAP_PYTHON:-python3}"
 terraform="${EBSSNAP_TERRAFORM:-terraform}"
 
 work=$(mktemp -d)
+# What the demo leaves for you to open: the coverage page.
+demo_out="${EBSSNAP_DEMO_OUT:-.demo}"
 port=$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MOTO_EC2_LOAD_DEFAULT_AMIS=false "$moto" -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
 moto_pid=$!
@@ -214,5 +216,9 @@ heading "terraform apply of the generated configuration; then ebs_snapper's sele
 "$terraform" -chdir="$work/migrated" apply -auto-approve -no-color 2>/dev/null | grep -E '^Apply' || true
 ebssnap migrate ebs-snapper --verify 2>/dev/null | sed 's/^/  /'
 ebssnap volumes --policy databases --target databases
+
+heading "Coverage: every volume of the account by status (the migrated targets have not run yet: stale), and the HTML page"
+mkdir -p "$demo_out"
+ebssnap coverage --html "$demo_out/coverage.html" || true
 
 heading "Done: the emulator is stopped on exit"

@@ -64,6 +64,8 @@ data "ebssnap_iam_policy" "this" {
   policy_names        = ["std"]
   webhook_secret_arns = [aws_secretsmanager_secret.webhook.arn]
   sns_topic_arns      = [aws_sns_topic.failures.arn]
+  # ebssnap_policy.std reports unprotected volumes: its sweep reads every policy's targets.
+  report_unprotected = true
 }
 
 # --- Failure channels -----------------------------------------------------------------------
@@ -214,6 +216,8 @@ resource "ebssnap_policy" "std" {
   min_snapshots              = 7
   failure_webhook_secret_arn = aws_secretsmanager_secret.webhook.arn
   failure_sns_topic_arn      = aws_sns_topic.failures.arn
+  # Every day's sweep raises coverage.unprotected for volumes no target selects.
+  report_unprotected = true
   snapshot_tags = {
     Backup = "ebssnap"
   }
@@ -264,4 +268,16 @@ resource "ebssnap_target" "databases" {
 
 output "runner_function" {
   value = aws_lambda_function.runner.function_name
+}
+
+# Every plan warns when a volume of the account has no target (docs/guides/coverage.md).
+data "ebssnap_coverage" "this" {
+  depends_on = [ebssnap_target.web, ebssnap_target.databases]
+}
+
+check "every_volume_protected" {
+  assert {
+    condition     = data.ebssnap_coverage.this.unprotected_count == 0
+    error_message = "Unprotected EBS volumes: ${join(", ", data.ebssnap_coverage.this.unprotected_volume_ids)}."
+  }
 }

@@ -174,6 +174,8 @@ async fn describe_volumes(
                     created: v
                         .create_time()
                         .and_then(|t| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()),
+                    zone: v.availability_zone().unwrap_or_default().to_string(),
+                    volume_type: v.volume_type().map(|t| t.as_str().to_string()),
                 },
             );
         }
@@ -854,6 +856,21 @@ pub async fn availability_zones(
                 z.state().map(|s| s.as_str()) == Some("available"),
             ))
         })
+        .collect())
+}
+
+/// Every Region of the partition, opted in or not (`DescribeRegions` with `AllRegions`).
+pub async fn region_names(ec2: &aws_sdk_ec2::Client) -> Result<BTreeSet<String>, AwsError> {
+    let out = ec2
+        .describe_regions()
+        .all_regions(true)
+        .send()
+        .await
+        .map_err(|e| aws_error("listing the Regions", e))?;
+    Ok(out
+        .regions()
+        .iter()
+        .filter_map(|r| r.region_name().map(String::from))
         .collect())
 }
 

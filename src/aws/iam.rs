@@ -28,6 +28,8 @@ pub const RUNNER_OPERATIONS: &[(&str, Option<&str>)] = &[
     ),
     ("GetSchedule", Some("scheduler:GetSchedule")),
     ("ListSchedules", Some("scheduler:ListSchedules")),
+    // `report_unprotected`: the sweep reads every ebssnap policy's targets for the coverage.
+    ("ListScheduleGroups", Some("scheduler:ListScheduleGroups")),
     // A run near the Lambda deadline continues in an invocation of its own function.
     ("Invoke", Some("lambda:InvokeFunction")),
     // Failure channels: a policy's webhook secret, a policy's SNS topic.
@@ -60,6 +62,9 @@ pub struct Scope {
     pub kms_key_arns: Vec<String>,
     /// SNS topics of the policies' failure channel (`sns:Publish` on exactly these).
     pub sns_topic_arns: Vec<String>,
+    /// A policy sets `report_unprotected`: its sweep reads every ebssnap policy's schedules
+    /// (read-only) to compute the account's coverage.
+    pub report_unprotected: bool,
 }
 
 impl Default for Scope {
@@ -71,6 +76,7 @@ impl Default for Scope {
             webhook_secret_arns: Vec::new(),
             kms_key_arns: Vec::new(),
             sns_topic_arns: Vec::new(),
+            report_unprotected: false,
         }
     }
 }
@@ -291,6 +297,20 @@ pub fn runner_policy(s: &Scope) -> Value {
             "Resource": s.sns_topic_arns
         }));
     }
+    if s.report_unprotected {
+        extra.push(json!({
+            "Sid": "ListEveryPolicyForCoverage",
+            "Effect": "Allow",
+            "Action": action("ListScheduleGroups"),
+            "Resource": "*"
+        }));
+        extra.push(json!({
+            "Sid": "ReadEveryPolicyForCoverage",
+            "Effect": "Allow",
+            "Action": action("GetSchedule"),
+            "Resource": format!("arn:{p}:scheduler:{region}:{account}:schedule/ebssnap-*/*")
+        }));
+    }
     if let Some(list) = policy["Statement"].as_array_mut() {
         list.extend(extra);
     }
@@ -485,6 +505,7 @@ mod tests {
             ],
             kms_key_arns: vec!["arn:aws:kms:us-east-1:1:key/k".into()],
             sns_topic_arns: vec!["arn:aws:sns:us-east-1:1:failures".into()],
+            report_unprotected: true,
             ..Scope::default()
         };
         let got = actions(&runner_policy(&scope));
@@ -506,6 +527,7 @@ mod tests {
         // Without secrets or topics, no statement grants them.
         let bare = actions(&runner_policy(&Scope::default()));
         for a in [
+            "scheduler:ListScheduleGroups",
             "secretsmanager:GetSecretValue",
             "kms:Decrypt",
             "sns:Publish",

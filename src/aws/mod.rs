@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
 pub mod sns;
+pub mod sts;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -220,6 +221,58 @@ impl Clients {
     pub async fn connect(opts: &ConnectOptions) -> Clients {
         let sdk = config_loader(opts).load().await;
         Clients::from_sdk_config(&sdk)
+    }
+
+    /// Builds the clients for `region` (default: `opts`'), as `creds` when given (an assumed
+    /// role), with everything else from `opts` and the standard chain.
+    pub async fn connect_as(
+        opts: &ConnectOptions,
+        region: Option<&str>,
+        creds: Option<aws_sdk_sts::config::Credentials>,
+    ) -> Clients {
+        let mut loader = config_loader(opts);
+        if let Some(r) = region {
+            loader = loader.region(Region::new(r.to_string()));
+        }
+        if let Some(c) = creds {
+            loader = loader.credentials_provider(c);
+        }
+        Clients::from_sdk_config(&loader.load().await)
+    }
+
+    /// The same clients in another Region: the same credentials, endpoint, retries and call
+    /// counter (coverage of a Region from the provider).
+    pub fn in_region(&self, region: &str) -> Clients {
+        let r = || Region::new(region.to_string());
+        Clients {
+            ec2: self.ec2_in(region),
+            ec2_writes: aws_sdk_ec2::Client::from_conf(
+                self.ec2_writes.config().to_builder().region(r()).build(),
+            ),
+            autoscaling: aws_sdk_autoscaling::Client::from_conf(
+                self.autoscaling.config().to_builder().region(r()).build(),
+            ),
+            scheduler: aws_sdk_scheduler::Client::from_conf(
+                self.scheduler.config().to_builder().region(r()).build(),
+            ),
+            sts: aws_sdk_sts::Client::from_conf(self.sts.config().to_builder().region(r()).build()),
+            lambda: aws_sdk_lambda::Client::from_conf(
+                self.lambda.config().to_builder().region(r()).build(),
+            ),
+            secretsmanager: aws_sdk_secretsmanager::Client::from_conf(
+                self.secretsmanager
+                    .config()
+                    .to_builder()
+                    .region(r())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(self.sns.config().to_builder().region(r()).build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                self.dynamodb.config().to_builder().region(r()).build(),
+            ),
+            calls: self.calls.clone(),
+            region: Some(region.to_string()),
+        }
     }
 
     /// Builds the clients from a loaded SDK config (tests pass mocks this way).

@@ -108,13 +108,17 @@ pub fn read_file(path: &PathBuf) -> Result<String, Error> {
 }
 
 pub async fn connect(g: &Global) -> Clients {
-    Clients::connect(&ConnectOptions {
+    Clients::connect(&connect_options(g)).await
+}
+
+/// Where and as whom the global flags say to connect.
+pub fn connect_options(g: &Global) -> ConnectOptions {
+    ConnectOptions {
         region: g.region.clone(),
         profile: g.profile.clone(),
         endpoint_url: g.endpoint_url.clone(),
         ..Default::default()
-    })
-    .await
+    }
 }
 
 /// The documents of a run, and the target schedule's interval when read from Scheduler.

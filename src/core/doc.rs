@@ -155,6 +155,10 @@ pub struct PolicyDocument {
     pub crash_consistent: Option<bool>,
     #[serde(default)]
     pub notify: Option<NotifyDoc>,
+    /// The sweep computes the account's coverage and raises `coverage.unprotected` for volumes
+    /// no target selects (docs/design.md §12). Written only when true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_unprotected: Option<bool>,
     #[serde(default)]
     pub invocation: Option<Invocation>,
 }
@@ -325,6 +329,10 @@ impl PolicyDocument {
 
     pub fn crash_consistent(&self) -> bool {
         self.crash_consistent.unwrap_or(false)
+    }
+
+    pub fn report_unprotected(&self) -> bool {
+        self.report_unprotected.unwrap_or(false)
     }
 
     pub fn webhook_url(&self) -> Option<&str> {

@@ -210,6 +210,11 @@ pub const GUIDE: &[(&str, Category, &str)] = &[
         "A restore volume's time is up but it is still attached: finish with it, detach it (`aws ec2 detach-volume --volume-id <volume>`) and the next sweep or `ebssnap restore cleanup` deletes it; to keep it, delete its `ebssnap:expires` tag.",
     ),
     (
+        "Unprotected",
+        Configuration,
+        "No enabled ebssnap target selects this volume, so it has no restore points: select it with a target (an ASG, a tag, a name glob, its id), enable the disabled target the failure names, or exclude it explicitly (`exclude`) if it needs no backup. `ebssnap coverage` shows every volume's status.",
+    ),
+    (
         "RestoreTimeout",
         Restore,
         "The restored volume did not become available within the test's timeout: large or cold snapshots restore slowly (consider Fast Snapshot Restore for volumes that must come back fast), or raise `timeout_minutes`; `ebssnap restore list` shows a volume left behind.",

@@ -23,6 +23,9 @@ pub const METRICS: &[(&str, &str)] = &[
     ("RestoreTests", "Count"),
     ("RestoreTestFailures", "Count"),
     ("RestoreSeconds", "Seconds"),
+    ("UnprotectedVolumes", "Count"),
+    ("StaleVolumes", "Count"),
+    ("OldestRestorePointAgeSeconds", "Seconds"),
     ("DurationMs", "Milliseconds"),
 ];
 
@@ -48,8 +51,18 @@ pub struct Figures {
     pub restore_tests: usize,
     pub restore_failures: usize,
     pub restore_seconds: Vec<f64>,
+    /// Sweeps with `report_unprotected`: unprotected and stale volumes of the account, and the
+    /// oldest "newest restore point" (seconds; absent when no selected volume has one).
+    pub coverage: Option<(usize, usize, Option<i64>)>,
     pub duration_ms: u64,
 }
+
+/// Metrics declared only when the run has them (EMF takes a number or a non-empty array).
+const COVERAGE_METRICS: [&str; 3] = [
+    "UnprotectedVolumes",
+    "StaleVolumes",
+    "OldestRestorePointAgeSeconds",
+];
 
 impl Figures {
     pub fn of(r: &Report) -> Figures {
@@ -74,6 +87,13 @@ impl Figures {
                 .count(),
             restore_failures: r.restore_tests.iter().filter(|t| t.failed()).count(),
             restore_seconds: r.restore_tests.iter().filter_map(|t| t.seconds).collect(),
+            coverage: r.coverage.as_ref().map(|c| {
+                (
+                    c.unprotected.len(),
+                    c.stale_volumes,
+                    c.oldest_restore_point_age_seconds,
+                )
+            }),
             duration_ms: r.duration_ms,
         }
     }
@@ -104,6 +124,10 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
     let metrics: Vec<Value> = METRICS
         .iter()
         .filter(|(name, _)| *name != "RestoreSeconds" || !f.restore_seconds.is_empty())
+        .filter(|(name, _)| match (*name, f.coverage) {
+            ("OldestRestorePointAgeSeconds", Some((_, _, age))) => age.is_some(),
+            (n, c) => c.is_some() || !COVERAGE_METRICS.contains(&n),
+        })
         .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
         .collect();
     let mut v = json!({
@@ -133,6 +157,13 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
     });
     if !f.restore_seconds.is_empty() {
         v["RestoreSeconds"] = json!(f.restore_seconds);
+    }
+    if let Some((unprotected, stale, oldest)) = f.coverage {
+        v["UnprotectedVolumes"] = json!(unprotected);
+        v["StaleVolumes"] = json!(stale);
+        if let Some(age) = oldest {
+            v["OldestRestorePointAgeSeconds"] = json!(age);
+        }
     }
     if let Some(t) = &report.target {
         v["Target"] = json!(t);
@@ -167,15 +198,15 @@ mod tests {
             decl["Dimensions"],
             json!([["Policy"], ["Policy", "Target"]])
         );
-        for (name, _) in METRICS.iter().filter(|(n, _)| *n != "RestoreSeconds") {
+        let absent = |n: &str| n == "RestoreSeconds" || COVERAGE_METRICS.contains(&n);
+        for (name, _) in METRICS.iter().filter(|(n, _)| !absent(n)) {
             assert!(v.get(*name).is_some(), "{name} missing");
         }
-        assert!(
-            v.get("RestoreSeconds").is_none(),
-            "no restore test, no value"
-        );
+        for name in ["RestoreSeconds", "UnprotectedVolumes", "StaleVolumes"] {
+            assert!(v.get(name).is_none(), "{name}: not measured, no value");
+        }
         let declared = decl["Metrics"].as_array().unwrap().len();
-        assert_eq!(declared, METRICS.len() - 1);
+        assert_eq!(declared, METRICS.len() - 4);
         assert_eq!(v["VolumesSelected"], 3);
         assert_eq!(v["ThrottledCalls"], 2);
         assert_eq!(
@@ -192,5 +223,31 @@ mod tests {
             json!([["Policy"]])
         );
         assert!(sweep.get("Target").is_none());
+        // A sweep with report_unprotected carries the coverage figures.
+        let mut r = Report {
+            policy: "std".into(),
+            kind: "sweep",
+            ..Report::default()
+        };
+        r.coverage = Some(crate::core::report::CoverageSweep {
+            volumes: 9,
+            unprotected: vec![Default::default(); 2],
+            stale_volumes: 1,
+            oldest_restore_point_age_seconds: Some(90_000),
+            newly_protected: vec![],
+        });
+        let v = emf(&Figures::of(&r), 0);
+        assert_eq!(v["UnprotectedVolumes"], 2);
+        assert_eq!(v["StaleVolumes"], 1);
+        assert_eq!(v["OldestRestorePointAgeSeconds"], 90_000);
+        let declared: Vec<&str> = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .collect();
+        for name in COVERAGE_METRICS {
+            assert!(declared.contains(&name), "{name} not declared");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod advice;
 pub mod coverage;
+pub mod coverage_page;
 pub mod doc;
 pub mod guide;
 pub mod limits;

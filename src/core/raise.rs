@@ -255,10 +255,6 @@ pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             previous_at: r.previous_at.clone(),
         })
         .collect();
-    let resolves = recovered
-        .iter()
-        .flat_map(|r| r.problem_keys.iter().cloned())
-        .collect();
     let dedup_key = match &report.target {
         Some(t) => format!("{}/{}/{}/recovered", report.policy, t, report.run_key),
         None => format!(
@@ -268,9 +264,30 @@ pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             day(&ctx.occurred_at)
         ),
     };
-    Some(Ticket {
+    Some(recovery_ticket(
+        report,
+        ctx,
+        EVENT_RECOVERED,
+        dedup_key,
+        recovered,
+    ))
+}
+
+/// An `info` ticket naming the volumes whose problems ended and the problem keys it resolves.
+fn recovery_ticket(
+    report: &Report,
+    ctx: &Context,
+    event: &str,
+    dedup_key: String,
+    recovered: Vec<TicketRecovered>,
+) -> Ticket {
+    let resolves = recovered
+        .iter()
+        .flat_map(|r| r.problem_keys.iter().cloned())
+        .collect();
+    Ticket {
         ebssnap: 1,
-        event: EVENT_RECOVERED.into(),
+        event: event.into(),
         severity: "info".into(),
         dedup_key,
         occurred_at: ctx.occurred_at.clone(),
@@ -284,7 +301,7 @@ pub fn recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
         resolves,
         summary: summary(report),
         runner_version: env!("CARGO_PKG_VERSION").into(),
-    })
+    }
 }
 
 /// The `restore.recovered` ticket of a restore test whose pairs passed after failing.
@@ -311,17 +328,72 @@ fn restore_recovered(report: &Report, ctx: &Context) -> Option<Ticket> {
     if recovered.is_empty() {
         return None;
     }
-    let resolves = recovered
+    Some(recovery_ticket(
+        report,
+        ctx,
+        EVENT_RESTORE_RECOVERED,
+        format!(
+            "{}/restore_test/{}/recovered",
+            report.policy, report.run_key
+        ),
+        recovered,
+    ))
+}
+
+/// The `coverage.unprotected` ticket of a sweep with `report_unprotected` (severity `warning`):
+/// one failure per volume no enabled target selects.
+pub fn coverage_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let cov = report.coverage.as_ref()?;
+    if cov.unprotected.is_empty() {
+        return None;
+    }
+    let failures = cov
+        .unprotected
         .iter()
-        .flat_map(|r| r.problem_keys.iter().cloned())
+        .map(|v| {
+            let mut f = annotate(
+                TicketFailure {
+                    volume_id: Some(v.volume_id.clone()),
+                    instance_id: v.instance_id.clone(),
+                    device: v.device.clone(),
+                    code: "Unprotected".into(),
+                    message: if v.disabled_targets.is_empty() {
+                        format!(
+                            "volume {}{} is selected by no ebssnap target",
+                            v.volume_id,
+                            v.name
+                                .as_ref()
+                                .map(|n| format!(" ({n})"))
+                                .unwrap_or_default()
+                        )
+                    } else {
+                        format!(
+                            "volume {} is selected only by disabled targets: {}",
+                            v.volume_id,
+                            v.disabled_targets.join(", ")
+                        )
+                    },
+                    retryable: false,
+                    dedup_key: Some(coverage_problem_key(&report.policy, &v.volume_id)),
+                    ..Default::default()
+                },
+                &report.policy,
+                None,
+                &v.volume_id,
+            );
+            f.problem_key = coverage_problem_key(&report.policy, &v.volume_id);
+            f
+        })
         .collect();
     Some(Ticket {
         ebssnap: 1,
-        event: EVENT_RESTORE_RECOVERED.into(),
-        severity: "info".into(),
+        event: EVENT_COVERAGE_UNPROTECTED.into(),
+        severity: "warning".into(),
         dedup_key: format!(
-            "{}/restore_test/{}/recovered",
-            report.policy, report.run_key
+            "{}/sweep/{}/{}",
+            report.policy,
+            EVENT_COVERAGE_UNPROTECTED,
+            day(&ctx.occurred_at)
         ),
         occurred_at: ctx.occurred_at.clone(),
         account: ctx.account.clone(),
@@ -329,10 +401,43 @@ fn restore_recovered(report: &Report, ctx: &Context) -> Option<Ticket> {
         policy: report.policy.clone(),
         target: None,
         run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
-        failures: vec![],
-        recovered,
-        resolves,
+        failures,
         summary: summary(report),
         runner_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
     })
+}
+
+/// The `coverage.recovered` ticket: volumes whose first restore point came since the previous
+/// sweep, resolving their `<policy>/coverage/<volume>/unprotected` problems.
+pub fn coverage_recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let cov = report.coverage.as_ref()?;
+    if cov.newly_protected.is_empty() {
+        return None;
+    }
+    let recovered: Vec<TicketRecovered> = cov
+        .newly_protected
+        .iter()
+        .map(|v| TicketRecovered {
+            target: String::new(),
+            volume_id: v.volume_id.clone(),
+            instance_id: v.instance_id.clone(),
+            device: v.device.clone(),
+            snapshot_id: v.snapshot_id.clone(),
+            previous_at: None,
+            problem_keys: vec![coverage_problem_key(&report.policy, &v.volume_id)],
+        })
+        .collect();
+    Some(recovery_ticket(
+        report,
+        ctx,
+        EVENT_COVERAGE_RECOVERED,
+        format!(
+            "{}/sweep/{}/{}",
+            report.policy,
+            EVENT_COVERAGE_RECOVERED,
+            day(&ctx.occurred_at)
+        ),
+        recovered,
+    ))
 }

@@ -173,6 +173,35 @@ impl RestoreTestResult {
     }
 }
 
+/// A volume in a sweep's coverage (`report_unprotected`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CoverageVolume {
+    pub volume_id: String,
+    pub instance_id: Option<String>,
+    pub device: Option<String>,
+    pub name: Option<String>,
+    /// Disabled targets that would select it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disabled_targets: Vec<String>,
+    /// Newly protected volumes: their first restore point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+}
+
+/// Sweeps with `report_unprotected`: the coverage of the account and Region (every policy).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CoverageSweep {
+    pub volumes: usize,
+    /// Volumes no enabled target selects: a `coverage.unprotected` ticket.
+    pub unprotected: Vec<CoverageVolume>,
+    pub stale_volumes: usize,
+    /// The oldest "newest restore point" among selected volumes.
+    pub oldest_restore_point_age_seconds: Option<i64>,
+    /// Volumes whose first restore point came since the previous sweep: a `coverage.recovered`
+    /// ticket resolving their `unprotected` problem.
+    pub newly_protected: Vec<CoverageVolume>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     /// `run` (a target) or `sweep` (a policy).
@@ -227,6 +256,13 @@ pub struct Report {
     /// ticket.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restore_volumes_in_use: Vec<crate::core::restore::RestoreVolume>,
+    /// Sweeps with `report_unprotected`: the account's coverage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageSweep>,
+    /// The `coverage.unprotected` / `coverage.recovered` tickets' delivery (webhook, then SNS;
+    /// informational: never fails the sweep).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub coverage_tickets: Vec<TicketOutcome>,
     /// Restore tests only: one entry per pair tested (or not started).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restore_tests: Vec<RestoreTestResult>,

@@ -332,6 +332,9 @@ pub struct Volume {
     pub attachment: Option<(String, String)>,
     /// When the volume was created (for overdue detection of never-snapshotted volumes).
     pub created: Option<jiff::Timestamp>,
+    /// Its Availability Zone and type (coverage shows them).
+    pub zone: String,
+    pub volume_type: Option<String>,
 }
 
 /// Everything the AWS layer found; a superset of the selection.
@@ -484,8 +487,41 @@ fn selected_instances<'a>(sel: &Select, inv: &'a Inventory) -> BTreeSet<&'a str>
 
 /// Applies docs/design.md §4 to an inventory. The result is sorted by volume id.
 pub fn select(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
+    select_with_exclusions(sel, excl, inv).0
+}
+
+/// The `exclude` rule (its field name) that removes a volume the selector matched, if any.
+fn exclusion_rule(v: &Volume, root: bool, excl: &Exclude) -> Option<&'static str> {
+    if v.attachment
+        .as_ref()
+        .is_some_and(|(i, _)| excl.instance_ids().contains(i))
+    {
+        Some("instance_ids")
+    } else if excl.volume_ids().contains(&v.id) {
+        Some("volume_ids")
+    } else if excl
+        .volume_tags()
+        .is_some_and(|t| tags_match_any(&v.tags, t))
+    {
+        Some("volume_tags")
+    } else if root && excl.root_volumes() {
+        Some("root_volumes")
+    } else {
+        None
+    }
+}
+
+/// [`select`], plus the volumes the selector matched and `exclude` removed, each with the rule
+/// that removed it (`root_volumes`, `volume_ids`, `volume_tags`, `instance_ids`): coverage's
+/// `excluded` status.
+pub fn select_with_exclusions(
+    sel: &Select,
+    excl: &Exclude,
+    inv: &Inventory,
+) -> (Vec<Selected>, Vec<(String, &'static str)>) {
     let instances = selected_instances(sel, inv);
     let mut out = Vec::new();
+    let mut removed = Vec::new();
     for v in inv.volumes.values() {
         if matches!(v.state.as_str(), "deleting" | "deleted") {
             continue;
@@ -514,17 +550,8 @@ pub fn select(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
             (Some((_, dev)), Some(i)) => i.root_device.as_deref() == Some(dev.as_str()),
             _ => false,
         };
-        let on_excluded_instance = v
-            .attachment
-            .as_ref()
-            .is_some_and(|(i, _)| excl.instance_ids().contains(i));
-        if on_excluded_instance
-            || excl.volume_ids().contains(&v.id)
-            || excl
-                .volume_tags()
-                .is_some_and(|t| tags_match_any(&v.tags, t))
-            || (root && excl.root_volumes())
-        {
+        if let Some(rule) = exclusion_rule(v, root, excl) {
+            removed.push((v.id.clone(), rule));
             continue;
         }
         out.push(Selected {
@@ -535,7 +562,7 @@ pub fn select(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
             root,
         });
     }
-    out
+    (out, removed)
 }
 
 #[cfg(test)]
@@ -644,7 +671,7 @@ mod tests {
                     size_gb: 8,
                     tags: tags(t),
                     attachment: att.map(|(i, d)| (i.to_string(), d.to_string())),
-                    created: None,
+                    ..Default::default()
                 },
             );
         };

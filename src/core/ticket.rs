@@ -15,6 +15,14 @@ pub const EVENT_RECOVERED: &str = "snapshot.recovered";
 pub const EVENT_RESTORE_FAILED: &str = "restore.failed";
 pub const EVENT_RESTORE_RECOVERED: &str = "restore.recovered";
 pub const EVENT_RESTORE_EXPIRED: &str = "restore.expired";
+pub const EVENT_COVERAGE_UNPROTECTED: &str = "coverage.unprotected";
+pub const EVENT_COVERAGE_RECOVERED: &str = "coverage.recovered";
+
+/// The problem key of an unprotected volume (`coverage.unprotected`), which `coverage.recovered`
+/// resolves.
+pub fn coverage_problem_key(policy: &str, volume: &str) -> String {
+    format!("{policy}/coverage/{volume}/unprotected")
+}
 
 /// Which run a ticket is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

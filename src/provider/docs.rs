@@ -311,6 +311,17 @@ pub fn render_all(root: &Path) -> Vec<(PathBuf, String)> {
             ),
         ),
         (
+            PathBuf::from("docs/data-sources/coverage.md"),
+            page(
+                root,
+                "Data Source",
+                "ebssnap_coverage",
+                &super::coverage::coverage_schema(),
+                "examples/data-sources/ebssnap_coverage",
+                false,
+            ),
+        ),
+        (
             PathBuf::from("docs/data-sources/iam_policy.md"),
             page(
                 root,

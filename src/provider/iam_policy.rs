@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{
-    Computed, Optional, OptionalComputed, Required, attr, block, string, string_list,
+    Computed, Optional, OptionalComputed, Required, attr, block, boolean, string, string_list,
 };
 use super::values::{StrList, V, get, k_list};
 use super::{Shared, validate};
@@ -25,6 +25,7 @@ pub struct IamPolicyState {
     pub webhook_secret_arns: StrList,
     pub kms_key_arns: StrList,
     pub sns_topic_arns: StrList,
+    pub report_unprotected: V<bool>,
     pub partition: V<String>,
     pub runner_policy_json: V<String>,
     pub scheduler_policy_json: V<String>,
@@ -78,6 +79,14 @@ pub fn iam_policy_schema() -> Schema {
                         string_list(),
                         Optional,
                         "SNS topics of the policies' `failure_sns_topic_arn`: the runner may `sns:Publish` to exactly these. Default: none.",
+                    ),
+                ),
+                (
+                    "report_unprotected",
+                    attr(
+                        boolean(),
+                        Optional,
+                        "Set when a policy sets `report_unprotected`: its sweep computes the account's coverage over every ebssnap policy, so the runner may also list the schedule groups and read every `ebssnap-*` group's schedules (read only). Default `false`.",
                     ),
                 ),
                 (
@@ -220,6 +229,7 @@ impl DataSource for IamPolicyDataSource {
             webhook_secret_arns: k_list(&c.webhook_secret_arns).known().unwrap_or_default(),
             kms_key_arns: k_list(&c.kms_key_arns).known().unwrap_or_default(),
             sns_topic_arns: k_list(&c.sns_topic_arns).known().unwrap_or_default(),
+            report_unprotected: get(&c.report_unprotected).unwrap_or(false),
         };
         let json = |v: serde_json::Value| {
             serde_json::to_string(&v)

@@ -4,6 +4,7 @@
 //! It writes the schedule input documents of the core into EventBridge Scheduler; the runner reads
 //! them back. It never prints to stdout (Terraform's handshake channel); it logs with `tracing`.
 
+pub mod coverage;
 pub mod docs;
 pub mod functions;
 pub mod iam_policy;
@@ -366,6 +367,12 @@ pub fn registry() -> Registry {
     data_sources.insert(
         "ebssnap_volumes".into(),
         Arc::new(volumes::VolumesDataSource {
+            shared: shared.clone(),
+        }),
+    );
+    data_sources.insert(
+        "ebssnap_coverage".into(),
+        Arc::new(coverage::CoverageDataSource {
             shared: shared.clone(),
         }),
     );

@@ -40,6 +40,7 @@ pub struct PolicyState {
     pub copy_instance_tags: V<bool>,
     pub snapshot_tags: StrMap,
     pub crash_consistent: V<bool>,
+    pub report_unprotected: V<bool>,
     pub orphan_retention_days: V<i64>,
     pub failure_webhook_url: V<String>,
     pub failure_webhook_secret_arn: V<String>,
@@ -259,6 +260,14 @@ pub fn policy_schema() -> Schema {
                     ),
                 ),
                 (
+                    "report_unprotected",
+                    attr(
+                        boolean(),
+                        OptionalComputed,
+                        "The policy's sweep computes the coverage of the whole account and Region (every ebssnap policy's targets, docs/guides/coverage.md) and raises `coverage.unprotected` (severity `warning`, one failure per volume that no enabled target selects) on the policy's failure channels, and `coverage.recovered` once such a volume gets its first restore point; its metrics line adds `UnprotectedVolumes`, `StaleVolumes` and `OldestRestorePointAgeSeconds`. Needs the coverage statements of `data.ebssnap_iam_policy` (`report_unprotected = true` there). Default `false`.",
+                    ),
+                ),
+                (
                     "orphan_retention_days",
                     attr(
                         number(),
@@ -447,6 +456,7 @@ fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured
         copy_instance_tags: or(&config.copy_instance_tags, false),
         snapshot_tags: config.snapshot_tags.clone(),
         crash_consistent: or(&config.crash_consistent, false),
+        report_unprotected: or(&config.report_unprotected, false),
         orphan_retention_days: config.orphan_retention_days,
         failure_webhook_url: config.failure_webhook_url.clone(),
         failure_webhook_secret_arn: config.failure_webhook_secret_arn.clone(),
@@ -504,6 +514,7 @@ pub fn to_doc(s: &PolicyState) -> Option<PolicyDocument> {
             }),
         },
         crash_consistent: Some(get(&s.crash_consistent)?),
+        report_unprotected: get(&s.report_unprotected)?.then_some(true),
         notify: {
             let (url, secret, topic) = (
                 k(&s.failure_webhook_url),
@@ -583,6 +594,7 @@ fn from_aws(
     state.copy_instance_tags = Value::Value(settings.copy_instance_tags);
     state.snapshot_tags = map_value(d.tags.as_ref().and_then(|t| t.extra.clone()));
     state.crash_consistent = Value::Value(d.crash_consistent());
+    state.report_unprotected = Value::Value(d.report_unprotected());
     state.orphan_retention_days = opt(d.rules().orphan_delete_after_days.map(i64::from));
     state.failure_webhook_url = opt(d.webhook_url().map(String::from));
     state.failure_webhook_secret_arn = opt(d.webhook_secret_arn().map(String::from));

@@ -136,18 +136,7 @@ impl DataSource for RestorePointsDataSource {
     }
 
     async fn validate(&self, diags: &mut Diagnostics, config: Self::State) {
-        if let Some(r) = get(&config.region)
-            && !(r.len() <= 32
-                && r.contains('-')
-                && r.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'))
-        {
-            diags.error(
-                "Invalid region",
-                format!("{r:?} is not an AWS Region name (e.g. us-west-2)."),
-                AttributePath::new("region"),
-            );
-        }
+        super::validate::region(diags, "region", get(&config.region).as_deref());
         if let Some(v) = get(&config.volume_id)
             && !(v.starts_with("vol-") && v.len() <= 64)
         {

@@ -35,6 +35,27 @@ pub fn timezone(diags: &mut Diagnostics, at: AttributePath, v: &str) {
     }
 }
 
+/// A name shaped like an AWS Region (`us-west-2`): AWS answers for whether it exists.
+pub fn is_region_name(r: &str) -> bool {
+    r.len() <= 32
+        && r.contains('-')
+        && r.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+}
+
+/// An optional `region` attribute: an error at `attr` when it is not shaped like a Region.
+pub fn region(diags: &mut Diagnostics, attr: &str, value: Option<&str>) {
+    if let Some(r) = value
+        && !is_region_name(r)
+    {
+        diags.error(
+            "Invalid region",
+            format!("{r:?} is not an AWS Region name (e.g. us-west-2)."),
+            AttributePath::new(attr),
+        );
+    }
+}
+
 /// An ARN `arn:<partition>:<service>:<region>:<account>:<resource>`, of `service` when given.
 pub fn arn(diags: &mut Diagnostics, at: AttributePath, v: &str, service: Option<&str>) {
     let parts: Vec<&str> = v.splitn(6, ':').collect();

@@ -1,19 +1,29 @@
-//! Coverage (docs/design.md §12): which volumes of the account are protected, stale, excluded or
-//! unprotected. One pass over the account's instances, volumes, Auto Scaling groups and managed
-//! snapshots, shared by every target; each target's selector is evaluated on it with the runner's
-//! own selection code (a target with `instance_filters` costs one filtered call of its own).
+//! Coverage (docs/design.md §12): which volumes are protected, stale, excluded or unprotected, in
+//! one account and Region or in many (assumed roles × Regions). Per account and Region: one pass
+//! over the instances, volumes, Auto Scaling groups and managed snapshots, shared by every target;
+//! each target's selector is evaluated on it with the runner's own selection code (a target with
+//! `instance_filters` costs one filtered call of its own).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::aws::{Clients, ec2, scheduler};
-use crate::core::coverage::{self, PointInfo, Row, TargetView, Totals, VolumeInfo};
+use crate::aws::{CallCounts, Clients, ConnectOptions, ec2, scheduler, sts};
+use crate::core::coverage::{
+    self, Account, PointInfo, Row, Status, TargetView, Totals, VolumeInfo,
+};
 use crate::core::restore_test::TAG_RESTORE_TESTED;
 use crate::core::select::{self, Select};
 use crate::core::{doc, schedule};
 use crate::error::Error;
+
+/// The session name of every assumed role (CloudTrail shows it).
+pub const SESSION_NAME: &str = "ebssnap-coverage";
+
+/// Accounts and Regions read at the same time.
+pub const PARALLEL: usize = 4;
 
 /// A target as the report shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -21,32 +31,197 @@ pub struct TargetRow {
     pub target: String,
     pub enabled: bool,
     pub schedule: String,
+    pub timezone: String,
     pub interval_seconds: Option<i64>,
+    pub next_run: Option<Timestamp>,
     pub selected: usize,
     pub excluded: usize,
 }
 
-/// The coverage report of one account and Region (format version 1).
+/// One account and Region of the report: what was read there, or why it could not be.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scope {
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// The role assumed to read it (`--accounts`).
+    pub role_arn: Option<String>,
+    /// Why this account or Region could not be read (its volumes are then missing from the
+    /// report): the AWS code and message.
+    pub error: Option<String>,
+    pub volumes: usize,
+    pub targets: Vec<TargetRow>,
+    pub warnings: Vec<String>,
+    /// AWS API attempts per operation for this scope.
+    pub api_calls: CallCounts,
+}
+
+/// The coverage report (format version 1; docs/coverage.schema.json).
 #[derive(Debug, Clone, Serialize)]
 pub struct CoverageReport {
     pub ebssnap: u64,
     pub kind: &'static str,
-    pub account: Option<String>,
-    pub region: Option<String>,
     pub now: Timestamp,
     pub totals: Totals,
-    pub targets: Vec<TargetRow>,
+    pub scopes: Vec<Scope>,
     pub volumes: Vec<Row>,
-    pub warnings: Vec<String>,
 }
 
-/// The coverage of the account and Region `clients` reach, for the ebssnap policies named in
-/// `policies` (all of them when empty).
-pub async fn coverage(
+impl CoverageReport {
+    pub fn with_status(&self, s: Status) -> impl Iterator<Item = &Row> {
+        self.volumes.iter().filter(move |v| v.status == s)
+    }
+}
+
+/// What to report on.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Only these policies (all when empty).
+    pub policies: Vec<String>,
+    /// These Regions (default: the connection's).
+    pub regions: Vec<String>,
+    /// Accounts reached through assumed roles (default: the caller's own account).
+    pub accounts: Vec<Account>,
+    pub now: Option<Timestamp>,
+}
+
+/// The coverage of every (account, Region) of `req`, reading a bounded number at a time. An
+/// account whose role cannot be assumed, or a Region that cannot be read, is a scope with its
+/// error; only unknown Regions (bad flags) are an error of the whole report.
+pub async fn report(
+    opts: &ConnectOptions,
+    base: &Clients,
+    req: &Request,
+) -> Result<CoverageReport, Error> {
+    let now = req.now.unwrap_or_else(Timestamp::now);
+    let regions: Vec<Option<String>> = if req.regions.is_empty() {
+        vec![base.region.clone()]
+    } else {
+        let known = ec2::region_names(&base.ec2).await?;
+        let unknown: Vec<&String> = req.regions.iter().filter(|r| !known.contains(*r)).collect();
+        if !unknown.is_empty() {
+            return Err(Error::Input(format!(
+                "--regions: {} {} not a Region of this partition (known: {})",
+                unknown
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if unknown.len() == 1 { "is" } else { "are" },
+                known.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        req.regions.iter().cloned().map(Some).collect()
+    };
+    // Who: the caller's own account, or each account's assumed role (in file order).
+    type Who = (
+        Option<Account>,
+        Result<Option<aws_sdk_sts::config::Credentials>, String>,
+    );
+    let mut who: Vec<Who> = Vec::new();
+    if req.accounts.is_empty() {
+        who.push((None, Ok(None)));
+    } else {
+        for a in &req.accounts {
+            let creds = sts::assume_role(
+                &base.sts,
+                &a.role_arn,
+                a.external_id.as_deref(),
+                SESSION_NAME,
+            )
+            .await
+            .map(Some)
+            .map_err(|e| e.to_string());
+            who.push((Some(a.clone()), creds));
+        }
+    }
+    let mut jobs = Vec::new();
+    for (account, creds) in &who {
+        for region in &regions {
+            jobs.push((account.clone(), creds.clone(), region.clone()));
+        }
+    }
+    let results: Vec<(Scope, Vec<Row>)> = futures::stream::iter(jobs)
+        .map(|(account, creds, region)| async move {
+            let role_arn = account.as_ref().map(|a| a.role_arn.clone());
+            let account_id = account.as_ref().map(|a| a.account_id.clone());
+            let creds = match creds {
+                Ok(c) => c,
+                Err(e) => {
+                    return (failed_scope(account_id, region, role_arn, e), Vec::new());
+                }
+            };
+            let clients = if account.is_none() && region == base.region {
+                base.clone()
+            } else {
+                Clients::connect_as(opts, region.as_deref(), creds).await
+            };
+            let before = clients.calls.snapshot();
+            match scope(&clients, &req.policies, now).await {
+                Ok((mut s, rows)) => {
+                    s.role_arn = role_arn;
+                    s.account = s.account.or(account_id);
+                    s.api_calls = clients.calls.since(&before);
+                    (s, rows)
+                }
+                Err(e) => {
+                    let mut s = failed_scope(account_id, region, role_arn, e.to_string());
+                    s.api_calls = clients.calls.since(&before);
+                    (s, Vec::new())
+                }
+            }
+        })
+        .buffered(PARALLEL)
+        .collect()
+        .await;
+    let mut scopes = Vec::new();
+    let mut volumes = Vec::new();
+    for (s, rows) in results {
+        scopes.push(s);
+        volumes.extend(rows);
+    }
+    volumes.sort_by(|a, b| {
+        (a.status, &a.account, &a.region, &a.volume_id).cmp(&(
+            b.status,
+            &b.account,
+            &b.region,
+            &b.volume_id,
+        ))
+    });
+    Ok(CoverageReport {
+        ebssnap: 1,
+        kind: "coverage",
+        now,
+        totals: coverage::totals(&volumes),
+        scopes,
+        volumes,
+    })
+}
+
+fn failed_scope(
+    account: Option<String>,
+    region: Option<String>,
+    role_arn: Option<String>,
+    error: String,
+) -> Scope {
+    Scope {
+        account,
+        region,
+        role_arn,
+        error: Some(error),
+        volumes: 0,
+        targets: Vec::new(),
+        warnings: Vec::new(),
+        api_calls: CallCounts::default(),
+    }
+}
+
+/// The coverage of the one account and Region `clients` reach, for the ebssnap policies named
+/// in `policies` (all of them when empty).
+pub async fn scope(
     clients: &Clients,
     policies: &[String],
     now: Timestamp,
-) -> Result<CoverageReport, Error> {
+) -> Result<(Scope, Vec<Row>), Error> {
     let mut warnings = Vec::new();
     let names = if policies.is_empty() {
         scheduler::list_policies(&clients.scheduler).await?
@@ -91,22 +266,25 @@ pub async fn coverage(
             Some(f) => ec2::instance_filter_matches(&clients.ec2, f).await?,
             None => BTreeSet::new(),
         };
-        let chosen: BTreeSet<String> = select::select(&d.select, &d.exclude(), &inv)
+        let (chosen, removed) = select::select_with_exclusions(&d.select, &d.exclude(), &inv);
+        let chosen: BTreeSet<String> = chosen.into_iter().map(|s| s.volume_id).collect();
+        let excluded: BTreeMap<String, String> = removed
             .into_iter()
-            .map(|s| s.volume_id)
+            .map(|(v, rule)| (v, rule.to_string()))
             .collect();
-        let matched: BTreeSet<String> = select::select(&d.select, &Default::default(), &inv)
-            .into_iter()
-            .map(|s| s.volume_id)
-            .collect();
-        let excluded: BTreeSet<String> = matched.difference(&chosen).cloned().collect();
         let name = format!("{}/{}", d.policy, d.target);
         let interval = schedule::interval_of(&spec.expression, &spec.timezone, now);
+        let next_run = spec
+            .enabled
+            .then(|| next_fire(&spec.expression, &spec.timezone, now))
+            .flatten();
         rows_t.push(TargetRow {
             target: name.clone(),
             enabled: spec.enabled,
             schedule: spec.expression.clone(),
+            timezone: spec.timezone.clone(),
             interval_seconds: interval.map(|i| i.as_secs()),
+            next_run,
             selected: chosen.len(),
             excluded: excluded.len(),
         });
@@ -116,6 +294,7 @@ pub async fn coverage(
             interval,
             selected: chosen,
             excluded,
+            next_run,
         });
     }
     let mut points: BTreeMap<String, Vec<PointInfo>> = BTreeMap::new();
@@ -140,22 +319,58 @@ pub async fn coverage(
         .filter(|v| !matches!(v.state.as_str(), "deleting" | "deleted"))
         .map(|v| VolumeInfo {
             volume_id: v.id.clone(),
+            zone: v.zone.clone(),
+            volume_type: v.volume_type.clone(),
             size_gb: v.size_gb,
             instance_id: v.attachment.as_ref().map(|(i, _)| i.clone()),
             device: v.attachment.as_ref().map(|(_, d)| d.clone()),
             name: v.tags.get("Name").cloned(),
+            created: v.created,
         })
         .collect();
-    let rows = coverage::classify(&volumes, &views, &points, now);
-    Ok(CoverageReport {
-        ebssnap: 1,
-        kind: "coverage",
-        account: clients.account_id().await,
-        region: clients.region.clone(),
-        now,
-        totals: coverage::totals(&rows),
-        targets: rows_t,
-        volumes: rows,
-        warnings,
-    })
+    let account = clients.account_id().await;
+    let mut rows = coverage::classify(&volumes, &views, &points, now);
+    for r in &mut rows {
+        r.account = account.clone();
+        r.region = clients.region.clone();
+    }
+    Ok((
+        Scope {
+            account,
+            region: clients.region.clone(),
+            role_arn: None,
+            error: None,
+            volumes: rows.len(),
+            targets: rows_t,
+            warnings,
+            api_calls: CallCounts::default(),
+        },
+        rows,
+    ))
+}
+
+/// A schedule's next fire time after `now`.
+fn next_fire(expression: &str, timezone: &str, now: Timestamp) -> Option<Timestamp> {
+    let expr = schedule::parse(expression).ok()?;
+    let tz = jiff::tz::TimeZone::get(timezone).ok()?;
+    schedule::next_fires(&expr, &tz, now, 1).into_iter().next()
+}
+
+/// Without a readable `_policy` schedule, a sweep is taken to run daily.
+const DEFAULT_SWEEP_INTERVAL: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// A sweep's coverage (`report_unprotected`): the account and Region's coverage over every
+/// policy, and which volumes became protected since the previous sweep of `policy` (one sweep
+/// interval ago).
+pub async fn for_sweep(
+    clients: &Clients,
+    policy: &str,
+    now: Timestamp,
+) -> Result<crate::core::report::CoverageSweep, Error> {
+    let interval = scheduler::get_schedule(&clients.scheduler, policy, scheduler::POLICY_SCHEDULE)
+        .await?
+        .and_then(|s| schedule::interval_of(&s.expression, &s.timezone, now))
+        .unwrap_or(DEFAULT_SWEEP_INTERVAL);
+    let (_, rows) = scope(clients, &[], now).await?;
+    Ok(coverage::sweep_summary(&rows, now - interval))
 }

@@ -32,7 +32,10 @@ pub(super) async fn finish(
                     || !r.error_snapshots.is_empty()
                     || !r.recovered.is_empty()
                     || !r.restore_volumes_in_use.is_empty()
-                    || r.restore_tests.iter().any(|t| t.recovered))
+                    || r.restore_tests.iter().any(|t| t.recovered)
+                    || r.coverage.as_ref().is_some_and(|c| {
+                        !c.unprotected.is_empty() || !c.newly_protected.is_empty()
+                    }))
         }
         Err(Error::Aws(_)) => true,
         Err(_) => false,
@@ -91,6 +94,25 @@ pub(super) async fn finish(
                 }
                 if let Some(topic) = sns {
                     report.recovery_ticket_sns = Some(publish(clients, topic, &t).await);
+                }
+            }
+            for t in [
+                raise::coverage_from_report(&report, &ctx),
+                raise::coverage_recovered_from_report(&report, &ctx),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(w) = &webhook {
+                    report.coverage_tickets.push(send(w, &t, opts).await);
+                }
+                if let Some(topic) = sns {
+                    report
+                        .coverage_tickets
+                        .push(publish(clients, topic, &t).await);
+                }
+                if webhook.is_none() && sns.is_none() {
+                    log_undelivered(&t, "no failure channel configured");
                 }
             }
             report.api_calls.add(&clients.calls.since(&before));

@@ -81,6 +81,10 @@ async fn sweep_in_span(
         report.recovered.extend(back);
     }
     super::restore::sweep_restore_volumes(clients, &policy.policy, opts, &mut report).await?;
+    if policy.report_unprotected() {
+        report.coverage =
+            Some(super::coverage::for_sweep(clients, &policy.policy, opts.now).await?);
+    }
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)

@@ -76,7 +76,7 @@ fn write(dir: &Path, name: &str, v: &Value) -> String {
     path.display().to_string()
 }
 
-fn tempdir() -> std::path::PathBuf {
+pub fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "ebssnap-it-{}-{}",
         std::process::id(),

@@ -27,6 +27,7 @@ fn the_demo_runs_end_to_end() {
         .env("EBSSNAP_MOTO_SERVER", moto)
         .env("EBSSNAP_PYTHON", python)
         .env("EBSSNAP_TERRAFORM", terraform)
+        .env("EBSSNAP_DEMO_OUT", crate::cli::tempdir())
         .output()
         .expect("run the demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -61,6 +62,9 @@ fn the_demo_runs_end_to_end() {
         "3 volume(s) selected by databases/databases",
         "OK   databases: ebs_snapper 3, generated 3, deployed 3",
         "OK   web_asg: ebs_snapper 2, generated 2, deployed 2",
+        "STALE (5 volume(s), 132 GiB)",
+        "UNPROTECTED (2 volume(s), 70 GiB)",
+        "/coverage.html",
     ] {
         assert!(
             stdout.contains(want),

@@ -49,6 +49,11 @@ pub fn t(v: &Value) -> TargetDocument {
 
 /// Creates the group `ebssnap-<policy>` with its `_policy` schedule, as the provider does.
 pub async fn store_policy(c: &Clients, doc: &Value) {
+    store_policy_every(c, doc, "rate(1 day)").await;
+}
+
+/// A policy whose sweep schedule (`_policy`) is `expr`.
+pub async fn store_policy_every(c: &Clients, doc: &Value, expr: &str) {
     let name = doc["policy"].as_str().unwrap();
     c.scheduler
         .create_schedule_group()
@@ -56,13 +61,20 @@ pub async fn store_policy(c: &Clients, doc: &Value) {
         .send()
         .await
         .expect("CreateScheduleGroup");
-    store(c, name, "_policy", doc, "rate(1 day)").await;
+    store(c, name, "_policy", doc, expr).await;
 }
 
 pub async fn store_target(c: &Clients, doc: &Value) {
     let p = doc["policy"].as_str().unwrap();
     let name = doc["target"].as_str().unwrap();
     store(c, p, name, doc, TARGET_SCHEDULE).await;
+}
+
+/// A target whose schedule is disabled (`enabled = false`).
+pub async fn store_target_disabled(c: &Clients, doc: &Value) {
+    let p = doc["policy"].as_str().unwrap();
+    let name = doc["target"].as_str().unwrap();
+    store_in_state(c, p, name, doc, TARGET_SCHEDULE, ScheduleState::Disabled).await;
 }
 
 /// A policy's `_restore_test` schedule (on the targets' schedule, so `recent_fire` dates work).
@@ -73,12 +85,23 @@ pub async fn store_restore_test(c: &Clients, policy: &str, sample: u32) {
 }
 
 async fn store(c: &Clients, policy: &str, name: &str, doc: &Value, expr: &str) {
+    store_in_state(c, policy, name, doc, expr, ScheduleState::Enabled).await;
+}
+
+async fn store_in_state(
+    c: &Clients,
+    policy: &str,
+    name: &str,
+    doc: &Value,
+    expr: &str,
+    state: ScheduleState,
+) {
     c.scheduler
         .create_schedule()
         .group_name(format!("ebssnap-{policy}"))
         .name(name)
         .schedule_expression(expr)
-        .state(ScheduleState::Enabled)
+        .state(state)
         .flexible_time_window(
             FlexibleTimeWindow::builder()
                 .mode(FlexibleTimeWindowMode::Off)

@@ -50,7 +50,11 @@ pub async fn instance(c: &Clients, t: &[(&str, &str)]) -> (String, String) {
 }
 
 pub async fn volume(c: &Clients, t: &[(&str, &str)]) -> String {
-    let mut req = c.ec2.create_volume().availability_zone(AZ).size(8);
+    volume_of_size(c, 8, t).await
+}
+
+pub async fn volume_of_size(c: &Clients, gib: i32, t: &[(&str, &str)]) -> String {
+    let mut req = c.ec2.create_volume().availability_zone(AZ).size(gib);
     if !t.is_empty() {
         req = req.tag_specifications(spec(ResourceType::Volume, tags(t)));
     }

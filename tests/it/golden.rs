@@ -255,6 +255,51 @@ mod tickets {
             });
         let mut test_ctx = ctx();
         test_ctx.invocation = None;
+        let lonely = ebssnap::core::report::CoverageVolume {
+            volume_id: "vol-0c0ffee000000001".into(),
+            instance_id: Some("i-0123456789abcdef0".into()),
+            device: Some("/dev/sdg".into()),
+            name: Some("web-1 scratch".into()),
+            disabled_targets: vec![],
+            snapshot_id: None,
+        };
+        let unprotected = Report {
+            kind: "sweep",
+            policy: "std".into(),
+            run_key: "2026-11-26T00:00:00Z".into(),
+            coverage: Some(ebssnap::core::report::CoverageSweep {
+                volumes: 42,
+                unprotected: vec![
+                    lonely.clone(),
+                    ebssnap::core::report::CoverageVolume {
+                        volume_id: "vol-0c0ffee000000002".into(),
+                        instance_id: None,
+                        device: None,
+                        name: Some("reports".into()),
+                        disabled_targets: vec!["std/reports".into()],
+                        snapshot_id: None,
+                    },
+                ],
+                stale_volumes: 0,
+                oldest_restore_point_age_seconds: Some(86_400),
+                newly_protected: vec![],
+            }),
+            ..Report::default()
+        };
+        let covered = Report {
+            run_key: "2026-11-27T00:00:00Z".into(),
+            coverage: Some(ebssnap::core::report::CoverageSweep {
+                volumes: 42,
+                unprotected: vec![],
+                stale_volumes: 0,
+                oldest_restore_point_age_seconds: Some(86_400),
+                newly_protected: vec![ebssnap::core::report::CoverageVolume {
+                    snapshot_id: Some("snap-0123456789abcdef0".into()),
+                    ..lonely
+                }],
+            }),
+            ..unprotected.clone()
+        };
         vec![
             (
                 "snapshot.failed.json",
@@ -295,6 +340,14 @@ mod tickets {
             (
                 "restore.expired.json",
                 raise::from_report(&expired, &test_ctx).unwrap(),
+            ),
+            (
+                "coverage.unprotected.json",
+                raise::coverage_from_report(&unprotected, &test_ctx).unwrap(),
+            ),
+            (
+                "coverage.recovered.json",
+                raise::coverage_recovered_from_report(&covered, &test_ctx).unwrap(),
             ),
         ]
     }

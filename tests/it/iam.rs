@@ -134,6 +134,16 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     assert_eq!(tested.restore_tests.len(), 1, "{tested:?}");
     note(&tested);
 
+    // A sweep with report_unprotected reads every policy's schedules for the coverage.
+    let mut watch = pol.clone();
+    watch["report_unprotected"] = json!(true);
+    let watched = runner::sweep(&c, &p(&watch), &o("cov")).await.unwrap();
+    assert!(
+        watched.coverage.as_ref().is_some_and(|c| c.volumes > 0),
+        "{watched:?}"
+    );
+    note(&watched);
+
     for op in &called {
         if let Err(e) = iam::action_for(op) {
             panic!("{e}: add it (and its IAM action) to RUNNER_OPERATIONS");
@@ -150,6 +160,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     let allowed = iam::actions(&iam::runner_policy(&iam::Scope {
         webhook_secret_arns: vec![secret_arn.clone()],
         sns_topic_arns: vec![topic_arn.clone()],
+        report_unprotected: true,
         ..iam::Scope::default()
     }));
     for op in &called {
@@ -216,6 +227,7 @@ fn every_rendered_policy_passes_parliament() {
             "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
         ],
         sns_topic_arns: vec!["arn:aws:sns:us-east-1:123456789012:ebssnap-failures".into()],
+        report_unprotected: true,
         ..iam::Scope::default()
     };
     for (name, doc) in [

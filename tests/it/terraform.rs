@@ -1158,3 +1158,74 @@ output "other" {{ value = data.ebssnap_restore_points.other.newest }}
     assert_eq!(west["restore_points"], json!([]), "{west}");
     assert!(west["newest"].is_null());
 }
+
+#[tokio::test]
+async fn a_check_block_on_the_coverage_data_source_warns_in_plan_until_every_volume_is_protected() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let kept = crate::fleet::volume(&c, &[("Backup", "yes")]).await;
+    let lonely = crate::fleet::volume(&c, &[("Name", "lonely")]).await;
+    crate::docs::store_policy(&c, &crate::docs::policy("std", 7, 1)).await;
+    crate::docs::store_target(
+        &c,
+        &crate::docs::target("std", "kept", json!({"volume_ids": [kept]})),
+    )
+    .await;
+    let out = crate::cli::ebssnap(&m.env(), &["run", "--policy", "std", "--target", "kept"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    tf.write(
+        r#"
+data "ebssnap_coverage" "this" {}
+data "ebssnap_coverage" "west" {
+  region = "us-west-2"
+}
+check "every_volume_protected" {
+  assert {
+    condition     = data.ebssnap_coverage.this.unprotected_count == 0
+    error_message = "Unprotected EBS volumes: ${join(", ", data.ebssnap_coverage.this.unprotected_volume_ids)}."
+  }
+}
+output "this" { value = data.ebssnap_coverage.this }
+output "west" { value = data.ebssnap_coverage.west.volume_count }
+"#,
+    );
+    let plan = tf.run(&["plan"]);
+    assert_eq!(
+        plan.code, 0,
+        "a failed check warns, it does not fail the plan: {}",
+        plan.stderr
+    );
+    let text = squash(&format!("{}{}", plan.stdout, plan.stderr));
+    assert!(
+        text.contains("Check block assertion failed")
+            && text.contains(&format!("Unprotected EBS volumes: {lonely}.")),
+        "{text}"
+    );
+    tf.apply();
+    let out = tf.run(&["output", "-json"]);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let this = &v["this"]["value"];
+    assert_eq!(this["protected_count"], 1, "{this}");
+    assert_eq!(this["unprotected_count"], 1);
+    assert_eq!(this["unprotected_volume_ids"], json!([lonely]));
+    assert_eq!(this["stale_volume_ids"], json!([]));
+    assert_eq!(this["volume_count"], 2);
+    assert_eq!(this["id"], "123456789012/us-east-1");
+    assert_eq!(v["west"]["value"], 0, "another Region has its own volumes");
+
+    // Protect it: the next plan is quiet.
+    crate::docs::store_target(
+        &c,
+        &crate::docs::target("std", "lonely", json!({"volume_ids": [lonely]})),
+    )
+    .await;
+    let out = crate::cli::ebssnap(&m.env(), &["run", "--policy", "std", "--target", "lonely"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = tf.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
+    assert!(
+        !format!("{}{}", plan.stdout, plan.stderr).contains("Check block assertion failed"),
+        "{}",
+        plan.stdout
+    );
+}
