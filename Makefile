@@ -15,7 +15,7 @@ ifeq ($(shell command -v terraform 2>/dev/null),)
 export EBSSNAP_TERRAFORM ?= $(EBSSNAP_TERRAFORM_115)
 endif
 
-.PHONY: deps demo test lint unit build docs release release-all cross-tools macos-sdk-stubs verify-dist bench bench-scale clean-venv
+.PHONY: deps demo test lint unit build docs release release-all cross-tools macos-sdk-stubs verify-dist bench bench-scale bench-coverage clean-venv
 
 # protoc builds the provider (its plugin protocol, proto/*.proto); terraform drives the acceptance tests;
 # node runs the receiver's signature check documented in docs/guides/tickets.md; chromium (with
@@ -97,15 +97,23 @@ verify-dist:
 bench: release
 	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(VENV)/bin/python" "$(CURDIR)/tests/moto_fast.py" > $(VENV)/bin/moto_server_fast
 	chmod +x $(VENV)/bin/moto_server_fast
-	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET)
+	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench planner --bench runner --bench provider
 	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast MOTO_LATENCY_MS=20 \
 	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
 	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_fast EBSSNAP_BENCH_MEMORY_ONLY=1 EBSSNAP_BENCH_INSTANCES=1000 EBSSNAP_BENCH_VOLUMES=10000 \
 	  RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench runner
+	$(MAKE) bench-coverage
 	# The chaos run (tests/it/chaos.rs) with a second seed; CI runs the fixed one.
 	EBSSNAP_CHAOS_SEED=7 cargo nextest run --no-fail-fast -E 'test(/^chaos::/)'
 	# The 300-volume chain of issue 24 item 6, five more times (CI runs it once).
 	for i in 1 2 3 4 5; do cargo nextest run -E 'test(a_300_volume_chain)' || exit 1; done
+
+## `ebssnap coverage` at account scale: 10,000 volumes, 200 targets (docs/benchmarks.md). moto pages
+## as EC2 does (tests/ec2_limits.py, no rate limits: coverage only reads). Part of `make bench`.
+bench-coverage: release
+	printf '#!/bin/sh\nexec "%s" "%s" "$$@"\n' "$(VENV)/bin/python" "$(CURDIR)/tests/ec2_limits.py" > $(VENV)/bin/moto_server_limits
+	chmod +x $(VENV)/bin/moto_server_limits
+	EBSSNAP_MOTO_SERVER=$(VENV)/bin/moto_server_limits RUSTFLAGS="-C target-feature=+crt-static" cargo bench --target $(RELEASE_TARGET) --bench coverage
 
 ## The runner at account scale against a model of EC2's limits (tests/ec2_limits.py): links,
 ## wall time against the bucket's floor, throttled calls, RSS (docs/benchmarks.md). Slow: not in

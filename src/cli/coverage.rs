@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::common::{Global, connect, connect_options, parse_now, read_file};
 use super::output::{emit, outln, print_json};
-use crate::core::coverage::{Status, parse_accounts};
+use crate::core::coverage::{FailOn, Status, parse_accounts};
 use crate::core::coverage_page;
 use crate::error::{Error, exit};
 use crate::runner::coverage::{self, CoverageReport, Request};
@@ -21,6 +21,8 @@ Examples:
   ebssnap coverage --policy std --json
   # A CI gate: exit 1 when any volume is unprotected or stale
   ebssnap coverage --fail-on unprotected --fail-on stale
+  # ... or when a selected volume's restore points were never restore-tested
+  ebssnap coverage --fail-on untested
   # Every account of a file (one `account_id role_arn [external_id]` per line) in two Regions,
   # as one self-contained HTML page
   ebssnap coverage --accounts accounts.txt --regions us-east-1,eu-west-1 --html coverage.html";
@@ -40,10 +42,11 @@ pub struct CoverageArgs {
     /// Clock for the age decisions (RFC 3339; default: now)
     #[arg(long, value_parser = parse_now)]
     pub now: Option<Timestamp>,
-    /// Exit 1 when any volume has this status: protected, stale, excluded or unprotected
+    /// Exit 1 when any volume has this status: protected, stale, excluded or unprotected; or
+    /// `untested`: a selected volume none of whose restore points passed a restore test
     /// (repeatable)
-    #[arg(long, value_parser = parse_status)]
-    pub fail_on: Vec<Status>,
+    #[arg(long, value_parser = parse_fail_on)]
+    pub fail_on: Vec<FailOn>,
     /// Print the report as one JSON object on stdout (schema: docs/coverage.schema.json)
     #[arg(long)]
     pub json: bool,
@@ -53,9 +56,10 @@ pub struct CoverageArgs {
     pub html: Option<PathBuf>,
 }
 
-fn parse_status(s: &str) -> Result<Status, String> {
-    Status::parse(s)
-        .ok_or_else(|| format!("{s:?} is not a status: protected, stale, excluded or unprotected"))
+fn parse_fail_on(s: &str) -> Result<FailOn, String> {
+    FailOn::parse(s).ok_or_else(|| {
+        format!("{s:?} is not a status: protected, stale, excluded, unprotected or untested")
+    })
 }
 
 pub async fn exec(g: &Global, a: &CoverageArgs) -> Result<i32, Error> {
@@ -83,7 +87,10 @@ pub async fn exec(g: &Global, a: &CoverageArgs) -> Result<i32, Error> {
     } else {
         emit(&table(&r, a.html.as_ref()));
     }
-    let failing = r.volumes.iter().any(|v| a.fail_on.contains(&v.status));
+    let failing = r
+        .volumes
+        .iter()
+        .any(|v| a.fail_on.iter().any(|f| f.matches(v)));
     let unread = r.scopes.iter().any(|s| s.error.is_some());
     Ok(if failing {
         exit::VOLUME_FAILED

@@ -42,6 +42,33 @@ impl Status {
     }
 }
 
+/// What `--fail-on` can ask for: a status, or `untested`: a selected volume (protected or
+/// stale) none of whose restore points has passed a restore test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Status(Status),
+    Untested,
+}
+
+impl FailOn {
+    pub fn parse(s: &str) -> Option<FailOn> {
+        match s {
+            "untested" => Some(FailOn::Untested),
+            s => Status::parse(s).map(FailOn::Status),
+        }
+    }
+
+    pub fn matches(self, row: &Row) -> bool {
+        match self {
+            FailOn::Status(s) => row.status == s,
+            FailOn::Untested => {
+                matches!(row.status, Status::Protected | Status::Stale)
+                    && row.last_restore_test.is_none()
+            }
+        }
+    }
+}
+
 /// What one target does, evaluated on the account's inventory.
 #[derive(Debug, Clone, Default)]
 pub struct TargetView {
@@ -481,6 +508,16 @@ mod tests {
         let sw = sweep_summary(&rows, now - SignedDuration::from_hours(31));
         assert!(sw.newly_protected.is_empty());
         assert_eq!(Status::parse("nope"), None);
+        // Selected volumes none of whose restore points passed a restore test.
+        let untested: Vec<&str> = rows
+            .iter()
+            .filter(|r| FailOn::Untested.matches(r))
+            .map(|r| r.volume_id.as_str())
+            .collect();
+        assert_eq!(untested, ["vol-fresh", "vol-new", "vol-old"]);
+        assert_eq!(FailOn::parse("untested"), Some(FailOn::Untested));
+        assert_eq!(FailOn::parse("stale"), Some(FailOn::Status(Status::Stale)));
+        assert_eq!(FailOn::parse("tested"), None);
     }
 
     #[test]

@@ -261,6 +261,18 @@ async fn every_volume_gets_the_status_its_targets_and_restore_points_give() {
         "{}",
         gate.stdout
     );
+    // No restore test has run: every selected volume is untested.
+    let untested = ebssnap(&m.env(), &["coverage", "--fail-on", "untested"]);
+    assert_eq!(untested.code, 1, "{}", untested.stderr);
+    let ok = ebssnap(
+        &m.env(),
+        &["coverage", "--fail-on", "excluded", "--policy", "nope"],
+    );
+    assert_eq!(
+        ok.code, 0,
+        "no policy nope: nothing selected, nothing excluded: {}",
+        ok.stdout
+    );
     let bad = ebssnap(&m.env(), &["coverage", "--fail-on", "unsafe"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("not a status"), "{}", bad.stderr);
