@@ -28,6 +28,7 @@ fn main() {
                     SnapState::Completed
                 },
                 start_time: Timestamp::from_second(1_800_000_000 - (i as i64) * 86_400).unwrap(),
+                copy: false,
             });
         }
     }

@@ -18,7 +18,9 @@ use crate::core::restore::{Point, Shape, TAG_REQUEST, TAG_RESTORE_OF};
 use crate::core::restore_test::TAG_RESTORE_TEST;
 use crate::core::retention::{Snap, SnapState};
 use crate::core::select::{FILTER_VALUES_PER_CALL, Instance, Inventory, Select, Volume};
-use crate::core::tags::{TAG_POLICY, TAG_RUN, TAG_TARGET, TAG_VOLUME};
+use crate::core::tags::{
+    TAG_POLICY, TAG_RUN, TAG_SOURCE_SNAPSHOT, TAG_SOURCE_TIME, TAG_TARGET, TAG_VOLUME,
+};
 use crate::error::AwsError;
 
 /// Auto Scaling accepts at most 100 group names per DescribeAutoScalingGroups.
@@ -289,6 +291,7 @@ pub struct ManagedSnapshot {
     pub state: String,
     pub start_time: Timestamp,
     pub tags: BTreeMap<String, String>,
+    pub encrypted: bool,
 }
 
 impl ManagedSnapshot {
@@ -303,6 +306,7 @@ impl ManagedSnapshot {
                 .unwrap_or_default(),
             start_time: Timestamp::new(start.secs(), start.subsec_nanos() as i32).ok()?,
             tags: tag_map(s.tags()),
+            encrypted: s.encrypted().unwrap_or(false),
         })
     }
 
@@ -329,7 +333,12 @@ impl ManagedSnapshot {
             volume: self.volume(),
             run: self.tag(TAG_RUN).map(String::from),
             state: SnapState::from_ec2(&self.state),
-            start_time: self.start_time,
+            // A copy is as old as the restore point it copies.
+            start_time: self
+                .tag(TAG_SOURCE_TIME)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(self.start_time),
+            copy: self.tags.contains_key(TAG_SOURCE_SNAPSHOT),
         }
     }
 }
@@ -563,6 +572,86 @@ pub async fn delete_snapshot(
             }
         }
     }
+}
+
+// ---- Disaster-recovery copies (docs/design.md §13) ----
+
+/// One target's copies in the Region `ec2` reaches, in one paginated call: found by their tags
+/// (`ebssnap:source-snapshot` present), never by `VolumeId`.
+pub async fn list_copies(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+    target: &str,
+) -> Result<Vec<ManagedSnapshot>, AwsError> {
+    own_snapshots(
+        ec2,
+        vec![
+            filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()]),
+            filter(&format!("tag:{TAG_TARGET}"), &[target.to_string()]),
+            filter("tag-key", &[TAG_SOURCE_SNAPSHOT.to_string()]),
+        ],
+        &format!("listing the copies of {policy}/{target}"),
+        ManagedSnapshot::from_sdk,
+    )
+    .await
+}
+
+/// The copies of these source snapshots (a copy whose answer was lost is looked up this way
+/// before anything is sent again): one filtered call per 197 sources.
+pub async fn find_copies(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+    sources: &[String],
+) -> Result<Vec<ManagedSnapshot>, AwsError> {
+    let mut out = Vec::new();
+    for chunk in sources.chunks(197) {
+        out.extend(
+            own_snapshots(
+                ec2,
+                vec![
+                    filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()]),
+                    filter(&format!("tag:{TAG_SOURCE_SNAPSHOT}"), chunk),
+                ],
+                "looking up copies by their source snapshot",
+                ManagedSnapshot::from_sdk,
+            )
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Starts a copy of `source_id` (in `source_region`) into the Region `ec2` reaches, tagged at
+/// creation. An encrypted source gives an encrypted copy, under `kms_key_id` when set (else the
+/// Region's default EBS key).
+pub async fn copy_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    source_region: &str,
+    source_id: &str,
+    encrypted: bool,
+    kms_key_id: Option<&str>,
+    description: &str,
+    tags: &[(String, String)],
+) -> Result<String, AwsError> {
+    let action = format!("copying EBS snapshot {source_id} from {source_region}");
+    let out = ec2
+        .copy_snapshot()
+        .source_region(source_region)
+        .source_snapshot_id(source_id)
+        .description(description)
+        .set_encrypted(encrypted.then_some(true))
+        .set_kms_key_id(kms_key_id.filter(|_| encrypted).map(String::from))
+        .tag_specifications(tag_spec(tags))
+        .send()
+        .await
+        .map_err(|e| aws_error(&action, e))?;
+    out.snapshot_id.ok_or_else(|| AwsError {
+        action,
+        code: "MissingSnapshotId".into(),
+        message: "CopySnapshot answered without a snapshot id".into(),
+        retryable: false,
+        ambiguous: false,
+    })
 }
 
 // ---- Restores (docs/design.md §11) ----

@@ -13,6 +13,8 @@ pub const RUNNER_OPERATIONS: &[(&str, Option<&str>)] = &[
     ("CreateSnapshot", Some("ec2:CreateSnapshot")),
     ("CreateSnapshots", Some("ec2:CreateSnapshots")),
     ("DeleteSnapshot", Some("ec2:DeleteSnapshot")),
+    // Disaster-recovery copies into the policies' copy Regions (docs/design.md §13).
+    ("CopySnapshot", Some("ec2:CopySnapshot")),
     // Restore tests: a volume from a restore point, deleted again; the outcome tagged on the
     // snapshot.
     (
@@ -65,6 +67,9 @@ pub struct Scope {
     /// A policy sets `report_unprotected`: its sweep reads every ebssnap policy's schedules
     /// (read-only) to compute the account's coverage.
     pub report_unprotected: bool,
+    /// The policies' copy Regions: the runner may copy restore points into them (tagged with
+    /// one of the policies), and delete there only snapshots so tagged.
+    pub copy_regions: Vec<String>,
 }
 
 impl Default for Scope {
@@ -77,6 +82,7 @@ impl Default for Scope {
             kms_key_arns: Vec::new(),
             sns_topic_arns: Vec::new(),
             report_unprotected: false,
+            copy_regions: Vec::new(),
         }
     }
 }
@@ -297,6 +303,37 @@ pub fn runner_policy(s: &Scope) -> Value {
             "Resource": s.sns_topic_arns
         }));
     }
+    if !s.copy_regions.is_empty() {
+        let snapshots: Vec<String> = s
+            .copy_regions
+            .iter()
+            .map(|r| format!("arn:{p}:ec2:{r}::snapshot/*"))
+            .collect();
+        let mut copy_resources = snapshots.clone();
+        // The source restore points, in the runner's own Region.
+        copy_resources.push(format!("arn:{p}:ec2:{region}::snapshot/*"));
+        extra.push(json!({
+            "Sid": "CopyOnlyPolicyTaggedSnapshots",
+            "Effect": "Allow",
+            "Action": action("CopySnapshot"),
+            "Resource": copy_resources,
+            "Condition": s.tag_condition("aws:RequestTag/ebssnap:policy")
+        }));
+        extra.push(json!({
+            "Sid": "TagCopiesAtCreation",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": snapshots.clone(),
+            "Condition": {"StringEquals": {"ec2:CreateAction": "CopySnapshot"}}
+        }));
+        extra.push(json!({
+            "Sid": "DeleteOnlyPolicyCopies",
+            "Effect": "Allow",
+            "Action": action("DeleteSnapshot"),
+            "Resource": snapshots,
+            "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:policy")
+        }));
+    }
     if s.report_unprotected {
         extra.push(json!({
             "Sid": "ListEveryPolicyForCoverage",
@@ -506,6 +543,7 @@ mod tests {
             kms_key_arns: vec!["arn:aws:kms:us-east-1:1:key/k".into()],
             sns_topic_arns: vec!["arn:aws:sns:us-east-1:1:failures".into()],
             report_unprotected: true,
+            copy_regions: vec!["us-west-2".into()],
             ..Scope::default()
         };
         let got = actions(&runner_policy(&scope));
@@ -527,6 +565,7 @@ mod tests {
         // Without secrets or topics, no statement grants them.
         let bare = actions(&runner_policy(&Scope::default()));
         for a in [
+            "ec2:CopySnapshot",
             "scheduler:ListScheduleGroups",
             "secretsmanager:GetSecretValue",
             "kms:Decrypt",

@@ -106,6 +106,128 @@ pub struct RetentionDoc {
     pub max_snapshots: Option<u32>,
 }
 
+/// A disaster-recovery copy of the policy's restore points in another Region (docs/design.md
+/// §13): its own retention, minimum and maximum, an optional KMS key of that Region, and whether
+/// the source's user tags go with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyDoc {
+    pub region: String,
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub min_snapshots: Option<u32>,
+    #[serde(default)]
+    pub max_snapshots: Option<u32>,
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub copy_tags: Option<bool>,
+}
+
+/// At most this many copy Regions per policy.
+pub const MAX_COPIES: usize = 5;
+
+impl CopyDoc {
+    /// The copy's rules: its own, the policy's where it has none.
+    pub fn rules(&self, policy: &Rules) -> Rules {
+        Rules {
+            days: self.retention_days.unwrap_or(policy.days),
+            min_snapshots: self.min_snapshots.unwrap_or(policy.min_snapshots),
+            max_snapshots: self.max_snapshots.or(policy.max_snapshots),
+            orphan_delete_after_days: None,
+        }
+    }
+
+    pub fn copy_tags(&self) -> bool {
+        self.copy_tags.unwrap_or(true)
+    }
+}
+
+/// Accounts granted `createVolumePermission` on the policy's restore points (a vault account).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareDoc {
+    pub account_ids: Vec<String>,
+}
+
+/// A Region name's shape (`us-west-2`, `eu-central-1`, `us-gov-west-1`).
+pub fn is_region_name(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && r.len() <= 32
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Checks a policy's copies and share: at most five Regions, each once, each a Region name;
+/// retention within range; a KMS key ARN in its copy's Region; 12-digit account ids.
+pub fn check_copies(copies: &[CopyDoc], share: Option<&ShareDoc>) -> Result<(), String> {
+    if copies.len() > MAX_COPIES {
+        return Err(format!(
+            "copies: at most {MAX_COPIES} Regions, found {}",
+            copies.len()
+        ));
+    }
+    for (i, c) in copies.iter().enumerate() {
+        if !is_region_name(&c.region) {
+            return Err(format!(
+                "copies[{i}].region: {:?} is not an AWS Region name (e.g. us-west-2)",
+                c.region
+            ));
+        }
+        if copies[..i].iter().any(|o| o.region == c.region) {
+            return Err(format!("copies[{i}].region: {} is listed twice", c.region));
+        }
+        if let Some(d) = c.retention_days {
+            check_days("copies.retention_days", d).map_err(|e| format!("copies[{i}]: {e}"))?;
+        }
+        check_counts(&RetentionDoc {
+            days: None,
+            min_snapshots: c.min_snapshots,
+            max_snapshots: c.max_snapshots,
+        })
+        .map_err(|e| format!("copies[{i}]: {e}"))?;
+        if let Some(k) = &c.kms_key_id {
+            let parts: Vec<&str> = k.splitn(6, ':').collect();
+            let ok = parts.len() == 6
+                && parts[0] == "arn"
+                && parts[2] == "kms"
+                && (parts[5].starts_with("key/") || parts[5].starts_with("alias/"));
+            if !ok {
+                return Err(format!(
+                    "copies[{i}].kms_key_id: {k:?} is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)"
+                ));
+            }
+            if parts[3] != c.region {
+                return Err(format!(
+                    "copies[{i}].kms_key_id: the key is in {}, not in the copy's Region {}",
+                    parts[3], c.region
+                ));
+            }
+        }
+    }
+    if let Some(s) = share {
+        if s.account_ids.is_empty() {
+            return Err("share.account_ids: list at least one account".into());
+        }
+        for (i, a) in s.account_ids.iter().enumerate() {
+            if !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())) {
+                return Err(format!(
+                    "share.account_ids[{i}]: {a:?} is not a 12-digit account id"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TagsDoc {
@@ -159,6 +281,12 @@ pub struct PolicyDocument {
     /// no target selects (docs/design.md §12). Written only when true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_unprotected: Option<bool>,
+    /// Disaster-recovery copies in other Regions (docs/design.md §13). Written only when set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyDoc>,
+    /// Vault accounts the restore points are shared with. Written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareDoc>,
     #[serde(default)]
     pub invocation: Option<Invocation>,
 }
@@ -382,6 +510,7 @@ impl PolicyDocument {
         if let Some(n) = &self.notify {
             check_notify(n).map_err(bad)?;
         }
+        check_copies(&self.copies, self.share.as_ref()).map_err(bad)?;
         check_size(&PolicyDocument {
             invocation: Some(Invocation::placeholders()),
             ..self.clone()

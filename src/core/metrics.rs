@@ -26,6 +26,9 @@ pub const METRICS: &[(&str, &str)] = &[
     ("UnprotectedVolumes", "Count"),
     ("StaleVolumes", "Count"),
     ("OldestRestorePointAgeSeconds", "Seconds"),
+    ("CopiesStarted", "Count"),
+    ("CopiesDeferred", "Count"),
+    ("CopiesPending", "Count"),
     ("DurationMs", "Milliseconds"),
 ];
 
@@ -54,8 +57,13 @@ pub struct Figures {
     /// Sweeps with `report_unprotected`: unprotected and stale volumes of the account, and the
     /// oldest "newest restore point" (seconds; absent when no selected volume has one).
     pub coverage: Option<(usize, usize, Option<i64>)>,
+    /// Runs of a policy with copies: copies started, deferred and pending, over its Regions.
+    pub copies: Option<(usize, usize, usize)>,
     pub duration_ms: u64,
 }
+
+/// Declared only on runs of a policy with copies.
+const COPY_METRICS: [&str; 3] = ["CopiesStarted", "CopiesDeferred", "CopiesPending"];
 
 /// Metrics declared only when the run has them (EMF takes a number or a non-empty array).
 const COVERAGE_METRICS: [&str; 3] = [
@@ -94,6 +102,11 @@ impl Figures {
                     c.oldest_restore_point_age_seconds,
                 )
             }),
+            copies: (!r.copies.is_empty()).then(|| {
+                r.copies.iter().fold((0, 0, 0), |(s, d, p), c| {
+                    (s + c.started.len(), d + c.deferred, p + c.pending)
+                })
+            }),
             duration_ms: r.duration_ms,
         }
     }
@@ -128,6 +141,7 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
             ("OldestRestorePointAgeSeconds", Some((_, _, age))) => age.is_some(),
             (n, c) => c.is_some() || !COVERAGE_METRICS.contains(&n),
         })
+        .filter(|(name, _)| f.copies.is_some() || !COPY_METRICS.contains(name))
         .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
         .collect();
     let mut v = json!({
@@ -165,6 +179,11 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
             v["OldestRestorePointAgeSeconds"] = json!(age);
         }
     }
+    if let Some((started, deferred, pending)) = f.copies {
+        v["CopiesStarted"] = json!(started);
+        v["CopiesDeferred"] = json!(deferred);
+        v["CopiesPending"] = json!(pending);
+    }
     if let Some(t) = &report.target {
         v["Target"] = json!(t);
     }
@@ -198,7 +217,9 @@ mod tests {
             decl["Dimensions"],
             json!([["Policy"], ["Policy", "Target"]])
         );
-        let absent = |n: &str| n == "RestoreSeconds" || COVERAGE_METRICS.contains(&n);
+        let absent = |n: &str| {
+            n == "RestoreSeconds" || COVERAGE_METRICS.contains(&n) || COPY_METRICS.contains(&n)
+        };
         for (name, _) in METRICS.iter().filter(|(n, _)| !absent(n)) {
             assert!(v.get(*name).is_some(), "{name} missing");
         }
@@ -206,7 +227,7 @@ mod tests {
             assert!(v.get(name).is_none(), "{name}: not measured, no value");
         }
         let declared = decl["Metrics"].as_array().unwrap().len();
-        assert_eq!(declared, METRICS.len() - 4);
+        assert_eq!(declared, METRICS.len() - 4 - COPY_METRICS.len());
         assert_eq!(v["VolumesSelected"], 3);
         assert_eq!(v["ThrottledCalls"], 2);
         assert_eq!(

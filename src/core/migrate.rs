@@ -709,6 +709,7 @@ mod tests {
                 run: Some(a.tags["ebssnap:run"].clone()),
                 state: SnapState::Completed,
                 start_time: "2026-11-01T05:00:00Z".parse().unwrap(),
+                copy: false,
             })
             .collect();
         let rules = crate::core::doc::Rules {

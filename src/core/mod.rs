@@ -2,6 +2,7 @@
 //! or Terraform; the runner and the provider are thin shells over it.
 
 pub mod advice;
+pub mod copy;
 pub mod coverage;
 pub mod coverage_page;
 pub mod doc;

@@ -263,6 +263,10 @@ pub struct Report {
     /// informational: never fails the sweep).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coverage_tickets: Vec<TicketOutcome>,
+    /// Target runs of a policy with copies: what happened in each copy Region (docs/design.md
+    /// §13). A Region's failure never fails the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<crate::core::copy::RegionCopies>,
     /// Restore tests only: one entry per pair tested (or not started).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restore_tests: Vec<RestoreTestResult>,

@@ -49,6 +49,10 @@ pub struct Snap {
     pub run: Option<String>,
     pub state: SnapState,
     pub start_time: Timestamp,
+    /// A disaster-recovery copy (it carries `ebssnap:source-snapshot`): only a copy scope may
+    /// prune it, with the copy's rules; a run or sweep of a policy of the same name in the copy's
+    /// Region never does.
+    pub copy: bool,
 }
 
 /// What a run may prune.
@@ -58,16 +62,23 @@ pub enum Scope<'a> {
     Target { policy: &'a str, target: &'a str },
     /// A sweep: every snapshot of the policy.
     Policy { policy: &'a str },
+    /// The copies of a policy's restore points in one copy Region (of one target, or all).
+    Copies {
+        policy: &'a str,
+        target: Option<&'a str>,
+    },
 }
 
 impl Scope<'_> {
     /// The one gate every candidate passes: owned, and tagged with this policy (and target).
     pub fn admits(&self, s: &Snap) -> bool {
-        let (policy, target) = match self {
-            Scope::Target { policy, target } => (*policy, Some(*target)),
-            Scope::Policy { policy } => (*policy, None),
+        let (policy, target, copies) = match self {
+            Scope::Target { policy, target } => (*policy, Some(*target), false),
+            Scope::Policy { policy } => (*policy, None, false),
+            Scope::Copies { policy, target } => (*policy, *target, true),
         };
         s.owned
+            && s.copy == copies
             && s.policy.as_deref() == Some(policy)
             && s.target.is_some()
             && target.is_none_or(|t| s.target.as_deref() == Some(t))
@@ -288,11 +299,56 @@ mod tests {
             run: Some(format!("run-{id}")),
             state,
             start_time: Timestamp::from_second(NOW - age_days * DAY).unwrap(),
+            copy: false,
         }
     }
 
     fn now() -> Timestamp {
         Timestamp::from_second(NOW).unwrap()
+    }
+
+    #[test]
+    fn only_a_copy_scope_admits_copies_and_it_admits_nothing_else() {
+        let own = snap("a", 1, SnapState::Completed);
+        let copy = Snap {
+            copy: true,
+            ..snap("b", 1, SnapState::Completed)
+        };
+        let copies = Scope::Copies {
+            policy: "std",
+            target: Some("web"),
+        };
+        for s in [
+            Scope::Target {
+                policy: "std",
+                target: "web",
+            },
+            Scope::Policy { policy: "std" },
+        ] {
+            assert!(s.admits(&own));
+            assert!(!s.admits(&copy), "{s:?} must never prune a copy");
+        }
+        assert!(copies.admits(&copy));
+        assert!(!copies.admits(&own));
+        // A sweep in the copy Region (a policy of the same name) deletes none of the copies,
+        // however old, and a copy plan keeps their minimum although no source exists.
+        let old: Vec<Snap> = (0..5)
+            .map(|i| Snap {
+                copy: true,
+                ..snap(&format!("c{i}"), 100 + i, SnapState::Completed)
+            })
+            .collect();
+        let p = plan(
+            &Scope::Policy { policy: "std" },
+            &old,
+            |_| rules(1, 1, None),
+            |_| true,
+            now(),
+        );
+        assert!(p.delete.is_empty());
+        let p = plan(&copies, &old, |_| rules(1, 2, None), |_| false, now());
+        assert_eq!(p.delete.len(), 3);
+        assert_eq!(p.keep.len(), 2);
     }
 
     const SCOPE: Scope<'static> = Scope::Target {
@@ -466,6 +522,7 @@ mod tests {
                 run: run.map(|r| format!("2026-11-{:02}T05:00:00Z", r + 1)),
                 state,
                 start_time: Timestamp::from_second(NOW - age).unwrap(),
+                copy: false,
             })
     }
 

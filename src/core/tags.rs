@@ -27,6 +27,13 @@ pub const TAG_POLICY: &str = "ebssnap:policy";
 pub const TAG_TARGET: &str = "ebssnap:target";
 pub const TAG_RUN: &str = "ebssnap:run";
 pub const TAG_VOLUME: &str = "ebssnap:volume";
+/// On a disaster-recovery copy: the restore point it copies, its Region and its volume
+/// (docs/design.md §13). Copies are found by these tags, never by `VolumeId`.
+pub const TAG_SOURCE_SNAPSHOT: &str = "ebssnap:source-snapshot";
+pub const TAG_SOURCE_REGION: &str = "ebssnap:source-region";
+pub const TAG_SOURCE_VOLUME: &str = "ebssnap:source-volume";
+/// The source restore point's start time: a copy's age is its data's age, not the copy's.
+pub const TAG_SOURCE_TIME: &str = "ebssnap:source-time";
 
 /// The identity of a snapshot, written as the `ebssnap:` tags.
 #[derive(Debug, Clone, PartialEq, Eq)]

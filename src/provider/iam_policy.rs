@@ -26,6 +26,7 @@ pub struct IamPolicyState {
     pub kms_key_arns: StrList,
     pub sns_topic_arns: StrList,
     pub report_unprotected: V<bool>,
+    pub copy_regions: StrList,
     pub partition: V<String>,
     pub runner_policy_json: V<String>,
     pub scheduler_policy_json: V<String>,
@@ -87,6 +88,14 @@ pub fn iam_policy_schema() -> Schema {
                         boolean(),
                         Optional,
                         "Set when a policy sets `report_unprotected`: its sweep computes the account's coverage over every ebssnap policy, so the runner may also list the schedule groups and read every `ebssnap-*` group's schedules (read only). Default `false`.",
+                    ),
+                ),
+                (
+                    "copy_regions",
+                    attr(
+                        string_list(),
+                        Optional,
+                        "Regions the policies copy their restore points to (disaster-recovery copies): the runner may `ec2:CopySnapshot` into them only when tagging the copy `ebssnap:policy` = one of `policy_names`, and delete there only snapshots so tagged. Default: none.",
                     ),
                 ),
                 (
@@ -230,6 +239,7 @@ impl DataSource for IamPolicyDataSource {
             kms_key_arns: k_list(&c.kms_key_arns).known().unwrap_or_default(),
             sns_topic_arns: k_list(&c.sns_topic_arns).known().unwrap_or_default(),
             report_unprotected: get(&c.report_unprotected).unwrap_or(false),
+            copy_regions: k_list(&c.copy_regions).known().unwrap_or_default(),
         };
         let json = |v: serde_json::Value| {
             serde_json::to_string(&v)

@@ -515,6 +515,9 @@ pub fn to_doc(s: &PolicyState) -> Option<PolicyDocument> {
         },
         crash_consistent: Some(get(&s.crash_consistent)?),
         report_unprotected: get(&s.report_unprotected)?.then_some(true),
+        // Copies and sharing are not configurable from Terraform yet (docs/design.md §13).
+        copies: Vec::new(),
+        share: None,
         notify: {
             let (url, secret, topic) = (
                 k(&s.failure_webhook_url),

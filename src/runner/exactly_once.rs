@@ -138,6 +138,7 @@ mod tests {
             state: "pending".into(),
             start_time: Timestamp::UNIX_EPOCH,
             tags: BTreeMap::new(),
+            encrypted: false,
         }
     }
 

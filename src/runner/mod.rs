@@ -19,6 +19,7 @@
 //! stop the whole run (bad input, an AWS call the run cannot do without) are `Err`.
 
 pub mod chain;
+pub mod copy;
 pub mod coverage;
 pub mod documents;
 mod exactly_once;

@@ -742,6 +742,7 @@ async fn run_target_in_span(
                 run: Some(run_key.clone()),
                 state: SnapState::Pending,
                 start_time: opts.now,
+                copy: false,
             });
         }
     }
@@ -758,6 +759,7 @@ async fn run_target_in_span(
         ms = elapsed_ms(phase),
         "pruned"
     );
+    report.copies = super::copy::copy_and_prune(clients, policy, target, opts).await;
 
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;

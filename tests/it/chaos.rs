@@ -28,7 +28,7 @@ use crate::moto::Moto;
 use crate::proxy::raw;
 
 /// The calls the proxy may break (EC2 Query API `Action`s).
-const MUTATING: [&str; 7] = [
+const MUTATING: [&str; 8] = [
     "CreateSnapshot",
     "CreateSnapshots",
     "DeleteSnapshot",
@@ -36,6 +36,7 @@ const MUTATING: [&str; 7] = [
     "CreateVolume",
     "AttachVolume",
     "DeleteVolume",
+    "CopySnapshot",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

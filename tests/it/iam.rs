@@ -134,6 +134,20 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     assert_eq!(tested.restore_tests.len(), 1, "{tested:?}");
     note(&tested);
 
+    // A policy with a copy Region: the run copies its restore points there.
+    let mut dr = docs::policy("dr", 7, 1);
+    dr["copies"] = json!([{"region": "us-west-2", "retention_days": 30, "min_snapshots": 2,
+                           "max_snapshots": null, "kms_key_id": null, "copy_tags": true}]);
+    let dr_t = docs::target("dr", "db", json!({"instance_ids": [inst]}));
+    let copied = runner::run_target(&c, &p(&dr), &t(&dr_t), &o("r1"))
+        .await
+        .unwrap();
+    assert!(
+        copied.copies.iter().any(|r| !r.started.is_empty()),
+        "{copied:?}"
+    );
+    note(&copied);
+
     // A sweep with report_unprotected reads every policy's schedules for the coverage.
     let mut watch = pol.clone();
     watch["report_unprotected"] = json!(true);
@@ -161,6 +175,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
         webhook_secret_arns: vec![secret_arn.clone()],
         sns_topic_arns: vec![topic_arn.clone()],
         report_unprotected: true,
+        copy_regions: vec!["us-west-2".into()],
         ..iam::Scope::default()
     }));
     for op in &called {
@@ -228,6 +243,7 @@ fn every_rendered_policy_passes_parliament() {
         ],
         sns_topic_arns: vec!["arn:aws:sns:us-east-1:123456789012:ebssnap-failures".into()],
         report_unprotected: true,
+        copy_regions: vec!["us-west-2".into(), "eu-west-1".into()],
         ..iam::Scope::default()
     };
     for (name, doc) in [

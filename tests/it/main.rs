@@ -7,6 +7,7 @@ mod channels;
 mod chaos;
 mod cli;
 mod continuation;
+mod copies;
 mod coverage;
 mod demo;
 mod docs;

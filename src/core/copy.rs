@@ -1,0 +1,348 @@
+//! Disaster-recovery copies (docs/design.md §13), the pure part: which restore points a run
+//! copies to a Region, how many it may start, and the tags a copy carries. Copies are found by
+//! their `ebssnap:source-*` tags, never by `VolumeId` (AWS gives a copy an arbitrary one).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::core::doc::Rules;
+use crate::core::retention::{self, Scope, Snap, SnapState};
+use crate::core::tags::{
+    TAG_SOURCE_REGION, TAG_SOURCE_SNAPSHOT, TAG_SOURCE_TIME, TAG_SOURCE_VOLUME, TAG_VOLUME,
+};
+
+/// AWS runs at most 20 copies into one Region at a time (not adjustable).
+pub const MAX_PENDING_COPIES: usize = 20;
+
+/// At most 50 tags on an EBS snapshot.
+const MAX_TAGS: usize = 50;
+
+/// Tags of the source that stay with it: a restore test tested the source, not the copy.
+const SOURCE_ONLY: [&str; 2] = ["ebssnap:restore-tested", "ebssnap:restore-failed"];
+
+/// A restore point in the source Region that a copy may be made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub snapshot_id: String,
+    /// The pair's volume (`ebssnap:volume`, else `VolumeId`).
+    pub volume: String,
+    pub run: Option<String>,
+    pub start_time: Timestamp,
+    pub completed: bool,
+    pub encrypted: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What one run does in one copy Region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyPlan {
+    /// Restore points to copy now, newest first.
+    pub start: Vec<Source>,
+    /// Restore points left for a later run (the 20 pending copies AWS allows are taken).
+    pub deferred: usize,
+    /// Copies into the Region still pending when the run looked.
+    pub pending: usize,
+    /// Restore points not copied because the copy's rules would delete the copy at once.
+    pub too_old: usize,
+}
+
+/// Which of `sources` (one target's restore points) to copy into a Region holding `copies` (the
+/// target's copies there, as the planner sees them, and the source snapshot each copies):
+/// completed restore points without a copy (a copy in state `error` does not count), newest
+/// first, except those the copy's `rules` would delete at once; at most 20 − pending start now.
+pub fn plan(
+    policy: &str,
+    target: &str,
+    sources: &[Source],
+    copies: &[(Snap, String)],
+    rules: Rules,
+    now: Timestamp,
+) -> CopyPlan {
+    let pending = copies
+        .iter()
+        .filter(|(c, _)| c.state == SnapState::Pending)
+        .count();
+    let copied: BTreeSet<&str> = copies
+        .iter()
+        .filter(|(c, _)| c.state != SnapState::Error)
+        .map(|(_, src)| src.as_str())
+        .collect();
+    let mut wanted: Vec<&Source> = sources
+        .iter()
+        .filter(|s| s.completed && !copied.contains(s.snapshot_id.as_str()))
+        .collect();
+    // The copies as they would be with every wanted one made: what the copy's rules delete at
+    // once is not worth copying.
+    let mut after: Vec<Snap> = copies.iter().map(|(c, _)| c.clone()).collect();
+    after.extend(wanted.iter().map(|s| Snap {
+        id: format!("wanted:{}", s.snapshot_id),
+        owned: true,
+        policy: Some(policy.to_string()),
+        target: Some(target.to_string()),
+        volume: s.volume.clone(),
+        run: s.run.clone(),
+        state: SnapState::Completed,
+        start_time: s.start_time,
+        copy: true,
+    }));
+    let doomed: BTreeSet<String> = retention::plan(
+        &Scope::Copies {
+            policy,
+            target: Some(target),
+        },
+        &after,
+        |_| rules,
+        // Copies are backups in their own right: never deleted because the source went.
+        |_| false,
+        now,
+    )
+    .delete
+    .into_iter()
+    .map(|d| d.snapshot_id)
+    .collect();
+    let before = wanted.len();
+    wanted.retain(|s| !doomed.contains(&format!("wanted:{}", s.snapshot_id)));
+    let too_old = before - wanted.len();
+    wanted.sort_by(|a, b| (b.start_time, &b.snapshot_id).cmp(&(a.start_time, &a.snapshot_id)));
+    let room = MAX_PENDING_COPIES.saturating_sub(pending);
+    let deferred = wanted.len().saturating_sub(room);
+    wanted.truncate(room);
+    CopyPlan {
+        start: wanted.into_iter().cloned().collect(),
+        deferred,
+        pending,
+        too_old,
+    }
+}
+
+/// The tags a copy is created with: the source's ebssnap tags (not its restore-test history),
+/// `ebssnap:volume` = the source volume, the four `ebssnap:source-*` tags, and, with
+/// `user_tags`, the source's other tags (never `aws:` keys), up to EBS's 50.
+pub fn tags(source: &Source, source_region: &str, user_tags: bool) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = source
+        .tags
+        .iter()
+        .filter(|(k, _)| k.starts_with("ebssnap:") && !SOURCE_ONLY.contains(&k.as_str()))
+        .filter(|(k, _)| *k != TAG_VOLUME)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.push((TAG_VOLUME.into(), source.volume.clone()));
+    out.push((TAG_SOURCE_SNAPSHOT.into(), source.snapshot_id.clone()));
+    out.push((TAG_SOURCE_REGION.into(), source_region.into()));
+    out.push((TAG_SOURCE_VOLUME.into(), source.volume.clone()));
+    out.push((TAG_SOURCE_TIME.into(), source.start_time.to_string()));
+    if user_tags {
+        for (k, v) in &source.tags {
+            if out.len() >= MAX_TAGS {
+                break;
+            }
+            if !k.starts_with("ebssnap:") && !k.starts_with("aws:") {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// What a run did in one copy Region (the report's `copies`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RegionCopies {
+    pub region: String,
+    /// Copies started: (source snapshot, copy).
+    pub started: Vec<Started>,
+    pub deferred: usize,
+    pub pending: usize,
+    pub too_old: usize,
+    /// Copies deleted by the copy's rules.
+    pub deleted: Vec<String>,
+    /// Calls whose answer was lost and whose copy a look-up found.
+    pub found: usize,
+    /// What went wrong (`code: message`): the Region's copies wait for the next run.
+    pub failures: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Started {
+    pub source_snapshot_id: String,
+    pub copy_snapshot_id: String,
+    pub volume_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::SignedDuration;
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn source(id: &str, vol: &str, days_ago: i64, completed: bool) -> Source {
+        Source {
+            snapshot_id: id.into(),
+            volume: vol.into(),
+            run: Some(format!("run-{days_ago}")),
+            start_time: now() - SignedDuration::from_hours(24 * days_ago),
+            completed,
+            encrypted: false,
+            tags: BTreeMap::from([
+                ("ebssnap:policy".into(), "std".into()),
+                ("ebssnap:target".into(), "web".into()),
+                ("ebssnap:run".into(), format!("run-{days_ago}")),
+                (
+                    "ebssnap:restore-tested".into(),
+                    "2026-01-01T00:00:00Z".into(),
+                ),
+                ("Team".into(), "db".into()),
+                ("aws:backup".into(), "x".into()),
+            ]),
+        }
+    }
+
+    fn copy_of(s: &Source, state: SnapState) -> (Snap, String) {
+        (
+            Snap {
+                id: format!("copy-{}", s.snapshot_id),
+                owned: true,
+                policy: Some("std".into()),
+                target: Some("web".into()),
+                volume: s.volume.clone(),
+                run: s.run.clone(),
+                state,
+                start_time: s.start_time,
+                copy: true,
+            },
+            s.snapshot_id.clone(),
+        )
+    }
+
+    fn rules(days: u32, min: u32) -> Rules {
+        Rules {
+            days,
+            min_snapshots: min,
+            max_snapshots: None,
+            orphan_delete_after_days: None,
+        }
+    }
+
+    #[test]
+    fn completed_uncopied_restore_points_are_copied_newest_first_within_twenty_pending() {
+        let mut sources: Vec<Source> = (0..25)
+            .map(|d| source(&format!("snap-{d:02}"), "vol-1", d, true))
+            .collect();
+        sources.push(source("snap-pending", "vol-1", 0, false));
+        let p = plan("std", "web", &sources, &[], rules(30, 1), now());
+        assert_eq!(p.start.len(), 20);
+        assert_eq!(p.deferred, 5);
+        assert_eq!(p.start[0].snapshot_id, "snap-00", "newest first");
+        assert!(p.start.iter().all(|s| s.completed));
+        // Three copies pending: 17 more may start; copied ones are not copied again.
+        let copies = vec![
+            copy_of(&sources[0], SnapState::Pending),
+            copy_of(&sources[1], SnapState::Pending),
+            copy_of(&sources[2], SnapState::Pending),
+            copy_of(&sources[3], SnapState::Completed),
+            copy_of(&sources[4], SnapState::Error),
+        ];
+        let p = plan("std", "web", &sources, &copies, rules(30, 1), now());
+        assert_eq!(p.pending, 3);
+        assert_eq!(p.start.len(), 17);
+        assert_eq!(p.deferred, 21 - 17);
+        assert!(
+            p.start.iter().any(|s| s.snapshot_id == "snap-04"),
+            "a copy in state error is made again"
+        );
+        assert!(!p.start.iter().any(|s| s.snapshot_id == "snap-03"));
+    }
+
+    #[test]
+    fn a_restore_point_the_copy_rules_would_delete_at_once_is_not_copied() {
+        let sources = vec![
+            source("snap-new", "vol-1", 1, true),
+            source("snap-old", "vol-1", 40, true),
+        ];
+        // 7 days, keep 1: the 40-day-old one would go at once (the new one is the minimum).
+        let p = plan("std", "web", &sources, &[], rules(7, 1), now());
+        assert_eq!(
+            p.start
+                .iter()
+                .map(|s| s.snapshot_id.as_str())
+                .collect::<Vec<_>>(),
+            ["snap-new"]
+        );
+        assert_eq!(p.too_old, 1);
+        // Keep 2: the old one is part of the minimum, so it is copied.
+        let p = plan("std", "web", &sources, &[], rules(7, 2), now());
+        assert_eq!(p.start.len(), 2);
+    }
+
+    #[test]
+    fn a_copy_carries_the_source_tags_but_not_its_test_history_nor_aws_keys() {
+        let s = source("snap-1", "vol-1", 1, true);
+        let t: BTreeMap<String, String> = tags(&s, "us-east-1", true).into_iter().collect();
+        assert_eq!(t["ebssnap:policy"], "std");
+        assert_eq!(t["ebssnap:source-snapshot"], "snap-1");
+        assert_eq!(t["ebssnap:source-region"], "us-east-1");
+        assert_eq!(t["ebssnap:source-volume"], "vol-1");
+        assert_eq!(t["ebssnap:volume"], "vol-1");
+        assert_eq!(t["Team"], "db");
+        assert!(!t.contains_key("ebssnap:restore-tested"));
+        assert!(!t.contains_key("aws:backup"));
+        let t: BTreeMap<String, String> = tags(&s, "us-east-1", false).into_iter().collect();
+        assert!(!t.contains_key("Team"), "copy_tags = false");
+    }
+
+    #[test]
+    fn bad_copies_and_shares_name_the_field() {
+        use crate::core::doc::{CopyDoc, ShareDoc, check_copies};
+        let c = |r: &str| CopyDoc {
+            region: r.into(),
+            ..CopyDoc::default()
+        };
+        assert!(check_copies(&[c("us-west-2"), c("eu-west-1")], None).is_ok());
+        for (copies, share, want) in [
+            (
+                vec![c("us-west-2"), c("us-west-2")],
+                None,
+                "copies[1].region: us-west-2 is listed twice",
+            ),
+            (vec![c("mars")], None, "is not an AWS Region name"),
+            (
+                ["a-b-1", "a-b-2", "a-b-3", "a-b-4", "a-b-5", "a-b-6"]
+                    .map(c)
+                    .to_vec(),
+                None,
+                "at most 5 Regions",
+            ),
+            (
+                vec![CopyDoc {
+                    kms_key_id: Some("arn:aws:kms:us-east-1:111122223333:key/k".into()),
+                    ..c("us-west-2")
+                }],
+                None,
+                "the key is in us-east-1, not in the copy's Region us-west-2",
+            ),
+            (
+                vec![CopyDoc {
+                    min_snapshots: Some(3),
+                    max_snapshots: Some(2),
+                    ..c("us-west-2")
+                }],
+                None,
+                "copies[0]: retention.min_snapshots",
+            ),
+            (
+                vec![],
+                Some(ShareDoc {
+                    account_ids: vec!["1234".into()],
+                }),
+                "share.account_ids[0]: \"1234\" is not a 12-digit account id",
+            ),
+        ] {
+            let err = check_copies(&copies, share.as_ref()).unwrap_err();
+            assert!(err.contains(want), "{err}");
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Disaster-recovery copies (docs/design.md §13): after a target run has pruned, its completed
+//! restore points are copied to each of the policy's copy Regions, and the copies there are pruned
+//! by the copy's own rules. One listing per Region; at most 20 copies pending per Region (AWS's
+//! limit), the rest deferred to the next run; a copy whose answer was lost is looked up by its
+//! `ebssnap:source-snapshot` tag before anything is sent again. A Region that fails is reported
+//! in the run's `copies`; it never fails the run.
+
+use tracing::{info, warn};
+
+use super::options::RunOptions;
+use crate::aws::{Clients, THROTTLE_CODES, ec2};
+use crate::core::copy::{self, RegionCopies, Source, Started};
+use crate::core::doc::{CopyDoc, PolicyDocument, TargetDocument};
+use crate::core::retention::{self, Scope, SnapState};
+use crate::core::tags::TAG_SOURCE_SNAPSHOT;
+
+/// Copies and prunes the copies of one target's restore points in every copy Region.
+pub async fn copy_and_prune(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    target: &TargetDocument,
+    opts: &RunOptions,
+) -> Vec<RegionCopies> {
+    if policy.copies.is_empty() {
+        return Vec::new();
+    }
+    let Some(source_region) = clients.region.clone() else {
+        return policy
+            .copies
+            .iter()
+            .map(|c| failed(c, "the run's own Region is unknown: set AWS_REGION".into()))
+            .collect();
+    };
+    let sources =
+        match ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
+            .await
+        {
+            Ok(list) => list
+                .into_iter()
+                .filter(|m| !m.tags.contains_key(TAG_SOURCE_SNAPSHOT))
+                .map(|m| Source {
+                    volume: m.volume(),
+                    run: m.tag(crate::core::tags::TAG_RUN).map(String::from),
+                    completed: m.state == "completed",
+                    snapshot_id: m.id,
+                    start_time: m.start_time,
+                    encrypted: m.encrypted,
+                    tags: m.tags,
+                })
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                return policy
+                    .copies
+                    .iter()
+                    .map(|c| failed(c, format!("{}: {}", e.code, e.message)))
+                    .collect();
+            }
+        };
+    let mut out = Vec::new();
+    for c in &policy.copies {
+        if c.region == source_region {
+            out.push(failed(
+                c,
+                format!("the copy Region {} is the policy's own Region", c.region),
+            ));
+            continue;
+        }
+        out.push(one_region(clients, policy, target, c, &source_region, &sources, opts).await);
+    }
+    out
+}
+
+fn failed(c: &CopyDoc, why: String) -> RegionCopies {
+    RegionCopies {
+        region: c.region.clone(),
+        failures: vec![why],
+        ..RegionCopies::default()
+    }
+}
+
+async fn one_region(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    target: &TargetDocument,
+    c: &CopyDoc,
+    source_region: &str,
+    sources: &[Source],
+    opts: &RunOptions,
+) -> RegionCopies {
+    let dest = clients.in_region(&c.region);
+    let mut r = RegionCopies {
+        region: c.region.clone(),
+        ..RegionCopies::default()
+    };
+    let listed = match ec2::list_copies(&dest.ec2, &policy.policy, &target.target).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(region = %c.region, error = %e, "copy Region not readable");
+            r.failures.push(format!("{}: {}", e.code, e.message));
+            return r;
+        }
+    };
+    let mut copies: Vec<(retention::Snap, String)> = listed
+        .iter()
+        .filter_map(|m| Some((m.to_snap(), m.tag(TAG_SOURCE_SNAPSHOT)?.to_string())))
+        .collect();
+    let rules = c.rules(&policy.rules());
+    let plan = copy::plan(
+        &policy.policy,
+        &target.target,
+        sources,
+        &copies,
+        rules,
+        opts.now,
+    );
+    r.pending = plan.pending;
+    r.deferred = plan.deferred;
+    r.too_old = plan.too_old;
+    let description = format!(
+        "ebssnap copy {}/{} from {source_region}",
+        policy.policy, target.target
+    );
+    let mut start = plan.start.into_iter();
+    while let Some(s) = start.next() {
+        if opts.dry_run {
+            r.deferred += 1;
+            continue;
+        }
+        let tags = copy::tags(&s, source_region, c.copy_tags());
+        let send = || {
+            ec2::copy_snapshot(
+                &dest.ec2_writes,
+                source_region,
+                &s.snapshot_id,
+                s.encrypted,
+                c.kms_key_id.as_deref(),
+                &description,
+                &tags,
+            )
+        };
+        let mut outcome = send().await;
+        if let Err(e) = &outcome
+            && e.ambiguous
+        {
+            // AWS may have started it: look before sending again (one copy per restore point).
+            match ec2::find_copies(
+                &dest.ec2,
+                &policy.policy,
+                std::slice::from_ref(&s.snapshot_id),
+            )
+            .await
+            {
+                Ok(found) if !found.is_empty() => {
+                    r.found += 1;
+                    outcome = Ok(found[0].id.clone());
+                }
+                Ok(_) => outcome = send().await,
+                Err(e) => outcome = Err(e),
+            }
+        }
+        match outcome {
+            Ok(id) => {
+                copies.push((
+                    retention::Snap {
+                        id: id.clone(),
+                        owned: true,
+                        policy: Some(policy.policy.clone()),
+                        target: Some(target.target.clone()),
+                        volume: s.volume.clone(),
+                        run: s.run.clone(),
+                        state: SnapState::Pending,
+                        start_time: s.start_time,
+                        copy: true,
+                    },
+                    s.snapshot_id.clone(),
+                ));
+                r.started.push(Started {
+                    source_snapshot_id: s.snapshot_id.clone(),
+                    copy_snapshot_id: id,
+                    volume_id: s.volume.clone(),
+                });
+            }
+            // The Region's 20 concurrent copies are taken, or EC2 asks to slow down: later.
+            Err(e) if e.code == "ResourceLimitExceeded" || THROTTLE_CODES.contains(&&*e.code) => {
+                r.deferred += 1 + start.len();
+                break;
+            }
+            Err(e) => r.failures.push(format!("{}: {}", e.code, e.message)),
+        }
+    }
+    // The copy's own rules, over this target's copies there: never because the source went.
+    let snaps: Vec<retention::Snap> = copies.into_iter().map(|(s, _)| s).collect();
+    let prune = retention::plan(
+        &Scope::Copies {
+            policy: &policy.policy,
+            target: Some(&target.target),
+        },
+        &snaps,
+        |_| rules,
+        |_| false,
+        opts.now,
+    );
+    for d in prune.delete {
+        if opts.dry_run {
+            r.deleted.push(d.snapshot_id);
+            continue;
+        }
+        match ec2::delete_snapshot(&dest.ec2_writes, &d.snapshot_id).await {
+            Ok(_) => r.deleted.push(d.snapshot_id),
+            Err(e) => r.failures.push(format!("{}: {}", e.code, e.message)),
+        }
+    }
+    info!(
+        region = %c.region,
+        started = r.started.len(),
+        deferred = r.deferred,
+        pending = r.pending,
+        deleted = r.deleted.len(),
+        "copies"
+    );
+    r
+}

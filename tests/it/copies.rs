@@ -1,0 +1,292 @@
+//! Disaster-recovery copies against moto (issue 23, first step): copies appear once per restore
+//! point and Region with the source tags, at most 20 are started per Region and run, a lost
+//! answer gives one copy, copies are kept by their own rules after the source is gone, and a
+//! policy of the same name in the copy Region never prunes them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::chaos::{ChaosProxy, Fault};
+use crate::cli::{ebssnap, run_keyed};
+use crate::docs;
+use crate::fleet;
+use crate::moto::Moto;
+
+const WEST: &str = "us-west-2";
+
+fn dr_policy(min: u32, days: u32) -> Value {
+    let mut p = docs::policy("std", 7, 1);
+    p["copies"] = json!([{"region": WEST, "retention_days": days, "min_snapshots": min,
+                          "max_snapshots": null, "kms_key_id": null, "copy_tags": true}]);
+    p
+}
+
+/// Every snapshot in the copy Region: id → tags.
+async fn west_snapshots(c: &ebssnap::aws::Clients) -> BTreeMap<String, BTreeMap<String, String>> {
+    let west = c.ec2_in(WEST);
+    let out = west
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .expect("DescribeSnapshots");
+    out.snapshots()
+        .iter()
+        .map(|s| {
+            (
+                s.snapshot_id().unwrap().to_string(),
+                s.tags()
+                    .iter()
+                    .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn copies_report(out: &crate::cli::Out) -> Value {
+    let r = out.json();
+    r["copies"][0].clone()
+}
+
+#[tokio::test]
+async fn restore_points_are_copied_once_per_region_with_their_tags_and_kept_by_their_own_rules() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let vol = fleet::volume(&c, &[("Backup", "yes"), ("Team", "db")]).await;
+    docs::store_policy(&c, &dr_policy(2, 1)).await;
+    let mut t = docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}}));
+    t["allow_empty"] = json!(true);
+    docs::store_target(&c, &t).await;
+    let run = |key: &str| {
+        let out = ebssnap(
+            &m.env(),
+            &[
+                "run",
+                "--policy",
+                "std",
+                "--target",
+                "db",
+                "--run-key",
+                key,
+                "--json",
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out
+    };
+    let r1 = copies_report(&run("r1"));
+    assert_eq!(r1["region"], WEST);
+    assert_eq!(r1["started"].as_array().unwrap().len(), 1, "{r1}");
+    let west = west_snapshots(&c).await;
+    assert_eq!(west.len(), 1);
+    let (copy_id, tags) = west.iter().next().unwrap();
+    assert_eq!(r1["started"][0]["copy_snapshot_id"], json!(copy_id));
+    assert_eq!(tags["ebssnap:policy"], "std");
+    assert_eq!(tags["ebssnap:target"], "db");
+    assert_eq!(tags["ebssnap:run"], "r1");
+    assert_eq!(tags["ebssnap:source-region"], "us-east-1");
+    assert_eq!(tags["ebssnap:source-volume"], vol);
+    assert_eq!(tags["ebssnap:volume"], vol);
+    assert_eq!(tags["Team"], "db", "copy_tags");
+    assert_eq!(
+        tags["ebssnap:source-snapshot"],
+        r1["started"][0]["source_snapshot_id"].as_str().unwrap()
+    );
+
+    // The next run copies only its own restore point; two more make four copies.
+    for key in ["r2", "r3", "r4"] {
+        let r = copies_report(&run(key));
+        assert_eq!(r["started"].as_array().unwrap().len(), 1, "{key}: {r}");
+    }
+    let west = west_snapshots(&c).await;
+    assert_eq!(west.len(), 4);
+    let sources: std::collections::BTreeSet<&String> = west
+        .values()
+        .map(|t| &t["ebssnap:source-snapshot"])
+        .collect();
+    assert_eq!(sources.len(), 4, "one copy per restore point");
+
+    // The source volume and every source snapshot go; 30 days later the copies keep their
+    // minimum (2), never deleted because the source is gone.
+    for (id, _) in fleet::snapshots(&c).await {
+        c.ec2
+            .delete_snapshot()
+            .snapshot_id(id)
+            .send()
+            .await
+            .unwrap();
+    }
+    c.ec2.delete_volume().volume_id(&vol).send().await.unwrap();
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).to_string();
+    let out = ebssnap(
+        &m.env(),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "db",
+            "--run-key",
+            "r5",
+            "--now",
+            &later,
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r5 = copies_report(&out);
+    assert_eq!(r5["deleted"].as_array().unwrap().len(), 2, "{r5}");
+    let west = west_snapshots(&c).await;
+    let runs: Vec<&String> = west.values().map(|t| &t["ebssnap:run"]).collect();
+    assert_eq!(west.len(), 2, "the minimum stays: {runs:?}");
+    assert!(runs.iter().any(|r| *r == "r4") && runs.iter().any(|r| *r == "r3"));
+
+    // A policy of the same name in the copy Region prunes its own snapshots, never the copies.
+    let cw = crate::moto::clients_at(&m.endpoint()).await.in_region(WEST);
+    docs::store_policy(&cw, &docs::policy("std", 1, 1)).await;
+    let mut west_env = m.env();
+    for (k, v) in west_env.iter_mut() {
+        if *k == "AWS_REGION" {
+            *v = WEST.into();
+        }
+    }
+    let out = ebssnap(
+        &west_env,
+        &["sweep", "--policy", "std", "--now", &later, "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["deleted"], json!([]), "{}", out.stdout);
+    assert_eq!(west_snapshots(&c).await.len(), 2);
+}
+
+#[tokio::test]
+async fn at_most_twenty_copies_start_per_region_and_the_rest_follow_in_later_runs() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    for _ in 0..25 {
+        fleet::volume(&c, &[("Backup", "yes")]).await;
+    }
+    docs::store_policy(&c, &dr_policy(3, 30)).await;
+    docs::store_target(
+        &c,
+        &docs::target("std", "fleet", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+    let out = ebssnap(
+        &m.env(),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "fleet",
+            "--run-key",
+            "r1",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = copies_report(&out);
+    assert_eq!(r["started"].as_array().unwrap().len(), 20, "{r}");
+    assert_eq!(r["deferred"], 5);
+
+    // AWS refuses the 11th copy of the next run (its 20 concurrent copies are taken): later,
+    // not a failure.
+    let refuse = crate::proxy::Proxy::start(
+        m.port,
+        Box::new({
+            let n = std::sync::atomic::AtomicUsize::new(0);
+            move |_, _, body| {
+                if body.contains("Action=CopySnapshot&")
+                    && n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 10
+                {
+                    crate::proxy::Action::Respond(
+                        400,
+                        "text/xml",
+                        "<Response><Errors><Error><Code>ResourceLimitExceeded</Code><Message>Too many snapshot copies in progress.</Message></Error></Errors><RequestID>x</RequestID></Response>".into(),
+                    )
+                } else {
+                    crate::proxy::Action::Forward
+                }
+            }
+        }),
+    );
+    let out = ebssnap(
+        &m.env_at(&refuse.endpoint()),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "fleet",
+            "--run-key",
+            "r2",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = copies_report(&out);
+    assert_eq!(r["started"].as_array().unwrap().len(), 10, "{r}");
+    assert_eq!(r["failures"], json!([]), "deferred, not failed: {r}");
+    // 25 new restore points and the 5 deferred ones wanted, 20 planned, 10 refused.
+    assert_eq!(r["deferred"], 30 - 10, "{r}");
+    drop(refuse);
+
+    // Later runs copy the rest; every restore point ends with exactly one copy.
+    for key in ["r3", "r4", "r5"] {
+        run_keyed(&m.env(), "std", "fleet", key);
+    }
+    let west = west_snapshots(&c).await;
+    let mut per_source: BTreeMap<String, usize> = BTreeMap::new();
+    for t in west.values() {
+        *per_source
+            .entry(t["ebssnap:source-snapshot"].clone())
+            .or_insert(0) += 1;
+    }
+    assert!(per_source.values().all(|n| *n == 1), "{per_source:?}");
+    let sources = fleet::snapshots(&c).await.len();
+    assert_eq!(per_source.len(), sources, "every restore point copied");
+}
+
+#[tokio::test]
+async fn a_copy_whose_answer_was_lost_is_found_by_its_tag_not_made_twice() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    fleet::volume(&c, &[("Backup", "yes")]).await;
+    docs::store_policy(&c, &dr_policy(1, 30)).await;
+    docs::store_target(
+        &c,
+        &docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+    let proxy = ChaosProxy::start(
+        m.port,
+        Arc::new(|op, n| (op == "CopySnapshot" && n == 1).then_some(Fault::LostAnswer)),
+    );
+    let out = ebssnap(
+        &m.env_at(&proxy.endpoint()),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "db",
+            "--run-key",
+            "r1",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        proxy.faults().values().sum::<u64>(),
+        1,
+        "the fault happened"
+    );
+    let r = copies_report(&out);
+    assert_eq!(r["found"], 1, "{r}");
+    assert_eq!(r["started"].as_array().unwrap().len(), 1);
+    assert_eq!(west_snapshots(&c).await.len(), 1, "one copy");
+}
