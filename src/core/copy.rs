@@ -105,7 +105,28 @@ pub fn plan(
     let before = wanted.len();
     wanted.retain(|s| !doomed.contains(&format!("wanted:{}", s.snapshot_id)));
     let too_old = before - wanted.len();
+    // Fair across volumes: first each pair's newest restore point without a copy, pairs whose
+    // newest copy is oldest (or that have none) first; then the older ones. A target of more
+    // volumes than a run may start still gets every volume copied, in turn.
+    let mut newest_copy: BTreeMap<&str, Timestamp> = BTreeMap::new();
+    for (c, _) in copies.iter().filter(|(c, _)| c.state != SnapState::Error) {
+        let e = newest_copy.entry(c.volume.as_str()).or_insert(c.start_time);
+        *e = (*e).max(c.start_time);
+    }
     wanted.sort_by(|a, b| (b.start_time, &b.snapshot_id).cmp(&(a.start_time, &a.snapshot_id)));
+    let mut rank: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut keyed: Vec<(usize, Option<Timestamp>, &Source)> = wanted
+        .into_iter()
+        .map(|s| {
+            let r = rank.entry(s.volume.as_str()).or_insert(0);
+            *r += 1;
+            (*r, newest_copy.get(s.volume.as_str()).copied(), s)
+        })
+        .collect();
+    // Stable: within equal keys, newest first as sorted above.
+    keyed.sort_by_key(|k| (k.0, k.1));
+    let mut wanted: Vec<&Source> = keyed.into_iter().map(|(_, _, s)| s).collect();
+
     let room = MAX_PENDING_COPIES.saturating_sub(pending);
     let deferred = wanted.len().saturating_sub(room);
     wanted.truncate(room);
@@ -344,5 +365,29 @@ mod tests {
             let err = check_copies(&copies, share.as_ref()).unwrap_err();
             assert!(err.contains(want), "{err}");
         }
+    }
+
+    #[test]
+    fn every_volume_gets_its_turn_when_a_run_has_more_than_twenty() {
+        // 25 volumes, one new restore point each; volumes 0..20 were copied last run.
+        let sources: Vec<Source> = (0..25)
+            .map(|v| source(&format!("snap-{v:02}"), &format!("vol-{v:02}"), 0, true))
+            .collect();
+        let old: Vec<Source> = (0..20)
+            .map(|v| source(&format!("old-{v:02}"), &format!("vol-{v:02}"), 1, true))
+            .collect();
+        let copies: Vec<(Snap, String)> = old
+            .iter()
+            .map(|s| copy_of(s, SnapState::Completed))
+            .collect();
+        let p = plan("std", "web", &sources, &copies, rules(30, 1), now());
+        let mut first: Vec<&str> = p.start[..5].iter().map(|s| s.volume.as_str()).collect();
+        first.sort();
+        assert_eq!(
+            first,
+            ["vol-20", "vol-21", "vol-22", "vol-23", "vol-24"],
+            "never copied first"
+        );
+        assert_eq!(p.start.len(), 20);
     }
 }
