@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{
     Computed, Optional, OptionalComputed, Required, attr, block, boolean, number, sensitive,
-    string, string_map,
+    string, string_list, string_map,
 };
-use super::values::{K, StrMap, V, get, k, k_map, map_value, opt, or_default};
+use super::values::{
+    K, StrList, StrMap, V, get, k, k_list, k_map, list_value, map_value, opt, or_default,
+};
 use super::{Configured, Shared, aws_diag, validate};
 use crate::aws::scheduler::{self, POLICY_SCHEDULE, ScheduleSpec};
 use crate::core::doc::{
@@ -53,6 +55,137 @@ pub struct PolicyState {
     pub scheduler_role_arn: V<String>,
     #[serde(with = "crate::provider::plugin::value::as_list")]
     pub restore_test: V<RestoreTestState>,
+    /// `copy` blocks: never null (a list of blocks), also in state written before they existed.
+    #[serde(default = "no_copies")]
+    pub copy: V<Vec<CopyState>>,
+    #[serde(with = "crate::provider::plugin::value::as_list")]
+    pub share: V<ShareState>,
+}
+
+fn no_copies() -> V<Vec<CopyState>> {
+    Value::Value(Vec::new())
+}
+
+/// A `copy` block: disaster-recovery copies of the restore points in another Region.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CopyState {
+    pub region: V<String>,
+    pub retention_days: V<i64>,
+    pub min_snapshots: V<i64>,
+    pub max_snapshots: V<i64>,
+    pub kms_key_id: V<String>,
+    pub copy_tags: V<bool>,
+}
+
+impl CopyState {
+    fn with_defaults(self) -> Self {
+        CopyState {
+            copy_tags: or_default(self.copy_tags, true),
+            ..self
+        }
+    }
+
+    /// The document's copy, when every value is known.
+    fn to_doc(&self) -> Option<doc::CopyDoc> {
+        let n = |v: &V<i64>| match v {
+            Value::Null => Some(None),
+            v => u32_of(v).map(Some),
+        };
+        Some(doc::CopyDoc {
+            region: get(&self.region)?,
+            retention_days: n(&self.retention_days)?,
+            min_snapshots: n(&self.min_snapshots)?,
+            max_snapshots: n(&self.max_snapshots)?,
+            kms_key_id: match &self.kms_key_id {
+                Value::Null => None,
+                v => Some(get(v)?),
+            },
+            copy_tags: Some(get(&self.copy_tags).unwrap_or(true)),
+        })
+    }
+
+    fn of_doc(d: &doc::CopyDoc) -> CopyState {
+        CopyState {
+            region: Value::Value(d.region.clone()),
+            retention_days: opt(d.retention_days.map(i64::from)),
+            min_snapshots: opt(d.min_snapshots.map(i64::from)),
+            max_snapshots: opt(d.max_snapshots.map(i64::from)),
+            kms_key_id: opt(d.kms_key_id.clone()),
+            copy_tags: Value::Value(d.copy_tags()),
+        }
+    }
+}
+
+/// The `share` block: vault accounts granted `createVolumePermission` on the restore points.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShareState {
+    pub account_ids: StrList,
+}
+
+fn copy_block() -> super::plugin::schema::Block {
+    block(
+        "A disaster-recovery copy of the policy's restore points in another Region (up to 5 blocks, each Region once, never the provider's own). After each target run the runner copies every completed restore point not yet copied there (at most 20 pending per Region, the rest in later runs) and prunes the copies by this block's own rules; a copy is never deleted because its source is gone. Copies carry the source's ebssnap tags plus `ebssnap:source-snapshot`, `ebssnap:source-region`, `ebssnap:source-volume` and `ebssnap:source-time`. The runner's role needs `data.ebssnap_iam_policy { copy_regions = [...] }`.",
+        vec![
+            (
+                "region",
+                attr(string(), Required, "The copy Region, e.g. `us-west-2`."),
+            ),
+            (
+                "retention_days",
+                attr(
+                    number(),
+                    Optional,
+                    "Days a copy is kept (by the age of the restore point it copies). Default: the policy's `retention_days`.",
+                ),
+            ),
+            (
+                "min_snapshots",
+                attr(
+                    number(),
+                    Optional,
+                    "Copies of each volume always kept, whatever their age. Default: the policy's.",
+                ),
+            ),
+            (
+                "max_snapshots",
+                attr(
+                    number(),
+                    Optional,
+                    "At most this many copies of each volume. Default: the policy's.",
+                ),
+            ),
+            (
+                "kms_key_id",
+                attr(
+                    string(),
+                    Optional,
+                    "ARN of a KMS key in the copy Region for copies of encrypted restore points (default: that Region's default EBS key).",
+                ),
+            ),
+            (
+                "copy_tags",
+                attr(
+                    boolean(),
+                    OptionalComputed,
+                    "Copy the source's own tags too (never `aws:` keys). Default `true`.",
+                ),
+            ),
+        ],
+        vec![],
+    )
+}
+
+fn share_block() -> super::plugin::schema::Block {
+    block(
+        "Share the policy's restore points with vault accounts (`createVolumePermission`). Recorded in the policy document; the runner does not share yet (docs/design.md §13).",
+        vec![(
+            "account_ids",
+            attr(string_list(), Required, "12-digit AWS account ids."),
+        )],
+        vec![],
+    )
 }
 
 /// The `restore_test` block: the policy's restore tests and their schedule `_restore_test`.
@@ -328,10 +461,20 @@ pub fn policy_schema() -> Schema {
                     ),
                 ),
             ],
-            vec![(
-                "restore_test",
-                super::plugin::schema::NestedBlock::Optional(restore_test_block()),
-            )],
+            vec![
+                (
+                    "restore_test",
+                    super::plugin::schema::NestedBlock::Optional(restore_test_block()),
+                ),
+                (
+                    "copy",
+                    super::plugin::schema::NestedBlock::List(copy_block()),
+                ),
+                (
+                    "share",
+                    super::plugin::schema::NestedBlock::Optional(share_block()),
+                ),
+            ],
         ),
     }
 }
@@ -416,6 +559,48 @@ pub fn validate_config(c: &PolicyState, diags: &mut Diagnostics) {
     if let Value::Value(t) = &c.restore_test {
         t.validate(diags);
     }
+    validate_copies(c, None, diags);
+}
+
+/// The copies and the share, when known: the document's rules (at most 5 Regions, each once, a
+/// key in its copy's Region, 12-digit accounts), and never the provider's own Region.
+fn validate_copies(c: &PolicyState, own_region: Option<&str>, diags: &mut Diagnostics) {
+    let Value::Value(list) = &c.copy else {
+        return;
+    };
+    for (i, cp) in list.iter().enumerate() {
+        if let (Some(r), Some(own)) = (get(&cp.region), own_region)
+            && r == own
+        {
+            diags.error(
+                "Copy into the policy's own Region",
+                format!("{r} is the provider's Region: a copy must go to another Region."),
+                p("copy").index(i as i64).attribute("region"),
+            );
+        }
+    }
+    let Some(copies) = list
+        .iter()
+        .map(CopyState::to_doc)
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let share = match &c.share {
+        Value::Value(sh) => match k_list(&sh.account_ids).known() {
+            Some(ids) => Some(doc::ShareDoc { account_ids: ids }),
+            None => return,
+        },
+        _ => None,
+    };
+    if let Err(e) = doc::check_copies(&copies, share.as_ref()) {
+        let at = if e.starts_with("share") {
+            p("share")
+        } else {
+            p("copy")
+        };
+        diags.error("Invalid copy or share", format!("{e}."), at);
+    }
 }
 
 fn merged_tags(defaults: &BTreeMap<String, String>, tags: &StrMap) -> StrMap {
@@ -477,6 +662,11 @@ fn plan(config: &PolicyState, prior: Option<&PolicyState>, c: Option<&Configured
             .restore_test
             .clone()
             .map(RestoreTestState::with_defaults),
+        copy: config
+            .copy
+            .clone()
+            .map(|l| l.into_iter().map(CopyState::with_defaults).collect()),
+        share: config.share.clone(),
     }
 }
 
@@ -515,9 +705,21 @@ pub fn to_doc(s: &PolicyState) -> Option<PolicyDocument> {
         },
         crash_consistent: Some(get(&s.crash_consistent)?),
         report_unprotected: get(&s.report_unprotected)?.then_some(true),
-        // Copies and sharing are not configurable from Terraform yet (docs/design.md §13).
-        copies: Vec::new(),
-        share: None,
+        copies: match &s.copy {
+            Value::Value(l) => l
+                .iter()
+                .map(CopyState::to_doc)
+                .collect::<Option<Vec<_>>>()?,
+            Value::Null => Vec::new(),
+            Value::Unknown => return None,
+        },
+        share: match &s.share {
+            Value::Value(sh) => Some(doc::ShareDoc {
+                account_ids: k_list(&sh.account_ids).known()?,
+            }),
+            Value::Null => None,
+            Value::Unknown => return None,
+        },
         notify: {
             let (url, secret, topic) = (
                 k(&s.failure_webhook_url),
@@ -598,6 +800,13 @@ fn from_aws(
     state.snapshot_tags = map_value(d.tags.as_ref().and_then(|t| t.extra.clone()));
     state.crash_consistent = Value::Value(d.crash_consistent());
     state.report_unprotected = Value::Value(d.report_unprotected());
+    state.copy = Value::Value(d.copies.iter().map(CopyState::of_doc).collect());
+    state.share = match &d.share {
+        Some(sh) => Value::Value(ShareState {
+            account_ids: list_value(Some(sh.account_ids.clone())),
+        }),
+        None => Value::Null,
+    };
     state.orphan_retention_days = opt(d.rules().orphan_delete_after_days.map(i64::from));
     state.failure_webhook_url = opt(d.webhook_url().map(String::from));
     state.failure_webhook_secret_arn = opt(d.webhook_secret_arn().map(String::from));
@@ -933,6 +1142,11 @@ impl Resource for PolicyResource {
         let c = self.shared.peek();
         let planned = plan(&config, None, c.as_deref());
         check_document(&planned, diags);
+        validate_copies(
+            &planned,
+            c.as_ref().and_then(|c| c.clients.region.as_deref()),
+            diags,
+        );
         Some(planned)
     }
 
@@ -946,6 +1160,11 @@ impl Resource for PolicyResource {
         let c = self.shared.peek();
         let planned = plan(&config, Some(&prior), c.as_deref());
         check_document(&planned, diags);
+        validate_copies(
+            &planned,
+            c.as_ref().and_then(|c| c.clients.region.as_deref()),
+            diags,
+        );
         let mut replace = Vec::new();
         if planned.name != prior.name {
             replace.push(p("name"));

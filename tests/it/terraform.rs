@@ -1229,3 +1229,114 @@ output "west" { value = data.ebssnap_coverage.west.volume_count }
         plan.stdout
     );
 }
+
+#[tokio::test]
+async fn copy_and_share_blocks_become_the_policy_documents_copies_and_bad_ones_fail_plan() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let config = r#"
+resource "ebssnap_policy" "std" {
+  name           = "std"
+  retention_days = 14
+  copy {
+    region         = "us-west-2"
+    retention_days = 30
+    min_snapshots  = 3
+  }
+  copy {
+    region     = "eu-west-1"
+    kms_key_id = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    copy_tags  = false
+  }
+  share {
+    account_ids = ["111122223333"]
+  }
+}
+"#;
+    tf.write(config);
+    tf.apply();
+    tf.assert_no_changes();
+    let doc_now = || async {
+        let spec = scheduler::get_schedule(&c.scheduler, "std", scheduler::POLICY_SCHEDULE)
+            .await
+            .unwrap()
+            .unwrap();
+        serde_json::from_str::<Value>(&spec.input).unwrap()
+    };
+    let d = doc_now().await;
+    assert_eq!(
+        d["copies"],
+        json!([
+            {"region": "us-west-2", "retention_days": 30, "min_snapshots": 3,
+             "max_snapshots": null, "kms_key_id": null, "copy_tags": true},
+            {"region": "eu-west-1", "retention_days": null, "min_snapshots": null,
+             "max_snapshots": null,
+             "kms_key_id": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+             "copy_tags": false}
+        ])
+    );
+    assert_eq!(d["share"], json!({"account_ids": ["111122223333"]}));
+
+    // Import recovers the blocks: an empty plan.
+    let fresh = Tf::new(Some(&m)).unwrap();
+    fresh.write(config);
+    let imp = fresh.run(&["import", "ebssnap_policy.std", "std"]);
+    assert_eq!(imp.code, 0, "{}{}", imp.stdout, imp.stderr);
+    fresh.assert_no_changes();
+    drop(fresh);
+
+    // Without the blocks the document has none, and a policy that never had them plans empty.
+    tf.write(
+        r#"
+resource "ebssnap_policy" "std" {
+  name           = "std"
+  retention_days = 14
+}
+"#,
+    );
+    tf.apply();
+    tf.assert_no_changes();
+    let d = doc_now().await;
+    assert!(d.get("copies").is_none() && d.get("share").is_none(), "{d}");
+
+    // Bad blocks fail plan, naming the block.
+    for (block, want) in [
+        (
+            "copy {\n region = \"us-east-1\"\n }",
+            "us-east-1 is the provider's Region",
+        ),
+        (
+            "copy {\n region = \"us-west-2\"\n }\n copy {\n region = \"us-west-2\"\n }",
+            "copies[1].region: us-west-2 is listed twice",
+        ),
+        (
+            "copy {\n region = \"us-west-2\"\n kms_key_id = \"arn:aws:kms:us-east-1:123456789012:key/k\"\n }",
+            "the key is in us-east-1, not in the copy's Region us-west-2",
+        ),
+        (
+            "copy {\n region = \"mars\"\n }",
+            "\"mars\" is not an AWS Region name",
+        ),
+        (
+            "share {\n account_ids = [\"42\"]\n }",
+            "\"42\" is not a 12-digit account id",
+        ),
+        (
+            &["a-b-1", "a-b-2", "a-b-3", "a-b-4", "a-b-5", "a-b-6"]
+                .map(|r| format!("copy {{\n region = \"{r}\"\n }}"))
+                .join("\n"),
+            "at most 5 Regions",
+        ),
+    ] {
+        tf.write(&format!(
+            "resource \"ebssnap_policy\" \"std\" {{\n name = \"std\"\n retention_days = 14\n {block}\n}}\n"
+        ));
+        let out = tf.run(&["plan"]);
+        assert_eq!(out.code, 1, "{block}: {}", out.stdout);
+        assert!(
+            crate::tf::squash_lines(&out.stderr).contains(want),
+            "{block}: {}",
+            out.stderr
+        );
+    }
+}
