@@ -19,7 +19,8 @@ use crate::core::restore_test::TAG_RESTORE_TEST;
 use crate::core::retention::{Snap, SnapState};
 use crate::core::select::{FILTER_VALUES_PER_CALL, Instance, Inventory, Select, Volume};
 use crate::core::tags::{
-    TAG_POLICY, TAG_RUN, TAG_SOURCE_SNAPSHOT, TAG_SOURCE_TIME, TAG_TARGET, TAG_VOLUME,
+    TAG_POLICY, TAG_RUN, TAG_SOURCE_SNAPSHOT, TAG_SOURCE_TIME, TAG_SOURCE_VOLUME, TAG_TARGET,
+    TAG_VOLUME,
 };
 use crate::error::AwsError;
 
@@ -679,23 +680,45 @@ fn point_of(s: &Snapshot) -> Option<(String, Point)> {
 }
 
 /// The account's ebssnap restore points of `volume_id` in this Region: its own snapshots with a
-/// `volume-id` of that volume and an `ebssnap:policy` tag (one call; a crash-consistent set's
-/// members carry no `ebssnap:volume` tag, their `VolumeId` is the pair key).
+/// `volume-id` of that volume and an `ebssnap:policy` tag (a crash-consistent set's members carry
+/// no `ebssnap:volume` tag, their `VolumeId` is the pair key), and the disaster-recovery copies
+/// of its restore points kept here, found by `ebssnap:source-volume` (AWS gives a copy an
+/// arbitrary `VolumeId`). Two calls.
 pub async fn restore_points(
     ec2: &aws_sdk_ec2::Client,
     volume_id: &str,
 ) -> Result<Vec<Point>, AwsError> {
-    let filters = vec![
-        filter("volume-id", &[volume_id.to_string()]),
-        filter("tag-key", &[TAG_POLICY.to_string()]),
-    ];
-    own_snapshots(
+    let action = format!("listing the restore points of {volume_id}");
+    let of_volume = |s: &Snapshot| point_of(s).filter(|(v, _)| v == volume_id).map(|(_, p)| p);
+    let mut points = own_snapshots(
         ec2,
-        filters,
-        &format!("listing the restore points of {volume_id}"),
-        |s| point_of(s).filter(|(v, _)| v == volume_id).map(|(_, p)| p),
+        vec![
+            filter("volume-id", &[volume_id.to_string()]),
+            filter("tag-key", &[TAG_POLICY.to_string()]),
+        ],
+        &action,
+        of_volume,
     )
-    .await
+    .await?;
+    let copies = own_snapshots(
+        ec2,
+        vec![
+            filter(
+                &format!("tag:{TAG_SOURCE_VOLUME}"),
+                &[volume_id.to_string()],
+            ),
+            filter("tag-key", &[TAG_POLICY.to_string()]),
+        ],
+        &action,
+        of_volume,
+    )
+    .await?;
+    for c in copies {
+        if !points.iter().any(|p| p.snapshot_id == c.snapshot_id) {
+            points.push(c);
+        }
+    }
+    Ok(points)
 }
 
 /// Every ebssnap restore point of the account in this Region, with its pair's volume (one
