@@ -577,21 +577,25 @@ pub async fn delete_snapshot(
 
 // ---- Disaster-recovery copies (docs/design.md §13) ----
 
-/// One target's copies in the Region `ec2` reaches, in one paginated call: found by their tags
+/// A policy's copies (of one target, or all) in the Region `ec2` reaches, in one paginated call:
+/// found by their tags
 /// (`ebssnap:source-snapshot` present), never by `VolumeId`.
 pub async fn list_copies(
     ec2: &aws_sdk_ec2::Client,
     policy: &str,
-    target: &str,
+    target: Option<&str>,
 ) -> Result<Vec<ManagedSnapshot>, AwsError> {
+    let mut filters = vec![
+        filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()]),
+        filter("tag-key", &[TAG_SOURCE_SNAPSHOT.to_string()]),
+    ];
+    if let Some(t) = target {
+        filters.push(filter(&format!("tag:{TAG_TARGET}"), &[t.to_string()]));
+    }
     own_snapshots(
         ec2,
-        vec![
-            filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()]),
-            filter(&format!("tag:{TAG_TARGET}"), &[target.to_string()]),
-            filter("tag-key", &[TAG_SOURCE_SNAPSHOT.to_string()]),
-        ],
-        &format!("listing the copies of {policy}/{target}"),
+        filters,
+        &format!("listing the copies of policy {policy}"),
         ManagedSnapshot::from_sdk,
     )
     .await

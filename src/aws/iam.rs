@@ -70,6 +70,9 @@ pub struct Scope {
     /// The policies' copy Regions: the runner may copy restore points into them (tagged with
     /// one of the policies), and delete there only snapshots so tagged.
     pub copy_regions: Vec<String>,
+    /// KMS keys of the copies (`kms_key_id` of `copy` blocks): EBS uses them on the runner's
+    /// behalf (grants, data keys), only through EC2 in the runner's and the copy Regions.
+    pub copy_kms_key_arns: Vec<String>,
 }
 
 impl Default for Scope {
@@ -83,6 +86,7 @@ impl Default for Scope {
             sns_topic_arns: Vec::new(),
             report_unprotected: false,
             copy_regions: Vec::new(),
+            copy_kms_key_arns: Vec::new(),
         }
     }
 }
@@ -334,6 +338,43 @@ pub fn runner_policy(s: &Scope) -> Value {
             "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:policy")
         }));
     }
+    if !s.copy_kms_key_arns.is_empty() {
+        let mut via: Vec<String> = s
+            .copy_regions
+            .iter()
+            .map(|r| format!("ec2.{r}.amazonaws.com"))
+            .collect();
+        if region != "*" {
+            via.push(format!("ec2.{region}.amazonaws.com"));
+        }
+        if via.is_empty() {
+            via.push("ec2.*.amazonaws.com".into());
+        }
+        extra.push(json!({
+            "Sid": "EncryptCopiesThroughEbs",
+            "Effect": "Allow",
+            "Action": [
+                "kms:Decrypt",
+                "kms:DescribeKey",
+                "kms:Encrypt",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo"
+            ],
+            "Resource": s.copy_kms_key_arns,
+            "Condition": {"StringLike": {"kms:ViaService": via.clone()}}
+        }));
+        extra.push(json!({
+            "Sid": "GrantEbsTheCopyKeys",
+            "Effect": "Allow",
+            "Action": "kms:CreateGrant",
+            "Resource": s.copy_kms_key_arns,
+            "Condition": {
+                "StringLike": {"kms:ViaService": via},
+                "Bool": {"kms:GrantIsForAWSResource": "true"}
+            }
+        }));
+    }
     if s.report_unprotected {
         extra.push(json!({
             "Sid": "ListEveryPolicyForCoverage",
@@ -534,6 +575,17 @@ pub fn actions(policy: &Value) -> std::collections::BTreeSet<String> {
 mod tests {
     use super::*;
 
+    /// The statement `id` of a policy document.
+    fn statement(p: &Value, id: &str) -> Value {
+        p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} missing: {p:#}"))
+    }
+
     #[test]
     fn the_runner_policy_allows_exactly_the_table_plus_tagging_and_logs() {
         let scope = Scope {
@@ -573,6 +625,51 @@ mod tests {
         ] {
             assert!(!bare.contains(a), "{a}");
         }
+    }
+
+    #[test]
+    fn copies_are_created_tagged_deleted_only_when_tagged_and_keys_used_only_through_ec2() {
+        let p = runner_policy(&Scope {
+            policies: vec!["std".into()],
+            runner_arn: "arn:aws:lambda:us-east-1:123456789012:function:ebssnap".into(),
+            copy_regions: vec!["us-west-2".into()],
+            copy_kms_key_arns: vec!["arn:aws:kms:us-west-2:123456789012:key/k".into()],
+            ..Scope::default()
+        });
+        let sid = |id: &str| statement(&p, id);
+        let copy = sid("CopyOnlyPolicyTaggedSnapshots");
+        assert_eq!(
+            copy["Condition"],
+            json!({"StringEquals": {"aws:RequestTag/ebssnap:policy": ["std"]}})
+        );
+        assert_eq!(
+            copy["Resource"],
+            json!([
+                "arn:aws:ec2:us-west-2::snapshot/*",
+                "arn:aws:ec2:us-east-1::snapshot/*"
+            ])
+        );
+        assert_eq!(
+            sid("DeleteOnlyPolicyCopies")["Resource"],
+            json!(["arn:aws:ec2:us-west-2::snapshot/*"])
+        );
+        assert_eq!(
+            sid("TagCopiesAtCreation")["Condition"],
+            json!({"StringEquals": {"ec2:CreateAction": "CopySnapshot"}})
+        );
+        let grant = sid("GrantEbsTheCopyKeys");
+        assert_eq!(
+            grant["Condition"]["Bool"],
+            json!({"kms:GrantIsForAWSResource": "true"})
+        );
+        assert_eq!(
+            grant["Condition"]["StringLike"]["kms:ViaService"],
+            json!(["ec2.us-west-2.amazonaws.com", "ec2.us-east-1.amazonaws.com"])
+        );
+        assert_eq!(
+            sid("EncryptCopiesThroughEbs")["Resource"],
+            json!(["arn:aws:kms:us-west-2:123456789012:key/k"])
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub struct IamPolicyState {
     pub sns_topic_arns: StrList,
     pub report_unprotected: V<bool>,
     pub copy_regions: StrList,
+    pub copy_kms_key_arns: StrList,
     pub partition: V<String>,
     pub runner_policy_json: V<String>,
     pub scheduler_policy_json: V<String>,
@@ -96,6 +97,14 @@ pub fn iam_policy_schema() -> Schema {
                         string_list(),
                         Optional,
                         "Regions the policies copy their restore points to (disaster-recovery copies): the runner may `ec2:CopySnapshot` into them only when tagging the copy `ebssnap:policy` = one of `policy_names`, and delete there only snapshots so tagged. Default: none.",
+                    ),
+                ),
+                (
+                    "copy_kms_key_arns",
+                    attr(
+                        string_list(),
+                        Optional,
+                        "The `kms_key_id` keys of the `copy` blocks: EBS may use them for the runner (`kms:CreateGrant` for AWS resources, `Decrypt`, `Encrypt`, `ReEncrypt*`, `GenerateDataKeyWithoutPlaintext`, `DescribeKey`), only through EC2 in the runner's and the copy Regions (`kms:ViaService`). Default: none.",
                     ),
                 ),
                 (
@@ -186,6 +195,7 @@ impl DataSource for IamPolicyDataSource {
             ),
             ("kms_key_arns", &c.kms_key_arns, "kms"),
             ("sns_topic_arns", &c.sns_topic_arns, "sns"),
+            ("copy_kms_key_arns", &c.copy_kms_key_arns, "kms"),
         ] {
             for (i, a) in k_list(list).known().unwrap_or_default().iter().enumerate() {
                 validate::arn(
@@ -240,6 +250,7 @@ impl DataSource for IamPolicyDataSource {
             sns_topic_arns: k_list(&c.sns_topic_arns).known().unwrap_or_default(),
             report_unprotected: get(&c.report_unprotected).unwrap_or(false),
             copy_regions: k_list(&c.copy_regions).known().unwrap_or_default(),
+            copy_kms_key_arns: k_list(&c.copy_kms_key_arns).known().unwrap_or_default(),
         };
         let json = |v: serde_json::Value| {
             serde_json::to_string(&v)

@@ -92,7 +92,7 @@ async fn one_region(
         region: c.region.clone(),
         ..RegionCopies::default()
     };
-    let listed = match ec2::list_copies(&dest.ec2, &policy.policy, &target.target).await {
+    let listed = match ec2::list_copies(&dest.ec2, &policy.policy, Some(&target.target)).await {
         Ok(l) => l,
         Err(e) => {
             warn!(region = %c.region, error = %e, "copy Region not readable");
@@ -200,16 +200,7 @@ async fn one_region(
         |_| false,
         opts.now,
     );
-    for d in prune.delete {
-        if opts.dry_run {
-            r.deleted.push(d.snapshot_id);
-            continue;
-        }
-        match ec2::delete_snapshot(&dest.ec2_writes, &d.snapshot_id).await {
-            Ok(_) => r.deleted.push(d.snapshot_id),
-            Err(e) => r.failures.push(format!("{}: {}", e.code, e.message)),
-        }
-    }
+    delete(&dest, prune.delete, opts.dry_run, &mut r).await;
     info!(
         region = %c.region,
         started = r.started.len(),
@@ -219,4 +210,77 @@ async fn one_region(
         "copies"
     );
     r
+}
+
+/// A sweep's share of the copies: in each copy Region, the copies of targets that no longer
+/// exist are pruned by the copy's rules (a live target's copies are its runs' to prune; a target
+/// whose document cannot be read is left alone). Never because the source is gone.
+pub async fn sweep_removed_targets(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    keep_out: &std::collections::BTreeSet<String>,
+    opts: &RunOptions,
+) -> Vec<RegionCopies> {
+    let mut out = Vec::new();
+    for c in &policy.copies {
+        if clients.region.as_deref() == Some(c.region.as_str()) {
+            continue;
+        }
+        let dest = clients.in_region(&c.region);
+        let mut r = RegionCopies {
+            region: c.region.clone(),
+            ..RegionCopies::default()
+        };
+        let listed = match ec2::list_copies(&dest.ec2, &policy.policy, None).await {
+            Ok(l) => l,
+            Err(e) => {
+                r.failures.push(format!("{}: {}", e.code, e.message));
+                out.push(r);
+                continue;
+            }
+        };
+        let snaps: Vec<retention::Snap> = listed
+            .iter()
+            .map(|m| m.to_snap())
+            .filter(|s| s.target.as_ref().is_some_and(|t| !keep_out.contains(t)))
+            .collect();
+        r.pending = snaps
+            .iter()
+            .filter(|s| s.state == SnapState::Pending)
+            .count();
+        let rules = c.rules(&policy.rules());
+        let plan = retention::plan(
+            &Scope::Copies {
+                policy: &policy.policy,
+                target: None,
+            },
+            &snaps,
+            |_| rules,
+            |_| false,
+            opts.now,
+        );
+        delete(&dest, plan.delete, opts.dry_run, &mut r).await;
+        out.push(r);
+    }
+    out
+}
+
+/// Deletes the copies a plan lets go (a dry run only reports them); a copy already gone is
+/// deleted.
+async fn delete(
+    dest: &Clients,
+    deletes: Vec<retention::Decision>,
+    dry_run: bool,
+    r: &mut RegionCopies,
+) {
+    for d in deletes {
+        if dry_run {
+            r.deleted.push(d.snapshot_id);
+            continue;
+        }
+        match ec2::delete_snapshot(&dest.ec2_writes, &d.snapshot_id).await {
+            Ok(_) => r.deleted.push(d.snapshot_id),
+            Err(e) => r.failures.push(format!("{}: {}", e.code, e.message)),
+        }
+    }
 }

@@ -308,3 +308,46 @@ async fn a_copy_whose_answer_was_lost_is_found_by_its_tag_not_made_twice() {
     assert_eq!(r["started"].as_array().unwrap().len(), 1);
     assert_eq!(west_snapshots(&c).await.len(), 1, "one copy");
 }
+
+#[tokio::test]
+async fn the_sweep_prunes_the_copies_of_a_removed_target_by_the_copy_rules() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    fleet::volume(&c, &[("Backup", "yes")]).await;
+    docs::store_policy(&c, &dr_policy(1, 1)).await;
+    docs::store_target(
+        &c,
+        &docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+    for key in ["r1", "r2", "r3"] {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        run_keyed(&m.env(), "std", "db", key);
+    }
+    assert_eq!(west_snapshots(&c).await.len(), 3);
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).to_string();
+    // While the target exists, its copies are its runs' to prune: the sweep leaves them.
+    let out = ebssnap(
+        &m.env(),
+        &["sweep", "--policy", "std", "--now", &later, "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(copies_report(&out)["deleted"], json!([]));
+    c.scheduler
+        .delete_schedule()
+        .group_name("ebssnap-std")
+        .name("db")
+        .send()
+        .await
+        .unwrap();
+    let out = ebssnap(
+        &m.env(),
+        &["sweep", "--policy", "std", "--now", &later, "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = copies_report(&out);
+    assert_eq!(r["deleted"].as_array().unwrap().len(), 2, "{r}");
+    let west = west_snapshots(&c).await;
+    assert_eq!(west.len(), 1, "the minimum stays");
+    assert_eq!(west.values().next().unwrap()["ebssnap:run"], "r3");
+}

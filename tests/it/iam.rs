@@ -244,6 +244,9 @@ fn every_rendered_policy_passes_parliament() {
         sns_topic_arns: vec!["arn:aws:sns:us-east-1:123456789012:ebssnap-failures".into()],
         report_unprotected: true,
         copy_regions: vec!["us-west-2".into(), "eu-west-1".into()],
+        copy_kms_key_arns: vec![
+            "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
+        ],
         ..iam::Scope::default()
     };
     for (name, doc) in [
@@ -260,6 +263,11 @@ fn every_rendered_policy_passes_parliament() {
             findings.join("\n")
         );
     }
+    // A CreateGrant without the AWS-resource condition is still a finding.
+    let grant = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "kms:CreateGrant",
+         "Resource": "arn:aws:kms:us-west-2:123456789012:key/k"}]});
+    assert!(!parliament(&grant).unwrap_or_default().is_empty());
     // The check can fail: a delete on every snapshot is a finding.
     let loose = serde_json::json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "ec2:DeleteSnapshot", "Resource": "*"}]});
