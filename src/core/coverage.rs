@@ -152,6 +152,45 @@ pub struct Row {
     /// Twice the longest interval of the enabled targets that select it: a newest restore point
     /// older than this is stale (None: no enabled target, or only one-off schedules).
     pub stale_after_seconds: Option<i64>,
+    /// Its disaster-recovery copies per copy Region, among the Regions the report read.
+    pub copies: BTreeMap<String, RegionCopies>,
+}
+
+/// A volume's copies in one Region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RegionCopies {
+    /// Completed copies.
+    pub count: usize,
+    /// The newest completed copy's restore point time (`ebssnap:source-time`).
+    pub newest_at: Option<Timestamp>,
+}
+
+/// A copy seen in a Region: whose restore point it copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySeen {
+    pub region: String,
+    pub source_region: String,
+    pub source_volume: String,
+    pub at: Timestamp,
+    pub completed: bool,
+}
+
+/// Adds to each row the copies of its volume seen in the Regions read (`rows` and `copies` of
+/// one account).
+pub fn attribute_copies(rows: &mut [Row], copies: &[CopySeen]) {
+    for r in rows.iter_mut() {
+        let Some(region) = r.region.clone() else {
+            continue;
+        };
+        for c in copies
+            .iter()
+            .filter(|c| c.completed && c.source_region == region && c.source_volume == r.volume_id)
+        {
+            let e = r.copies.entry(c.region.clone()).or_default();
+            e.count += 1;
+            e.newest_at = e.newest_at.max(Some(c.at));
+        }
+    }
 }
 
 /// The status of every volume at `now`.
@@ -236,6 +275,7 @@ pub fn classify(
                     .filter_map(|t| t.interval)
                     .max()
                     .map(|i| (i * 2).as_secs()),
+                copies: BTreeMap::new(),
             }
         })
         .collect();

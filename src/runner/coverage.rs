@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::aws::{CallCounts, Clients, ConnectOptions, ec2, scheduler, sts};
 use crate::core::coverage::{
-    self, Account, PointInfo, Row, Status, TargetView, Totals, VolumeInfo,
+    self, Account, CopySeen, PointInfo, Row, Status, TargetView, Totals, VolumeInfo,
 };
 use crate::core::restore_test::TAG_RESTORE_TESTED;
 use crate::core::select::{self, Select};
+use crate::core::tags::{TAG_SOURCE_REGION, TAG_SOURCE_TIME, TAG_SOURCE_VOLUME};
 use crate::core::{doc, schedule};
 use crate::error::Error;
 
@@ -53,6 +54,9 @@ pub struct Scope {
     pub warnings: Vec<String>,
     /// AWS API attempts per operation for this scope.
     pub api_calls: CallCounts,
+    /// Disaster-recovery copies kept in this scope (attributed to their source volumes' rows).
+    #[serde(skip)]
+    pub copies_seen: Vec<CopySeen>,
 }
 
 /// The coverage report (format version 1; docs/coverage.schema.json).
@@ -179,6 +183,27 @@ pub async fn report(
         scopes.push(s);
         volumes.extend(rows);
     }
+    // Copies kept in one Region belong to rows of another Region of the same account.
+    let mut by_account: BTreeMap<Option<String>, Vec<CopySeen>> = BTreeMap::new();
+    for s in &scopes {
+        by_account
+            .entry(s.account.clone())
+            .or_default()
+            .extend(s.copies_seen.iter().cloned());
+    }
+    for (account, seen) in &by_account {
+        let mut rows: Vec<Row> = Vec::new();
+        volumes.retain(|r| {
+            if &r.account == account {
+                rows.push(r.clone());
+                false
+            } else {
+                true
+            }
+        });
+        coverage::attribute_copies(&mut rows, seen);
+        volumes.extend(rows);
+    }
     volumes.sort_by(|a, b| {
         (a.status, &a.account, &a.region, &a.volume_id).cmp(&(
             b.status,
@@ -212,6 +237,7 @@ fn failed_scope(
         targets: Vec::new(),
         warnings: Vec::new(),
         api_calls: CallCounts::default(),
+        copies_seen: Vec::new(),
     }
 }
 
@@ -298,7 +324,25 @@ pub async fn scope(
         });
     }
     let mut points: BTreeMap<String, Vec<PointInfo>> = BTreeMap::new();
+    let mut copies_seen = Vec::new();
     for (volume, p) in ec2::managed_points(&clients.ec2).await? {
+        // A copy kept here of a restore point of another Region: that Region's row shows it.
+        if let (Some(src_region), Some(region)) =
+            (p.tags.get(TAG_SOURCE_REGION), clients.region.as_ref())
+        {
+            copies_seen.push(CopySeen {
+                region: region.clone(),
+                source_region: src_region.clone(),
+                source_volume: p.tags.get(TAG_SOURCE_VOLUME).cloned().unwrap_or(volume),
+                at: p
+                    .tags
+                    .get(TAG_SOURCE_TIME)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(p.start_time),
+                completed: p.state == "completed",
+            });
+            continue;
+        }
         let (Some(pol), Some(tgt)) = (p.policy.clone(), p.target.clone()) else {
             continue;
         };
@@ -344,6 +388,7 @@ pub async fn scope(
             targets: rows_t,
             warnings,
             api_calls: CallCounts::default(),
+            copies_seen,
         },
         rows,
     ))

@@ -93,6 +93,8 @@
     ["restore_points", "Restore points", (v) => v.restore_points],
     ["last_restore_test", "Last restore test", (v) => v.last_restore_test],
     ["next_run", "Next run", (v) => v.next_run],
+    ["copies", "Copies", (v) => Object.entries(v.copies || {})
+      .map(([region, c]) => region + ": " + c.count).join(", ")],
   ];
   const table = document.getElementById("volumes");
   const headRow = el("tr");
