@@ -156,8 +156,22 @@ pub fn plan(stanzas: &[Stanza]) -> (Vec<Migrated>, Vec<Refused>) {
 
 /// Writes `ebssnap.tf` and `MIGRATION.md` under `out`; prints losses on stderr. The exit code:
 /// 0, or 1 when something could not be expressed and `allow_lossy` is false.
-pub fn write(out: &Path, stanzas: &[Stanza], allow_lossy: bool) -> Result<i32, Error> {
-    let (migrated, refused) = plan(stanzas);
+pub async fn write(
+    clients: &crate::aws::Clients,
+    out: &Path,
+    stanzas: &[Stanza],
+    allow_lossy: bool,
+) -> Result<i32, Error> {
+    let (mut migrated, refused) = plan(stanzas);
+    // Replication: the copy Regions are tags on what each stanza selects.
+    for m in migrated.iter_mut().filter(|m| m.replication.is_some()) {
+        let (sel, _) = m.selector();
+        let regions = crate::aws::ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &sel)
+            .await
+            .map(|inv| m.replication_regions(&inv))
+            .map_err(|e| format!("{}: {}", e.code, e.message));
+        m.apply_replication(regions);
+    }
     std::fs::create_dir_all(out)
         .map_err(|e| Error::Input(format!("cannot create {}: {e}", out.display())))?;
     let write = |name: &str, text: String| {

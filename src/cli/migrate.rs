@@ -75,7 +75,10 @@ pub async fn exec(g: &Global, a: &MigrateArgs) -> Result<i32, Error> {
         return crate::migrate::verify(&clients, &stanzas).await;
     }
     match out {
-        Some(out) => crate::migrate::write(out, &stanzas, *allow_lossy),
+        Some(out) => {
+            let clients = connect(g).await;
+            crate::migrate::write(&clients, out, &stanzas, *allow_lossy).await
+        }
         None => Err(Error::Input("give --out DIR (or --verify)".into())),
     }
 }

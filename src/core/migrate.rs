@@ -41,6 +41,61 @@ pub struct Migrated {
     pub notes: Vec<String>,
     /// What ebssnap cannot express: the migration is lossy.
     pub losses: Vec<String>,
+    /// The stanza replicates (`replication`): its instances' and volumes'
+    /// `replication_dst_region` tags name the copy Regions ([`apply_replication`]).
+    pub replication: Option<String>,
+    /// Regions its snapshots were replicated to: `copy` blocks.
+    pub copy_regions: Vec<String>,
+}
+
+/// The tag ebs_snapper reads on instances and volumes to replicate their snapshots.
+pub const REPLICATION_TAG: &str = "replication_dst_region";
+
+impl Migrated {
+    /// Maps ebs_snapper's replication to `copy` blocks: the Regions named by the
+    /// `replication_dst_region` tags of the instances and volumes it selects (`Err`: those tags
+    /// could not be read). Without a Region the replication is a loss.
+    pub fn apply_replication(&mut self, regions: Result<BTreeSet<String>, String>) {
+        let Some(r) = self.replication.clone() else {
+            return;
+        };
+        match regions {
+            Ok(found) if !found.is_empty() => {
+                self.copy_regions = found.into_iter().collect();
+                self.notes.push(format!(
+                    "replication = {r}: copy blocks for {}. ebssnap's copies are backups with their own retention and minimum, not ebs_snapper's mirror: a copy is never deleted because its source went",
+                    self.copy_regions.join(", ")
+                ));
+            }
+            Ok(_) => self.losses.push(format!(
+                "replication = {r}, but no instance or volume it selects has a {REPLICATION_TAG} tag: nothing to copy"
+            )),
+            Err(e) => self.losses.push(format!(
+                "replication = {r}: the {REPLICATION_TAG} tags could not be read ({e}): add copy blocks by hand"
+            )),
+        }
+    }
+
+    /// The copy Regions its selection names: `replication_dst_region` of the selected volumes
+    /// and of their instances.
+    pub fn replication_regions(&self, inv: &super::select::Inventory) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for v in self.ebs_snapper_selection(inv) {
+            let Some(vol) = inv.volumes.get(&v) else {
+                continue;
+            };
+            out.extend(vol.tags.get(REPLICATION_TAG).cloned());
+            if let Some(i) = vol
+                .attachment
+                .as_ref()
+                .and_then(|(i, _)| inv.instances.get(i))
+            {
+                out.extend(i.tags.get(REPLICATION_TAG).cloned());
+            }
+        }
+        out.retain(|r| super::doc::is_region_name(r));
+        out
+    }
 }
 
 /// A stanza that cannot be migrated at all.
@@ -288,11 +343,10 @@ pub fn migrate(stanza: &Stanza, taken: &mut BTreeSet<String>) -> Result<Migrated
                 .into(),
         );
     }
-    if let Some(r) = c.get("replication").filter(|r| !r.is_null()) {
-        losses.push(format!(
-            "replication = {r}: ebssnap does not copy snapshots to other regions"
-        ));
-    }
+    let replication = c
+        .get("replication")
+        .filter(|r| !r.is_null() && r.as_str() != Some("no") && r.as_bool() != Some(false))
+        .map(|r| r.to_string());
     Ok(Migrated {
         stanza_id: stanza.id.clone(),
         name: name_for(&stanza.id, taken),
@@ -304,6 +358,8 @@ pub fn migrate(stanza: &Stanza, taken: &mut BTreeSet<String>) -> Result<Migrated
         exclude_volume_ids,
         notes,
         losses,
+        replication,
+        copy_regions: Vec::new(),
     })
 }
 
@@ -463,6 +519,13 @@ pub fn render(migrated: &[Migrated]) -> String {
                 ("min_snapshots".into(), m.min_snapshots.to_string()),
             ],
         );
+        for r in &m.copy_regions {
+            let _ = writeln!(
+                out,
+                "\n  # ebs_snapper replicated to {r}. These copies are backups with their own retention\n  # and minimum, not a mirror: a copy is never deleted because its source went.\n  copy {{\n    region = {}\n  }}",
+                quote(r)
+            );
+        }
         out.push_str("}\n\n");
         let _ = writeln!(out, "resource \"ebssnap_target\" \"{}\" {{", m.name);
         aligned(

@@ -449,3 +449,59 @@ async fn adopt_tags_only_ebs_snappers_snapshots_of_selected_volumes_and_the_next
         assert!(left.contains_key(s.as_str()), "{s} never deleted");
     }
 }
+
+#[tokio::test]
+async fn ebs_snappers_replication_becomes_copy_blocks_for_the_regions_its_tags_name() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    fleet::instance(
+        &c,
+        &[("Name", "db-1"), ("replication_dst_region", "us-west-2")],
+    )
+    .await;
+    let vol = fleet::volume(&c, &[("replication_dst_region", "eu-west-1")]).await;
+    let (db2, _) = fleet::instance(&c, &[("Name", "db-2")]).await;
+    fleet::attach(&c, &vol, &db2, "/dev/sdf").await;
+    let dir = crate::cli::tempdir();
+    let file = dir.join("stanzas.json");
+    std::fs::write(
+        &file,
+        json!({
+            "dr": {"match": {"tag:Name": "db-*"}, "replication": "yes",
+                   "snapshot": {"retention": "2 weeks", "minimum": 5, "frequency": "1 day"}},
+            "lonely": {"match": {"tag:Name": "nothing-*"}, "replication": "yes",
+                       "snapshot": {"retention": "2 weeks", "minimum": 5, "frequency": "1 day"}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let r = ebssnap(
+        &m.env(),
+        &[
+            "migrate",
+            "ebs-snapper",
+            "--file",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    // "lonely" replicates nothing it selects: that one is a loss.
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("LOSSY dr"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("LOSSY lonely: replication = \"yes\", but no instance or volume it selects has a replication_dst_region tag"),
+        "{}",
+        r.stderr
+    );
+    let tf = std::fs::read_to_string(out.join("ebssnap.tf")).unwrap();
+    let policy = &tf[tf.find("resource \"ebssnap_policy\" \"dr\"").unwrap()..];
+    let policy = &policy[..policy.find("\n}\n").unwrap()];
+    assert!(policy.contains("region = \"eu-west-1\""), "{policy}");
+    assert!(policy.contains("region = \"us-west-2\""), "{policy}");
+    assert!(policy.contains("not a mirror"), "{policy}");
+    let md = std::fs::read_to_string(out.join("MIGRATION.md")).unwrap();
+    assert!(md.contains("copy blocks for eu-west-1, us-west-2"), "{md}");
+}
