@@ -180,8 +180,31 @@ pub struct RegionCopies {
     pub deleted: Vec<String>,
     /// Calls whose answer was lost and whose copy a look-up found.
     pub found: usize,
-    /// What went wrong (`code: message`): the Region's copies wait for the next run.
-    pub failures: Vec<String>,
+    /// What went wrong: the Region's copies wait for the next run (a `copy.failed` ticket).
+    pub failures: Vec<CopyFailure>,
+}
+
+/// A copy that failed: a `CopySnapshot` AWS refused (other than for its quota), a copy that ended
+/// in state `error`, or a Region that could not be used (no volume).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyFailure {
+    /// The source volume (none: the whole Region).
+    pub volume_id: Option<String>,
+    /// The source restore point, or the copy in state `error`.
+    pub snapshot_id: Option<String>,
+    pub code: String,
+    pub message: String,
+}
+
+impl CopyFailure {
+    pub fn region(code: impl Into<String>, message: impl Into<String>) -> CopyFailure {
+        CopyFailure {
+            volume_id: None,
+            snapshot_id: None,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

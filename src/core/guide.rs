@@ -110,6 +110,11 @@ pub const GUIDE: &[(&str, Category, &str)] = &[
         "The volume was deleted between selection and snapshot. If that was intended, nothing to do (its snapshots are pruned as orphans); else check `aws ec2 describe-volumes --volume-ids <volume>`.",
     ),
     (
+        "CopyError",
+        Volume,
+        "EBS could not complete the copy (often a KMS key the copy Region cannot use): check `aws ec2 describe-snapshots --region <copy region> --snapshot-ids <snapshot>` and the copy block's `kms_key_id`; the next run copies the restore point again.",
+    ),
+    (
         "IncorrectState",
         Volume,
         "The volume is not in a state EBS can snapshot (e.g. `creating`, `error`): check `aws ec2 describe-volumes --volume-ids <volume>` and its status checks (`aws ec2 describe-volume-status`).",
@@ -208,6 +213,21 @@ pub const GUIDE: &[(&str, Category, &str)] = &[
         "ExpiredRestoreVolumeInUse",
         Restore,
         "A restore volume's time is up but it is still attached: finish with it, detach it (`aws ec2 detach-volume --volume-id <volume>`) and the next sweep or `ebssnap restore cleanup` deletes it; to keep it, delete its `ebssnap:expires` tag.",
+    ),
+    (
+        "CopyToOwnRegion",
+        Configuration,
+        "A `copy` block names the policy's own Region: copies must go to another Region; change or remove the block.",
+    ),
+    (
+        "OptInRequired",
+        Configuration,
+        "The Region is not enabled for this account: enable it (AWS console, Account, AWS Regions) or remove the `copy` block that names it.",
+    ),
+    (
+        "UnknownRegion",
+        Configuration,
+        "The runner does not know its own Region: set AWS_REGION (the Lambda sets it) or `--region`.",
     ),
     (
         "Unprotected",

@@ -441,3 +441,61 @@ pub fn coverage_recovered_from_report(report: &Report, ctx: &Context) -> Option<
         recovered,
     ))
 }
+
+/// The `copy.failed` ticket of a run (or sweep) whose copies failed in some Region: one failure
+/// per restore point or Region, `problem_key` `<policy>/<target>/<volume or Region>/copy-<region>`.
+/// Informational for the run: copies never fail it.
+pub fn copy_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let target = report.target.as_deref().unwrap_or("sweep");
+    let failures: Vec<TicketFailure> = report
+        .copies
+        .iter()
+        .flat_map(|r| r.failures.iter().map(move |f| (r.region.as_str(), f)))
+        .map(|(region, f)| {
+            let about = f.volume_id.clone().unwrap_or_else(|| region.to_string());
+            let mut t = annotate(
+                TicketFailure {
+                    volume_id: f.volume_id.clone(),
+                    snapshot_id: f.snapshot_id.clone(),
+                    target: Some(target.to_string()),
+                    code: f.code.clone(),
+                    message: format!("copy to {region}: {}", f.message),
+                    retryable: crate::core::guide::guide(&f.code).0 == Category::Transient,
+                    dedup_key: Some(format!(
+                        "{}/{target}/{about}/copy-{region}/{}",
+                        report.policy,
+                        day(&ctx.occurred_at)
+                    )),
+                    ..Default::default()
+                },
+                &report.policy,
+                Some(target),
+                &about,
+            );
+            t.problem_key = format!("{}/{target}/{about}/copy-{region}", report.policy);
+            t
+        })
+        .collect();
+    if failures.is_empty() {
+        return None;
+    }
+    Some(Ticket {
+        ebssnap: 1,
+        event: EVENT_COPY_FAILED.into(),
+        severity: "error".into(),
+        dedup_key: format!(
+            "{}/{target}/{}/{}",
+            report.policy, EVENT_COPY_FAILED, report.run_key
+        ),
+        occurred_at: ctx.occurred_at.clone(),
+        account: ctx.account.clone(),
+        region: ctx.region.clone(),
+        policy: report.policy.clone(),
+        target: report.target.clone(),
+        run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
+        failures,
+        summary: summary(report),
+        runner_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    })
+}

@@ -267,6 +267,9 @@ pub struct Report {
     /// §13). A Region's failure never fails the run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<crate::core::copy::RegionCopies>,
+    /// The `copy.failed` ticket's delivery (webhook, then SNS; informational).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copy_tickets: Vec<TicketOutcome>,
     /// Restore tests only: one entry per pair tested (or not started).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub restore_tests: Vec<RestoreTestResult>,

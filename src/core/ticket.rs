@@ -17,6 +17,7 @@ pub const EVENT_RESTORE_RECOVERED: &str = "restore.recovered";
 pub const EVENT_RESTORE_EXPIRED: &str = "restore.expired";
 pub const EVENT_COVERAGE_UNPROTECTED: &str = "coverage.unprotected";
 pub const EVENT_COVERAGE_RECOVERED: &str = "coverage.recovered";
+pub const EVENT_COPY_FAILED: &str = "copy.failed";
 
 /// The problem key of an unprotected volume (`coverage.unprotected`), which `coverage.recovered`
 /// resolves.

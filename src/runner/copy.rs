@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::options::RunOptions;
 use crate::aws::{Clients, THROTTLE_CODES, ec2};
-use crate::core::copy::{self, RegionCopies, Source, Started};
+use crate::core::copy::{self, CopyFailure, RegionCopies, Source, Started};
 use crate::core::doc::{CopyDoc, PolicyDocument, TargetDocument};
 use crate::core::retention::{self, Scope, SnapState};
 use crate::core::tags::TAG_SOURCE_SNAPSHOT;
@@ -28,7 +28,15 @@ pub async fn copy_and_prune(
         return policy
             .copies
             .iter()
-            .map(|c| failed(c, "the run's own Region is unknown: set AWS_REGION".into()))
+            .map(|c| {
+                failed(
+                    c,
+                    CopyFailure::region(
+                        "UnknownRegion",
+                        "the run's own Region is unknown: set AWS_REGION",
+                    ),
+                )
+            })
             .collect();
     };
     let sources =
@@ -52,7 +60,7 @@ pub async fn copy_and_prune(
                 return policy
                     .copies
                     .iter()
-                    .map(|c| failed(c, format!("{}: {}", e.code, e.message)))
+                    .map(|c| failed(c, CopyFailure::region(e.code.clone(), e.message.clone())))
                     .collect();
             }
         };
@@ -61,7 +69,10 @@ pub async fn copy_and_prune(
         if c.region == source_region {
             out.push(failed(
                 c,
-                format!("the copy Region {} is the policy's own Region", c.region),
+                CopyFailure::region(
+                    "CopyToOwnRegion",
+                    format!("the copy Region {} is the policy's own Region", c.region),
+                ),
             ));
             continue;
         }
@@ -70,7 +81,7 @@ pub async fn copy_and_prune(
     out
 }
 
-fn failed(c: &CopyDoc, why: String) -> RegionCopies {
+fn failed(c: &CopyDoc, why: CopyFailure) -> RegionCopies {
     RegionCopies {
         region: c.region.clone(),
         failures: vec![why],
@@ -96,7 +107,7 @@ async fn one_region(
         Ok(l) => l,
         Err(e) => {
             warn!(region = %c.region, error = %e, "copy Region not readable");
-            r.failures.push(format!("{}: {}", e.code, e.message));
+            r.failures.push(CopyFailure::region(e.code, e.message));
             return r;
         }
     };
@@ -104,6 +115,19 @@ async fn one_region(
         .iter()
         .filter_map(|m| Some((m.to_snap(), m.tag(TAG_SOURCE_SNAPSHOT)?.to_string())))
         .collect();
+    // A copy EBS could not complete: reported (and made again, since it does not count).
+    for m in listed.iter().filter(|m| m.state == "error") {
+        r.failures.push(CopyFailure {
+            volume_id: Some(m.volume()),
+            snapshot_id: Some(m.id.clone()),
+            code: "CopyError".into(),
+            message: format!(
+                "copy {} of {} ended in state error",
+                m.id,
+                m.tag(TAG_SOURCE_SNAPSHOT).unwrap_or("?")
+            ),
+        });
+    }
     let rules = c.rules(&policy.rules());
     let plan = copy::plan(
         &policy.policy,
@@ -185,7 +209,12 @@ async fn one_region(
                 r.deferred += 1 + start.len();
                 break;
             }
-            Err(e) => r.failures.push(format!("{}: {}", e.code, e.message)),
+            Err(e) => r.failures.push(CopyFailure {
+                volume_id: Some(s.volume.clone()),
+                snapshot_id: Some(s.snapshot_id.clone()),
+                code: e.code,
+                message: e.message,
+            }),
         }
     }
     // The copy's own rules, over this target's copies there: never because the source went.
@@ -234,7 +263,7 @@ pub async fn sweep_removed_targets(
         let listed = match ec2::list_copies(&dest.ec2, &policy.policy, None).await {
             Ok(l) => l,
             Err(e) => {
-                r.failures.push(format!("{}: {}", e.code, e.message));
+                r.failures.push(CopyFailure::region(e.code, e.message));
                 out.push(r);
                 continue;
             }
@@ -280,7 +309,12 @@ async fn delete(
         }
         match ec2::delete_snapshot(&dest.ec2_writes, &d.snapshot_id).await {
             Ok(_) => r.deleted.push(d.snapshot_id),
-            Err(e) => r.failures.push(format!("{}: {}", e.code, e.message)),
+            Err(e) => r.failures.push(CopyFailure {
+                volume_id: Some(d.volume_id.clone()),
+                snapshot_id: Some(d.snapshot_id.clone()),
+                code: e.code,
+                message: e.message,
+            }),
         }
     }
 }

@@ -35,7 +35,8 @@ pub(super) async fn finish(
                     || r.restore_tests.iter().any(|t| t.recovered)
                     || r.coverage.as_ref().is_some_and(|c| {
                         !c.unprotected.is_empty() || !c.newly_protected.is_empty()
-                    }))
+                    })
+                    || r.copies.iter().any(|c| !c.failures.is_empty()))
         }
         Err(Error::Aws(_)) => true,
         Err(_) => false,
@@ -110,6 +111,17 @@ pub(super) async fn finish(
                     report
                         .coverage_tickets
                         .push(publish(clients, topic, &t).await);
+                }
+                if webhook.is_none() && sns.is_none() {
+                    log_undelivered(&t, "no failure channel configured");
+                }
+            }
+            if let Some(t) = raise::copy_from_report(&report, &ctx) {
+                if let Some(w) = &webhook {
+                    report.copy_tickets.push(send(w, &t, opts).await);
+                }
+                if let Some(topic) = sns {
+                    report.copy_tickets.push(publish(clients, topic, &t).await);
                 }
                 if webhook.is_none() && sns.is_none() {
                     log_undelivered(&t, "no failure channel configured");

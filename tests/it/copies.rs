@@ -351,3 +351,69 @@ async fn the_sweep_prunes_the_copies_of_a_removed_target_by_the_copy_rules() {
     assert_eq!(west.len(), 1, "the minimum stays");
     assert_eq!(west.values().next().unwrap()["ebssnap:run"], "r3");
 }
+
+#[tokio::test]
+async fn a_refused_copy_raises_copy_failed_and_the_run_still_succeeds() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
+    let mut pol = dr_policy(1, 30);
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    docs::store_policy(&c, &pol).await;
+    docs::store_target(
+        &c,
+        &docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+    let refuse = crate::proxy::Proxy::start(
+        m.port,
+        Box::new(|_, _, body| {
+            if body.contains("Action=CopySnapshot&") {
+                crate::proxy::Action::Respond(
+                    403,
+                    "text/xml",
+                    "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>x</RequestID></Response>".into(),
+                )
+            } else {
+                crate::proxy::Action::Forward
+            }
+        }),
+    );
+    let out = ebssnap(
+        &m.env_at(&refuse.endpoint()),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "db",
+            "--run-key",
+            "r1",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "a copy never fails the run: {}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["created"].as_array().unwrap().len(), 1);
+    let f = &r["copies"][0]["failures"][0];
+    assert_eq!(f["code"], "UnauthorizedOperation", "{r}");
+    assert_eq!(f["volume_id"], json!(vol));
+    let tickets: Vec<Value> = receiver
+        .received()
+        .iter()
+        .map(|g| serde_json::from_str(&g.body).unwrap())
+        .collect();
+    let t = tickets
+        .iter()
+        .find(|t| t["event"] == "copy.failed")
+        .unwrap_or_else(|| panic!("no copy.failed: {tickets:?}"));
+    assert_eq!(t["severity"], "error");
+    let tf = &t["failures"][0];
+    assert_eq!(tf["category"], "permission");
+    assert_eq!(
+        tf["problem_key"],
+        json!(format!("std/db/{vol}/copy-{WEST}"))
+    );
+    assert_eq!(r["copy_tickets"][0]["delivered"], true, "{r}");
+}

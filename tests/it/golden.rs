@@ -300,6 +300,25 @@ mod tickets {
             }),
             ..unprotected.clone()
         };
+        let mut copy_failed = Report {
+            kind: "run",
+            policy: "std".into(),
+            target: Some("web".into()),
+            run_key: "2026-11-26T05:00:00Z".into(),
+            volumes_selected: 2,
+            duration_ms: 2_310,
+            ..Report::default()
+        };
+        copy_failed.copies.push(ebssnap::core::copy::RegionCopies {
+            region: "us-west-2".into(),
+            failures: vec![ebssnap::core::copy::CopyFailure {
+                volume_id: Some("vol-0a1b2c3d4e5f60718".into()),
+                snapshot_id: Some("snap-0123456789abcdef0".into()),
+                code: "UnauthorizedOperation".into(),
+                message: "You are not authorized to perform this operation.".into(),
+            }],
+            ..Default::default()
+        });
         vec![
             (
                 "snapshot.failed.json",
@@ -344,6 +363,10 @@ mod tickets {
             (
                 "coverage.unprotected.json",
                 raise::coverage_from_report(&unprotected, &test_ctx).unwrap(),
+            ),
+            (
+                "copy.failed.json",
+                raise::copy_from_report(&copy_failed, &ctx()).unwrap(),
             ),
             (
                 "coverage.recovered.json",
