@@ -182,22 +182,9 @@ pub fn from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             day(&ctx.occurred_at)
         ),
     };
-    Some(Ticket {
-        ebssnap: 1,
-        event: event.into(),
-        severity: severity.into(),
-        dedup_key,
-        occurred_at: ctx.occurred_at.clone(),
-        account: ctx.account.clone(),
-        region: ctx.region.clone(),
-        policy: report.policy.clone(),
-        target: report.target.clone(),
-        run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
-        failures,
-        summary: summary(report),
-        runner_version: env!("CARGO_PKG_VERSION").into(),
-        ..Default::default()
-    })
+    Some(failure_ticket(
+        report, ctx, event, severity, dedup_key, failures,
+    ))
 }
 
 /// Severity that means something:
@@ -385,27 +372,19 @@ pub fn coverage_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
             f
         })
         .collect();
-    Some(Ticket {
-        ebssnap: 1,
-        event: EVENT_COVERAGE_UNPROTECTED.into(),
-        severity: "warning".into(),
-        dedup_key: format!(
+    Some(failure_ticket(
+        report,
+        ctx,
+        EVENT_COVERAGE_UNPROTECTED,
+        "warning",
+        format!(
             "{}/sweep/{}/{}",
             report.policy,
             EVENT_COVERAGE_UNPROTECTED,
             day(&ctx.occurred_at)
         ),
-        occurred_at: ctx.occurred_at.clone(),
-        account: ctx.account.clone(),
-        region: ctx.region.clone(),
-        policy: report.policy.clone(),
-        target: None,
-        run: RunInfo::of(report.kind, &report.run_key, ctx.invocation.as_ref()),
         failures,
-        summary: summary(report),
-        runner_version: env!("CARGO_PKG_VERSION").into(),
-        ..Default::default()
-    })
+    ))
 }
 
 /// The `coverage.recovered` ticket: volumes whose first restore point came since the previous
@@ -479,14 +458,33 @@ pub fn copy_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
     if failures.is_empty() {
         return None;
     }
-    Some(Ticket {
-        ebssnap: 1,
-        event: EVENT_COPY_FAILED.into(),
-        severity: "error".into(),
-        dedup_key: format!(
+    Some(failure_ticket(
+        report,
+        ctx,
+        EVENT_COPY_FAILED,
+        "error",
+        format!(
             "{}/{target}/{}/{}",
             report.policy, EVENT_COPY_FAILED, report.run_key
         ),
+        failures,
+    ))
+}
+
+/// A ticket of failures (`info` tickets are [`recovery_ticket`]'s).
+fn failure_ticket(
+    report: &Report,
+    ctx: &Context,
+    event: &str,
+    severity: &str,
+    dedup_key: String,
+    failures: Vec<TicketFailure>,
+) -> Ticket {
+    Ticket {
+        ebssnap: 1,
+        event: event.into(),
+        severity: severity.into(),
+        dedup_key,
         occurred_at: ctx.occurred_at.clone(),
         account: ctx.account.clone(),
         region: ctx.region.clone(),
@@ -497,5 +495,5 @@ pub fn copy_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
         summary: summary(report),
         runner_version: env!("CARGO_PKG_VERSION").into(),
         ..Default::default()
-    })
+    }
 }

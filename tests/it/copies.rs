@@ -46,6 +46,30 @@ async fn west_snapshots(c: &ebssnap::aws::Clients) -> BTreeMap<String, BTreeMap<
         .collect()
 }
 
+/// A proxy that lets `after` `CopySnapshot` calls through, then answers each with EC2's error
+/// `code` (HTTP `status`).
+fn refusing_copies(m: &Moto, after: usize, status: u16, code: &'static str) -> crate::proxy::Proxy {
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    crate::proxy::Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            if body.contains("Action=CopySnapshot&")
+                && n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= after
+            {
+                crate::proxy::Action::Respond(
+                    status,
+                    "text/xml",
+                    format!(
+                        "<Response><Errors><Error><Code>{code}</Code><Message>refused by the test</Message></Error></Errors><RequestID>x</RequestID></Response>"
+                    ),
+                )
+            } else {
+                crate::proxy::Action::Forward
+            }
+        }),
+    )
+}
+
 fn copies_report(out: &crate::cli::Out) -> Value {
     let r = out.json();
     r["copies"][0].clone()
@@ -197,25 +221,7 @@ async fn at_most_twenty_copies_start_per_region_and_the_rest_follow_in_later_run
 
     // AWS refuses the 11th copy of the next run (its 20 concurrent copies are taken): later,
     // not a failure.
-    let refuse = crate::proxy::Proxy::start(
-        m.port,
-        Box::new({
-            let n = std::sync::atomic::AtomicUsize::new(0);
-            move |_, _, body| {
-                if body.contains("Action=CopySnapshot&")
-                    && n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 10
-                {
-                    crate::proxy::Action::Respond(
-                        400,
-                        "text/xml",
-                        "<Response><Errors><Error><Code>ResourceLimitExceeded</Code><Message>Too many snapshot copies in progress.</Message></Error></Errors><RequestID>x</RequestID></Response>".into(),
-                    )
-                } else {
-                    crate::proxy::Action::Forward
-                }
-            }
-        }),
-    );
+    let refuse = refusing_copies(&m, 10, 400, "ResourceLimitExceeded");
     let out = ebssnap(
         &m.env_at(&refuse.endpoint()),
         &[
@@ -366,20 +372,7 @@ async fn a_refused_copy_raises_copy_failed_and_the_run_still_succeeds() {
         &docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}})),
     )
     .await;
-    let refuse = crate::proxy::Proxy::start(
-        m.port,
-        Box::new(|_, _, body| {
-            if body.contains("Action=CopySnapshot&") {
-                crate::proxy::Action::Respond(
-                    403,
-                    "text/xml",
-                    "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>x</RequestID></Response>".into(),
-                )
-            } else {
-                crate::proxy::Action::Forward
-            }
-        }),
-    );
+    let refuse = refusing_copies(&m, 0, 403, "UnauthorizedOperation");
     let out = ebssnap(
         &m.env_at(&refuse.endpoint()),
         &[
