@@ -168,6 +168,7 @@ pub struct RegionCopies {
 /// A copy seen in a Region: whose restore point it copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopySeen {
+    pub account: Option<String>,
     pub region: String,
     pub source_region: String,
     pub source_volume: String,
@@ -175,17 +176,18 @@ pub struct CopySeen {
     pub completed: bool,
 }
 
-/// Adds to each row the copies of its volume seen in the Regions read (`rows` and `copies` of
-/// one account).
+/// Adds to each row the copies of its volume seen in the Regions read, in the same account.
 pub fn attribute_copies(rows: &mut [Row], copies: &[CopySeen]) {
     for r in rows.iter_mut() {
         let Some(region) = r.region.clone() else {
             continue;
         };
-        for c in copies
-            .iter()
-            .filter(|c| c.completed && c.source_region == region && c.source_volume == r.volume_id)
-        {
+        for c in copies.iter().filter(|c| {
+            c.completed
+                && c.account == r.account
+                && c.source_region == region
+                && c.source_volume == r.volume_id
+        }) {
             let e = r.copies.entry(c.region.clone()).or_default();
             e.count += 1;
             e.newest_at = e.newest_at.max(Some(c.at));

@@ -184,26 +184,11 @@ pub async fn report(
         volumes.extend(rows);
     }
     // Copies kept in one Region belong to rows of another Region of the same account.
-    let mut by_account: BTreeMap<Option<String>, Vec<CopySeen>> = BTreeMap::new();
-    for s in &scopes {
-        by_account
-            .entry(s.account.clone())
-            .or_default()
-            .extend(s.copies_seen.iter().cloned());
-    }
-    for (account, seen) in &by_account {
-        let mut rows: Vec<Row> = Vec::new();
-        volumes.retain(|r| {
-            if &r.account == account {
-                rows.push(r.clone());
-                false
-            } else {
-                true
-            }
-        });
-        coverage::attribute_copies(&mut rows, seen);
-        volumes.extend(rows);
-    }
+    let seen: Vec<CopySeen> = scopes
+        .iter()
+        .flat_map(|s| s.copies_seen.iter().cloned())
+        .collect();
+    coverage::attribute_copies(&mut volumes, &seen);
     volumes.sort_by(|a, b| {
         (a.status, &a.account, &a.region, &a.volume_id).cmp(&(
             b.status,
@@ -331,6 +316,7 @@ pub async fn scope(
             (p.tags.get(TAG_SOURCE_REGION), clients.region.as_ref())
         {
             copies_seen.push(CopySeen {
+                account: None,
                 region: region.clone(),
                 source_region: src_region.clone(),
                 source_volume: p.tags.get(TAG_SOURCE_VOLUME).cloned().unwrap_or(volume),
@@ -373,6 +359,9 @@ pub async fn scope(
         })
         .collect();
     let account = clients.account_id().await;
+    for c in &mut copies_seen {
+        c.account = account.clone();
+    }
     let mut rows = coverage::classify(&volumes, &views, &points, now);
     for r in &mut rows {
         r.account = account.clone();

@@ -70,6 +70,22 @@ fn refusing_copies(m: &Moto, after: usize, status: u16, code: &'static str) -> c
     )
 }
 
+/// `ebssnap run --policy std --target <target> --run-key <key> --json` with `extra` flags.
+fn run_json(env: &[(&str, String)], target: &str, key: &str, extra: &[&str]) -> crate::cli::Out {
+    let mut args = vec![
+        "run",
+        "--policy",
+        "std",
+        "--target",
+        target,
+        "--run-key",
+        key,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    ebssnap(env, &args)
+}
+
 fn copies_report(out: &crate::cli::Out) -> Value {
     let r = out.json();
     r["copies"][0].clone()
@@ -87,19 +103,7 @@ async fn restore_points_are_copied_once_per_region_with_their_tags_and_kept_by_t
     let run = |key: &str| {
         // moto stamps snapshots to the second: runs a second apart have distinct ages.
         std::thread::sleep(std::time::Duration::from_millis(1100));
-        let out = ebssnap(
-            &m.env(),
-            &[
-                "run",
-                "--policy",
-                "std",
-                "--target",
-                "db",
-                "--run-key",
-                key,
-                "--json",
-            ],
-        );
+        let out = run_json(&m.env(), "db", key, &[]);
         assert_eq!(out.code, 0, "{}", out.stderr);
         out
     };
@@ -147,21 +151,7 @@ async fn restore_points_are_copied_once_per_region_with_their_tags_and_kept_by_t
     }
     c.ec2.delete_volume().volume_id(&vol).send().await.unwrap();
     let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30)).to_string();
-    let out = ebssnap(
-        &m.env(),
-        &[
-            "run",
-            "--policy",
-            "std",
-            "--target",
-            "db",
-            "--run-key",
-            "r5",
-            "--now",
-            &later,
-            "--json",
-        ],
-    );
+    let out = run_json(&m.env(), "db", "r5", &["--now", &later]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r5 = copies_report(&out);
     assert_eq!(r5["deleted"].as_array().unwrap().len(), 2, "{r5}");
@@ -201,19 +191,7 @@ async fn at_most_twenty_copies_start_per_region_and_the_rest_follow_in_later_run
         &docs::target("std", "fleet", json!({"volume_tags": {"Backup": "yes"}})),
     )
     .await;
-    let out = ebssnap(
-        &m.env(),
-        &[
-            "run",
-            "--policy",
-            "std",
-            "--target",
-            "fleet",
-            "--run-key",
-            "r1",
-            "--json",
-        ],
-    );
+    let out = run_json(&m.env(), "fleet", "r1", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = copies_report(&out);
     assert_eq!(r["started"].as_array().unwrap().len(), 20, "{r}");
@@ -222,19 +200,7 @@ async fn at_most_twenty_copies_start_per_region_and_the_rest_follow_in_later_run
     // AWS refuses the 11th copy of the next run (its 20 concurrent copies are taken): later,
     // not a failure.
     let refuse = refusing_copies(&m, 10, 400, "ResourceLimitExceeded");
-    let out = ebssnap(
-        &m.env_at(&refuse.endpoint()),
-        &[
-            "run",
-            "--policy",
-            "std",
-            "--target",
-            "fleet",
-            "--run-key",
-            "r2",
-            "--json",
-        ],
-    );
+    let out = run_json(&m.env_at(&refuse.endpoint()), "fleet", "r2", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let r = copies_report(&out);
     assert_eq!(r["started"].as_array().unwrap().len(), 10, "{r}");
@@ -290,19 +256,7 @@ async fn a_copy_whose_answer_was_lost_is_found_by_its_tag_not_made_twice() {
         m.port,
         Arc::new(|op, n| (op == "CopySnapshot" && n == 1).then_some(Fault::LostAnswer)),
     );
-    let out = ebssnap(
-        &m.env_at(&proxy.endpoint()),
-        &[
-            "run",
-            "--policy",
-            "std",
-            "--target",
-            "db",
-            "--run-key",
-            "r1",
-            "--json",
-        ],
-    );
+    let out = run_json(&m.env_at(&proxy.endpoint()), "db", "r1", &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         proxy.faults().values().sum::<u64>(),
@@ -373,19 +327,7 @@ async fn a_refused_copy_raises_copy_failed_and_the_run_still_succeeds() {
     )
     .await;
     let refuse = refusing_copies(&m, 0, 403, "UnauthorizedOperation");
-    let out = ebssnap(
-        &m.env_at(&refuse.endpoint()),
-        &[
-            "run",
-            "--policy",
-            "std",
-            "--target",
-            "db",
-            "--run-key",
-            "r1",
-            "--json",
-        ],
-    );
+    let out = run_json(&m.env_at(&refuse.endpoint()), "db", "r1", &[]);
     assert_eq!(out.code, 0, "a copy never fails the run: {}", out.stderr);
     let r = out.json();
     assert_eq!(r["created"].as_array().unwrap().len(), 1);
