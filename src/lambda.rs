@@ -246,6 +246,9 @@ async fn run(
 fn emit_metrics(f: &metrics::Figures) {
     let ms = jiff::Timestamp::now().as_millisecond();
     println!("{}", metrics::emf(f, ms));
+    for line in metrics::emf_per_destination(f, ms) {
+        println!("{line}");
+    }
 }
 
 /// Handles one event; public so tests can drive it without a Runtime API. `function_arn` is

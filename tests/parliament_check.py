@@ -14,6 +14,12 @@ AWS's documented way to limit it is `kms:GrantIsForAWSResource = true` (only AWS
 for the caller may use the grant) with `kms:ViaService`. That one finding is dropped only when
 every Allow statement granting `kms:CreateGrant` carries both conditions; every other finding is
 reported as parliament reports it.
+
+Sharing restore points with vault accounts needs `ec2:ModifySnapshotAttribute`, which the same
+auditor reports as permissions management. It is dropped likewise only when every Allow statement
+granting it is limited to `ec2:Attribute` = `createVolumePermission` and to named accounts
+(`ec2:Add/userId` with StringEquals, no wildcard): the runner can add exactly the vault accounts
+and nothing else.
 """
 
 import fnmatch
@@ -64,6 +70,25 @@ def grants_only_for_aws_resources(policy):
     return found
 
 
+def shares_only_with_named_accounts(policy):
+    """Every Allow statement with ec2:ModifySnapshotAttribute adds only named accounts' create
+    volume permission."""
+    found = False
+    for st in as_list(policy.get("Statement", [])):
+        if st.get("Effect") != "Allow" or "ec2:ModifySnapshotAttribute" not in as_list(
+            st.get("Action", [])
+        ):
+            continue
+        found = True
+        eq = st.get("Condition", {}).get("StringEquals", {})
+        accounts = as_list(eq.get("ec2:Add/userId", []))
+        if eq.get("ec2:Attribute") != "createVolumePermission" or not accounts:
+            return False
+        if any(not (isinstance(a, str) and a.isdigit() and len(a) == 12) for a in accounts):
+            return False
+    return found
+
+
 def main():
     text = sys.argv[1]
     policy = json.loads(text)
@@ -78,12 +103,15 @@ def main():
             ]
             if not detail:
                 continue
-        if (
-            f.issue == "PERMISSIONS_MANAGEMENT_ACTIONS"
-            and [a.lower() for a in (f.location or {}).get("actions", [])] == ["kms:creategrant"]
-            and grants_only_for_aws_resources(policy)
-        ):
-            continue
+        if f.issue == "PERMISSIONS_MANAGEMENT_ACTIONS":
+            justified = set()
+            if grants_only_for_aws_resources(policy):
+                justified.add("kms:creategrant")
+            if shares_only_with_named_accounts(policy):
+                justified.add("ec2:modifysnapshotattribute")
+            actions = [a.lower() for a in (f.location or {}).get("actions", [])]
+            if actions and all(a in justified for a in actions):
+                continue
         print(json.dumps({"issue": f.issue, "detail": detail, "location": f.location}, default=str))
 
 

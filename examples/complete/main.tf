@@ -39,6 +39,17 @@ variable "webhook_secret" {
   sensitive   = true
 }
 
+variable "dr_region" {
+  type        = string
+  default     = "us-west-2"
+  description = "Where the restore points are copied for disaster recovery (not var.region)."
+}
+
+variable "vault_account_id" {
+  type        = string
+  description = "A backup vault account that may create volumes from the restore points."
+}
+
 variable "alarm_email" {
   type        = string
   description = "Who the SNS topic (tickets and the alarm) e-mails."
@@ -66,6 +77,9 @@ data "ebssnap_iam_policy" "this" {
   sns_topic_arns      = [aws_sns_topic.failures.arn]
   # ebssnap_policy.std reports unprotected volumes: its sweep reads every policy's targets.
   report_unprotected = true
+  # ebssnap_policy.std copies to var.dr_region and shares with the vault account.
+  copy_regions      = [var.dr_region]
+  share_account_ids = [var.vault_account_id]
 }
 
 # --- Failure channels -----------------------------------------------------------------------
@@ -228,6 +242,17 @@ resource "ebssnap_policy" "std" {
     sample   = 2
   }
 
+  # Disaster recovery: every restore point copied to var.dr_region, copies kept 30 days (at
+  # least 3 per volume), and shared with the vault account (docs/guides/copies.md).
+  copy {
+    region         = var.dr_region
+    retention_days = 30
+    min_snapshots  = 3
+  }
+  share {
+    account_ids = [var.vault_account_id]
+  }
+
   depends_on = [aws_iam_role_policy.scheduler, aws_iam_role_policy.runner]
 }
 
@@ -254,6 +279,12 @@ resource "ebssnap_target" "databases" {
   schedule              = "cron(0 */6 * * ? *)"
   retention_days        = 30
   dead_letter_queue_arn = aws_sqs_queue.dlq.arn
+
+  # The databases' copies in the DR Region are kept as long as the databases' restore points.
+  copy_retention {
+    region         = var.dr_region
+    retention_days = 30
+  }
 
   # Production databases only: instance_filters are AND-ed (named db-* AND tagged Env=prod).
   # As separate sources (instance_names plus instance_tags) they would be a union: every

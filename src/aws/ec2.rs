@@ -293,6 +293,8 @@ pub struct ManagedSnapshot {
     pub start_time: Timestamp,
     pub tags: BTreeMap<String, String>,
     pub encrypted: bool,
+    /// The key of an encrypted snapshot.
+    pub kms_key_id: Option<String>,
 }
 
 impl ManagedSnapshot {
@@ -308,6 +310,7 @@ impl ManagedSnapshot {
             start_time: Timestamp::new(start.secs(), start.subsec_nanos() as i32).ok()?,
             tags: tag_map(s.tags()),
             encrypted: s.encrypted().unwrap_or(false),
+            kms_key_id: s.kms_key_id().map(String::from),
         })
     }
 
@@ -657,6 +660,29 @@ pub async fn copy_snapshot(
         retryable: false,
         ambiguous: false,
     })
+}
+
+/// AWS takes at most 500 account changes per `ModifySnapshotAttribute`.
+const MAX_PERMISSION_CHANGES: usize = 500;
+
+/// Grants `createVolumePermission` on `snapshot_id` to `account_ids` (adding an account that
+/// already has it changes nothing), at most 500 accounts a call.
+pub async fn share_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    snapshot_id: &str,
+    account_ids: &[String],
+) -> Result<(), AwsError> {
+    for chunk in account_ids.chunks(MAX_PERMISSION_CHANGES) {
+        ec2.modify_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(aws_sdk_ec2::types::OperationType::Add)
+            .set_user_ids(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("sharing EBS snapshot {snapshot_id}"), e))?;
+    }
+    Ok(())
 }
 
 // ---- Restores (docs/design.md §11) ----

@@ -15,6 +15,12 @@ pub const RUNNER_OPERATIONS: &[(&str, Option<&str>)] = &[
     ("DeleteSnapshot", Some("ec2:DeleteSnapshot")),
     // Disaster-recovery copies into the policies' copy Regions (docs/design.md §13).
     ("CopySnapshot", Some("ec2:CopySnapshot")),
+    // Sharing restore points with vault accounts, unless their key is AWS-managed.
+    (
+        "ModifySnapshotAttribute",
+        Some("ec2:ModifySnapshotAttribute"),
+    ),
+    ("DescribeKey", Some("kms:DescribeKey")),
     // Restore tests: a volume from a restore point, deleted again; the outcome tagged on the
     // snapshot.
     (
@@ -73,6 +79,10 @@ pub struct Scope {
     /// KMS keys of the copies (`kms_key_id` of `copy` blocks): EBS uses them on the runner's
     /// behalf (grants, data keys), only through EC2 in the runner's and the copy Regions.
     pub copy_kms_key_arns: Vec<String>,
+    /// Vault accounts of the policies' `share` blocks: the runner may add exactly these to
+    /// `createVolumePermission` of the policies' restore points, and describe the account's keys
+    /// (is a restore point's key AWS-managed?).
+    pub share_account_ids: Vec<String>,
 }
 
 impl Default for Scope {
@@ -87,6 +97,7 @@ impl Default for Scope {
             report_unprotected: false,
             copy_regions: Vec::new(),
             copy_kms_key_arns: Vec::new(),
+            share_account_ids: Vec::new(),
         }
     }
 }
@@ -254,7 +265,7 @@ pub fn runner_policy(s: &Scope) -> Value {
                 "Resource": format!("arn:{p}:ec2:{region}:{account}:volume/*"),
                 "Condition": s.tag_condition("ec2:ResourceTag/ebssnap:restore-policy")
             },
-            mark_tested_snapshots(s, &format!("arn:{p}:ec2:{region}::snapshot/*")),
+            mark_tested_snapshots(s, json!(format!("arn:{p}:ec2:{region}::snapshot/*"))),
             {
                 "Sid": "ReadPolicyDocuments",
                 "Effect": "Allow",
@@ -375,6 +386,27 @@ pub fn runner_policy(s: &Scope) -> Value {
             }
         }));
     }
+    if !s.share_account_ids.is_empty() {
+        extra.push(json!({
+            "Sid": "ShareOnlyPolicySnapshotsWithVaults",
+            "Effect": "Allow",
+            "Action": action("ModifySnapshotAttribute"),
+            "Resource": format!("arn:{p}:ec2:{region}::snapshot/*"),
+            "Condition": merge_conditions(
+                s.tag_condition("ec2:ResourceTag/ebssnap:policy"),
+                json!({"StringEquals": {
+                    "ec2:Attribute": "createVolumePermission",
+                    "ec2:Add/userId": s.share_account_ids
+                }})
+            )
+        }));
+        extra.push(json!({
+            "Sid": "DescribeRestorePointKeys",
+            "Effect": "Allow",
+            "Action": action("DescribeKey"),
+            "Resource": format!("arn:{p}:kms:{region}:{account}:key/*")
+        }));
+    }
     if s.report_unprotected {
         extra.push(json!({
             "Sid": "ListEveryPolicyForCoverage",
@@ -403,8 +435,20 @@ pub fn runner_policy(s: &Scope) -> Value {
 pub fn operator_policy(s: &Scope) -> Value {
     let p = &s.partition;
     let (region, account) = s.place();
-    let volumes = format!("arn:{p}:ec2:{region}:{account}:volume/*");
-    let snapshots = format!("arn:{p}:ec2:{region}::snapshot/*");
+    // Restores happen in the runner's Region and, from the copies, in each copy Region.
+    let mut regions = vec![region.clone()];
+    regions.extend(s.copy_regions.iter().filter(|r| **r != region).cloned());
+    let in_regions = |what: &str| -> Vec<String> {
+        regions
+            .iter()
+            .map(|r| match what {
+                "snapshot" => format!("arn:{p}:ec2:{r}::snapshot/*"),
+                _ => format!("arn:{p}:ec2:{r}:{account}:{what}/*"),
+            })
+            .collect()
+    };
+    let volumes = in_regions("volume");
+    let snapshots = in_regions("snapshot");
     let schedule_arns: Vec<String> = s
         .policies
         .iter()
@@ -463,7 +507,7 @@ pub fn operator_policy(s: &Scope) -> Value {
                 "Sid": "AttachToInstances",
                 "Effect": "Allow",
                 "Action": "ec2:AttachVolume",
-                "Resource": format!("arn:{p}:ec2:{region}:{account}:instance/*")
+                "Resource": in_regions("instance")
             },
             {
                 "Sid": "DeleteOnlyRestoreVolumes",
@@ -472,13 +516,13 @@ pub fn operator_policy(s: &Scope) -> Value {
                 "Resource": volumes,
                 "Condition": restore_volume
             },
-            mark_tested_snapshots(s, &snapshots)
+            mark_tested_snapshots(s, json!(snapshots))
         ]
     })
 }
 
 /// Adding a restore test's outcome to the policies' snapshots: only the two test tag keys.
-fn mark_tested_snapshots(s: &Scope, snapshots: &str) -> Value {
+fn mark_tested_snapshots(s: &Scope, snapshots: Value) -> Value {
     json!({
         "Sid": "MarkTestedSnapshots",
         "Effect": "Allow",
@@ -498,8 +542,19 @@ fn mark_tested_snapshots(s: &Scope, snapshots: &str) -> Value {
 fn merge_conditions(a: Value, b: Value) -> Value {
     let mut out = a;
     if let (Some(o), Some(more)) = (out.as_object_mut(), b.as_object()) {
-        for (k, v) in more {
-            o.insert(k.clone(), v.clone());
+        for (op, keys) in more {
+            // One operator in both (`StringEquals`): its keys together.
+            match (
+                o.get_mut(op).and_then(Value::as_object_mut),
+                keys.as_object(),
+            ) {
+                (Some(have), Some(add)) => {
+                    have.extend(add.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                _ => {
+                    o.insert(op.clone(), keys.clone());
+                }
+            }
         }
     }
     out
@@ -596,6 +651,7 @@ mod tests {
             sns_topic_arns: vec!["arn:aws:sns:us-east-1:1:failures".into()],
             report_unprotected: true,
             copy_regions: vec!["us-west-2".into()],
+            share_account_ids: vec!["111122223333".into()],
             ..Scope::default()
         };
         let got = actions(&runner_policy(&scope));
@@ -618,6 +674,8 @@ mod tests {
         let bare = actions(&runner_policy(&Scope::default()));
         for a in [
             "ec2:CopySnapshot",
+            "ec2:ModifySnapshotAttribute",
+            "kms:DescribeKey",
             "scheduler:ListScheduleGroups",
             "secretsmanager:GetSecretValue",
             "kms:Decrypt",
@@ -734,6 +792,47 @@ mod tests {
         );
         let acts = actions(&p);
         assert!(acts.contains("ec2:AttachVolume") && !acts.contains("ec2:DeleteSnapshot"));
+    }
+
+    #[test]
+    fn the_operator_restores_in_the_copy_regions_too() {
+        let p = operator_policy(&Scope {
+            policies: vec!["std".into()],
+            runner_arn: "arn:aws:lambda:us-east-1:123456789012:function:ebssnap".into(),
+            copy_regions: vec!["us-west-2".into()],
+            ..Scope::default()
+        });
+        let st = p["Statement"].as_array().unwrap();
+        let by = |id: &str| st.iter().find(|s| s["Sid"] == id).cloned().unwrap();
+        assert_eq!(
+            by("RestoreFromPolicySnapshots")["Resource"],
+            json!([
+                "arn:aws:ec2:us-east-1::snapshot/*",
+                "arn:aws:ec2:us-west-2::snapshot/*"
+            ])
+        );
+        assert_eq!(
+            by("DeleteOnlyRestoreVolumes")["Resource"][1],
+            "arn:aws:ec2:us-west-2:123456789012:volume/*"
+        );
+    }
+
+    #[test]
+    fn sharing_adds_only_the_vault_accounts_on_policy_snapshots() {
+        let p = runner_policy(&Scope {
+            policies: vec!["std".into()],
+            share_account_ids: vec!["111122223333".into()],
+            ..Scope::default()
+        });
+        let st = p["Statement"].as_array().unwrap();
+        let share = st
+            .iter()
+            .find(|s| s["Sid"] == "ShareOnlyPolicySnapshotsWithVaults")
+            .unwrap();
+        let eq = &share["Condition"]["StringEquals"];
+        assert_eq!(eq["ec2:ResourceTag/ebssnap:policy"], json!(["std"]));
+        assert_eq!(eq["ec2:Attribute"], "createVolumePermission");
+        assert_eq!(eq["ec2:Add/userId"], json!(["111122223333"]));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod dynamo;
 pub mod ec2;
 pub mod iam;
+pub mod kms;
 pub mod lambda;
 pub mod scheduler;
 pub mod secrets;
@@ -161,6 +162,8 @@ pub struct Clients {
     pub sns: aws_sdk_sns::Client,
     /// ebs_snapper's configuration table (`ebssnap migrate` only).
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Sharing: whether a restore point's key is AWS-managed.
+    pub kms: aws_sdk_kms::Client,
     pub calls: ApiCalls,
     pub region: Option<String>,
 }
@@ -270,6 +273,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 self.dynamodb.config().to_builder().region(r()).build(),
             ),
+            kms: aws_sdk_kms::Client::from_conf(self.kms.config().to_builder().region(r()).build()),
             calls: self.calls.clone(),
             region: Some(region.to_string()),
         }
@@ -333,6 +337,11 @@ impl Clients {
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            kms: aws_sdk_kms::Client::from_conf(
+                aws_sdk_kms::config::Builder::from(sdk)
                     .interceptor(calls.clone())
                     .build(),
             ),

@@ -1,4 +1,5 @@
-//! `ebssnap snapshots`: a policy's managed snapshots and what the next sweep decides for each.
+//! `ebssnap snapshots`: a policy's managed snapshots and what the next sweep decides for each,
+//! then its disaster-recovery copies in each copy Region and what the copy rules decide.
 
 use clap::Args;
 use jiff::Timestamp;
@@ -18,7 +19,9 @@ Examples:
   # Only target web's, as JSON
   ebssnap snapshots --policy std --target web --json
   # What would be due for deletion a month from now
-  ebssnap snapshots --policy std --now 2027-01-06T00:00:00Z";
+  ebssnap snapshots --policy std --now 2027-01-06T00:00:00Z
+  # Only the restore points in the policy's Region (not its copies elsewhere)
+  ebssnap snapshots --policy std --no-copies";
 
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
@@ -34,6 +37,9 @@ pub struct SnapshotsArgs {
     /// Print the rows as a JSON array on stdout
     #[arg(long)]
     pub json: bool,
+    /// Leave out the copies in the policy's copy Regions
+    #[arg(long)]
+    pub no_copies: bool,
 }
 
 pub async fn exec(g: &Global, a: &SnapshotsArgs) -> Result<i32, Error> {
@@ -44,12 +50,15 @@ pub async fn exec(g: &Global, a: &SnapshotsArgs) -> Result<i32, Error> {
         a.target.as_deref(),
         a.now.unwrap_or_else(Timestamp::now),
         a.json,
+        !a.no_copies,
     )
     .await
 }
 
 #[derive(Serialize)]
 struct SnapshotRow {
+    /// The Region it lives in: the policy's, or a copy Region.
+    region: String,
     snapshot_id: String,
     target: Option<String>,
     volume_id: String,
@@ -60,6 +69,9 @@ struct SnapshotRow {
     status: &'static str,
     /// when it becomes eligible for deletion by age (null: kept by the minimum or due now)
     expires_at: Option<Timestamp>,
+    /// A copy: the restore point it copies (in `ebssnap:source-region`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_snapshot_id: Option<String>,
 }
 
 /// The managed snapshots of a policy with what the next sweep decides for each: the sweep's own
@@ -70,9 +82,11 @@ async fn snapshots(
     target: Option<&str>,
     now: Timestamp,
     json: bool,
+    copies: bool,
 ) -> Result<i32, Error> {
     let pdoc = documents::load_policy(clients, policy).await?;
     let planned = runner::sweep::plan(clients, &pdoc, now).await?;
+    let here = clients.region.clone().unwrap_or_default();
     let decided: std::collections::BTreeMap<&str, &retention::Decision> = planned
         .plan
         .keep
@@ -96,19 +110,52 @@ async fn snapshots(
                 }
                 None => return None,
             };
-            Some(SnapshotRow {
-                snapshot_id: s.id.clone(),
-                target: snap_target,
-                volume_id: s.volume(),
-                state: s.state.clone(),
-                start_time: s.start_time,
-                status,
-                expires_at,
-            })
+            Some(row(&here, s, snap_target, status, expires_at))
         })
         .collect();
+    let mut warnings: Vec<String> = planned.failures.iter().map(|f| f.message.clone()).collect();
+    let live: Vec<crate::core::doc::TargetDocument> =
+        planned.live.iter().map(|(_, t)| t.clone()).collect();
+    for c in pdoc.copies.iter().filter(|_| copies) {
+        match runner::copy::plan_region(clients, &pdoc, c, &live, &planned.unreadable, now).await {
+            Ok((listed, plan)) => {
+                let decided: std::collections::BTreeMap<&str, &retention::Decision> = plan
+                    .keep
+                    .iter()
+                    .chain(plan.delete.iter())
+                    .map(|d| (d.snapshot_id.as_str(), d))
+                    .collect();
+                rows.extend(
+                    listed
+                        .iter()
+                        .filter(|s| {
+                            target.is_none_or(|t| s.tag(crate::core::tags::TAG_TARGET) == Some(t))
+                        })
+                        .map(|s| {
+                            let snap_target =
+                                s.tag(crate::core::tags::TAG_TARGET).map(String::from);
+                            let (status, expires_at) = match decided.get(s.id.as_str()) {
+                                Some(d) => (d.reason.as_str(), d.expires_at),
+                                None => ("target_unreadable", None),
+                            };
+                            row(&c.region, s, snap_target, status, expires_at)
+                        }),
+                );
+            }
+            Err(e) => warnings.push(format!("copies in {} not listed: {e}", c.region)),
+        }
+    }
+    // The policy's Region first, then each copy Region; within one, by target and volume,
+    // newest first.
+    let order = |r: &SnapshotRow| r.region != here;
     rows.sort_by(|a, b| {
-        (&a.target, &a.volume_id, b.start_time).cmp(&(&b.target, &b.volume_id, a.start_time))
+        (order(a), &a.region, &a.target, &a.volume_id, b.start_time).cmp(&(
+            order(b),
+            &b.region,
+            &b.target,
+            &b.volume_id,
+            a.start_time,
+        ))
     });
     if json {
         print_json(&rows);
@@ -116,7 +163,8 @@ async fn snapshots(
         let mut buf = String::new();
         outln!(
             buf,
-            "{:<24} {:<12} {:<24} {:<10} {:<21} {:<17} EXPIRES",
+            "{:<14} {:<24} {:<12} {:<24} {:<10} {:<21} {:<17} EXPIRES",
+            "REGION",
             "SNAPSHOT",
             "TARGET",
             "VOLUME",
@@ -127,7 +175,8 @@ async fn snapshots(
         for r in &rows {
             outln!(
                 buf,
-                "{:<24} {:<12} {:<24} {:<10} {:<21} {:<17} {}",
+                "{:<14} {:<24} {:<12} {:<24} {:<10} {:<21} {:<17} {}",
+                r.region,
                 r.snapshot_id,
                 r.target.as_deref().unwrap_or("-"),
                 r.volume_id,
@@ -139,11 +188,46 @@ async fn snapshots(
                     .unwrap_or_else(|| "-".into())
             );
         }
-        outln!(buf, "{} managed snapshot(s) of policy {policy}", rows.len());
-        for f in &planned.failures {
-            outln!(buf, "warning: {}", f.message);
+        let copied = rows
+            .iter()
+            .filter(|r| r.source_snapshot_id.is_some())
+            .count();
+        outln!(
+            buf,
+            "{} managed snapshot(s) of policy {policy}, {copied} of them copies in other Regions",
+            rows.len()
+        );
+        for w in &warnings {
+            outln!(buf, "warning: {w}");
         }
         emit(&buf);
     }
+    if json {
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+    }
     Ok(exit::OK)
+}
+
+fn row(
+    region: &str,
+    s: &crate::aws::ec2::ManagedSnapshot,
+    target: Option<String>,
+    status: &'static str,
+    expires_at: Option<Timestamp>,
+) -> SnapshotRow {
+    SnapshotRow {
+        region: region.to_string(),
+        snapshot_id: s.id.clone(),
+        target,
+        volume_id: s.volume(),
+        state: s.state.clone(),
+        start_time: s.start_time,
+        status,
+        expires_at,
+        source_snapshot_id: s
+            .tag(crate::core::tags::TAG_SOURCE_SNAPSHOT)
+            .map(String::from),
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use crate::core::doc::Rules;
@@ -182,6 +182,12 @@ pub struct RegionCopies {
     pub found: usize,
     /// What went wrong: the Region's copies wait for the next run (a `copy.failed` ticket).
     pub failures: Vec<CopyFailure>,
+    /// Volumes whose newest copy here is too old (a `copy.overdue` ticket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overdue: Vec<CopyOverdue>,
+    /// Volumes overdue here before this run's copies and no longer (a `copy.recovered` ticket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<String>,
 }
 
 /// A copy that failed: a `CopySnapshot` AWS refused (other than for its quota), a copy that ended
@@ -205,6 +211,103 @@ impl CopyFailure {
             message: message.into(),
         }
     }
+}
+
+/// A volume whose newest copy in a Region is older than twice the target's interval plus 24 h
+/// (a `copy.overdue` ticket).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyOverdue {
+    pub volume_id: String,
+    /// The newest copy's restore-point time; none: never copied.
+    pub newest_copy_time: Option<String>,
+    /// Since the newest copy's restore point (never copied: since the volume's oldest completed
+    /// restore point, when it could first have been copied).
+    pub age_seconds: i64,
+}
+
+/// How old a volume's newest copy may be: twice the target's interval plus 24 h (copies follow
+/// the restore points they copy by one run at least, and take hours across Regions).
+pub fn copy_stale_after(interval: SignedDuration) -> SignedDuration {
+    interval * 2 + SignedDuration::from_hours(24)
+}
+
+/// The volumes of `sources` overdue in a Region with `after` (its copies once this run's have
+/// started), and those that were overdue with `before` (its copies when the run looked) but are
+/// no longer (a `copy.recovered`). Stateless: a later run that sees the same copies says the same.
+/// Copies in state `error` do not count; a volume without a completed restore point is never due.
+pub fn overdue(
+    sources: &[Source],
+    before: &[Snap],
+    after: &[Snap],
+    interval: SignedDuration,
+    now: Timestamp,
+) -> (Vec<CopyOverdue>, Vec<String>) {
+    let limit = copy_stale_after(interval);
+    let mut since: BTreeMap<&str, Timestamp> = BTreeMap::new();
+    for s in sources.iter().filter(|s| s.completed) {
+        let e = since.entry(s.volume.as_str()).or_insert(s.start_time);
+        *e = (*e).min(s.start_time);
+    }
+    let newest = |copies: &[Snap], volume: &str| {
+        copies
+            .iter()
+            .filter(|c| c.volume == volume && c.state != SnapState::Error)
+            .map(|c| c.start_time)
+            .max()
+    };
+    let due = |copies: &[Snap], volume: &str, first: Timestamp| {
+        let newest = newest(copies, volume);
+        let age = now.duration_since(newest.unwrap_or(first));
+        (age > limit).then_some((newest, age))
+    };
+    let mut late = Vec::new();
+    let mut recovered = Vec::new();
+    for (volume, first) in since {
+        match due(after, volume, first) {
+            Some((newest, age)) => late.push(CopyOverdue {
+                volume_id: volume.to_string(),
+                newest_copy_time: newest.map(|t| t.to_string()),
+                age_seconds: age.as_secs(),
+            }),
+            None if due(before, volume, first).is_some() => recovered.push(volume.to_string()),
+            None => {}
+        }
+    }
+    (late, recovered)
+}
+
+/// The key EBS uses when a snapshot is encrypted and names none (only emulators answer so).
+pub const DEFAULT_EBS_KEY: &str = "alias/aws/ebs";
+
+/// How a run shared its restore points with the vault accounts (the report's `share`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ShareOutcome {
+    /// The accounts granted `createVolumePermission`.
+    pub accounts: usize,
+    /// The run's restore points shared (a dry run: those it would share).
+    pub shared: Vec<String>,
+    /// Restore points not shared (`ShareDefaultKey`: encrypted under an AWS-managed key): a
+    /// `share.failed` ticket.
+    pub failures: Vec<CopyFailure>,
+}
+
+/// Why a restore point cannot be shared, before asking AWS: encrypted under an AWS-managed key
+/// (`aws_managed` of its key), which AWS refuses to share. `None`: share it.
+pub fn share_refusal(
+    snapshot_id: &str,
+    volume: &str,
+    key: Option<&str>,
+    aws_managed: bool,
+) -> Option<CopyFailure> {
+    aws_managed.then(|| CopyFailure {
+        volume_id: Some(volume.to_string()),
+        snapshot_id: Some(snapshot_id.to_string()),
+        code: "ShareDefaultKey".into(),
+        message: format!(
+            "restore point {snapshot_id} is encrypted under the AWS-managed key {}, which AWS does not share",
+            key.unwrap_or(DEFAULT_EBS_KEY)
+        ),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -412,5 +515,127 @@ mod tests {
             "never copied first"
         );
         assert_eq!(p.start.len(), 20);
+    }
+
+    #[test]
+    fn a_volume_is_overdue_when_its_newest_copy_is_older_than_two_intervals_and_a_day() {
+        let day = SignedDuration::from_hours(24);
+        let sources = vec![
+            source("s-5", "vol-1", 5, true),
+            source("s-0", "vol-1", 0, true),
+            source("n-0", "vol-2", 0, true),
+            source("p-0", "vol-3", 0, false),
+        ];
+        let four_days_old = copy_of(&sources[0], SnapState::Completed).0;
+        // vol-1: newest copy 5 days old (limit 3 days); vol-2: never copied, first restore point
+        // today; vol-3: nothing completed yet.
+        let (late, back) = overdue(
+            &sources,
+            std::slice::from_ref(&four_days_old),
+            std::slice::from_ref(&four_days_old),
+            day,
+            now(),
+        );
+        assert_eq!(back, Vec::<String>::new());
+        assert_eq!(late.len(), 1);
+        assert_eq!(late[0].volume_id, "vol-1");
+        assert_eq!(late[0].age_seconds, 5 * 86_400);
+        // The run copies today's restore point: vol-1 is back.
+        let fresh = copy_of(&sources[1], SnapState::Pending).0;
+        let (late, back) = overdue(
+            &sources,
+            std::slice::from_ref(&four_days_old),
+            &[four_days_old.clone(), fresh],
+            day,
+            now(),
+        );
+        assert!(late.is_empty());
+        assert_eq!(back, ["vol-1"]);
+        // A copy in state error does not count.
+        let broken = copy_of(&sources[1], SnapState::Error).0;
+        let (late, _) = overdue(&sources, &[], &[four_days_old, broken], day, now());
+        assert_eq!(late.len(), 1);
+        // Never copied: due from the volume's oldest completed restore point.
+        let (late, _) = overdue(&sources[2..], &[], &[], day, now() + day * 4);
+        assert_eq!(late[0].volume_id, "vol-2");
+        assert_eq!(late[0].newest_copy_time, None);
+    }
+
+    use proptest::prelude::*;
+
+    fn arb_copy() -> impl Strategy<Value = Snap> {
+        (0usize..3, 0i64..60, 0usize..6, 0u8..10, any::<bool>()).prop_map(
+            |(vol, days, run, state, copy)| Snap {
+                id: String::new(),
+                owned: true,
+                policy: Some("std".into()),
+                target: Some("web".into()),
+                volume: format!("vol-{vol}"),
+                run: Some(format!("run-{run}-{days}")),
+                state: match state {
+                    0 => SnapState::Pending,
+                    1 => SnapState::Error,
+                    _ => SnapState::Completed,
+                },
+                start_time: now() - SignedDuration::from_hours(24 * days),
+                copy,
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        /// Copies are kept by their own rules after the source volume and all its restore points
+        /// are gone: the newest `min_snapshots` completed copies of each volume stay, nothing
+        /// younger than the retention goes, nothing pending goes, and the copy scope never
+        /// touches a snapshot that is not a copy. With no source left, nothing is copied.
+        #[test]
+        fn copies_keep_their_minimum_after_the_source_is_gone(
+            snaps in proptest::collection::vec(arb_copy(), 0..30),
+            days in 1u32..40,
+            min in 0u32..5,
+        ) {
+            let snaps: Vec<Snap> = snaps
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| Snap { id: format!("snap-{i:03}"), ..s })
+                .collect();
+            let r = rules(days, min);
+            let scope = Scope::Copies { policy: "std", target: Some("web") };
+            let p = retention::plan(&scope, &snaps, |_| r, |_| false, now());
+            let deleted: BTreeSet<&str> = p.delete.iter().map(|d| d.snapshot_id.as_str()).collect();
+            for d in &p.delete {
+                let s = snaps.iter().find(|s| s.id == d.snapshot_id).unwrap();
+                prop_assert!(s.copy, "{} is not a copy", s.id);
+                prop_assert_ne!(s.state, SnapState::Pending);
+                // Young copies go only as a second copy of one run.
+                prop_assert!(
+                    d.reason == retention::Reason::DuplicateRun
+                        || now().duration_since(s.start_time) > SignedDuration::from_hours(24 * i64::from(days)),
+                    "{} deleted young: {:?}", s.id, d.reason
+                );
+            }
+            for vol in 0..3 {
+                let volume = format!("vol-{vol}");
+                let points: Vec<&Snap> = snaps
+                    .iter()
+                    .filter(|s| s.copy && s.volume == volume && s.state == SnapState::Completed)
+                    .collect();
+                let runs = |keep: &dyn Fn(&Snap) -> bool| {
+                    points.iter().filter(|s| keep(s)).map(|s| s.run.clone()).collect::<BTreeSet<_>>().len()
+                };
+                let available = runs(&|_| true);
+                let remaining = runs(&|s| !deleted.contains(s.id.as_str()));
+                prop_assert!(
+                    remaining >= available.min(min as usize),
+                    "{volume}: {remaining} restore points left of {available}, minimum {min}"
+                );
+            }
+            let copies: Vec<(Snap, String)> =
+                snaps.iter().filter(|s| s.copy).map(|s| (s.clone(), format!("src-{}", s.id))).collect();
+            let none = plan("std", "web", &[], &copies, r, now());
+            prop_assert!(none.start.is_empty());
+        }
     }
 }

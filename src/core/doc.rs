@@ -169,31 +169,18 @@ pub fn is_region_name(r: &str) -> bool {
 /// Checks a policy's copies and share: at most five Regions, each once, each a Region name;
 /// retention within range; a KMS key ARN in its copy's Region; 12-digit account ids.
 pub fn check_copies(copies: &[CopyDoc], share: Option<&ShareDoc>) -> Result<(), String> {
-    if copies.len() > MAX_COPIES {
-        return Err(format!(
-            "copies: at most {MAX_COPIES} Regions, found {}",
-            copies.len()
-        ));
-    }
+    check_copy_regions(
+        &copies
+            .iter()
+            .map(|c| {
+                (
+                    c.region.as_str(),
+                    (c.retention_days, c.min_snapshots, c.max_snapshots),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )?;
     for (i, c) in copies.iter().enumerate() {
-        if !is_region_name(&c.region) {
-            return Err(format!(
-                "copies[{i}].region: {:?} is not an AWS Region name (e.g. us-west-2)",
-                c.region
-            ));
-        }
-        if copies[..i].iter().any(|o| o.region == c.region) {
-            return Err(format!("copies[{i}].region: {} is listed twice", c.region));
-        }
-        if let Some(d) = c.retention_days {
-            check_days("copies.retention_days", d).map_err(|e| format!("copies[{i}]: {e}"))?;
-        }
-        check_counts(&RetentionDoc {
-            days: None,
-            min_snapshots: c.min_snapshots,
-            max_snapshots: c.max_snapshots,
-        })
-        .map_err(|e| format!("copies[{i}]: {e}"))?;
         if let Some(k) = &c.kms_key_id {
             let parts: Vec<&str> = k.splitn(6, ':').collect();
             let ok = parts.len() == 6
@@ -218,7 +205,7 @@ pub fn check_copies(copies: &[CopyDoc], share: Option<&ShareDoc>) -> Result<(), 
             return Err("share.account_ids: list at least one account".into());
         }
         for (i, a) in s.account_ids.iter().enumerate() {
-            if !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())) {
+            if !is_account_id(a) {
                 return Err(format!(
                     "share.account_ids[{i}]: {a:?} is not a 12-digit account id"
                 ));
@@ -226,6 +213,61 @@ pub fn check_copies(copies: &[CopyDoc], share: Option<&ShareDoc>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// A target's copy overrides: each a Region's name, once, at most [`MAX_COPIES`], with the
+/// retention's ranges.
+pub fn check_copy_overrides(list: &[CopyRetentionDoc]) -> Result<(), String> {
+    check_copy_regions(
+        &list
+            .iter()
+            .map(|c| {
+                (
+                    c.region.as_str(),
+                    (c.retention_days, c.min_snapshots, c.max_snapshots),
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `(retention_days, min_snapshots, max_snapshots)` of a copy Region.
+type CopyCounts = (Option<u32>, Option<u32>, Option<u32>);
+
+/// The checks a policy's copies and a target's overrides share: at most [`MAX_COPIES`], each a
+/// Region name, each once, its counts within the retention's ranges.
+fn check_copy_regions(list: &[(&str, CopyCounts)]) -> Result<(), String> {
+    if list.len() > MAX_COPIES {
+        return Err(format!(
+            "copies: at most {MAX_COPIES} Regions, found {}",
+            list.len()
+        ));
+    }
+    for (i, (region, (days, min_snapshots, max_snapshots))) in list.iter().enumerate() {
+        if !is_region_name(region) {
+            return Err(format!(
+                "copies[{i}].region: {region:?} is not an AWS Region name (e.g. us-west-2)"
+            ));
+        }
+        if list[..i].iter().any(|(r, _)| r == region) {
+            return Err(format!("copies[{i}].region: {region} is listed twice"));
+        }
+        if let Some(d) = days {
+            check_days("copies.retention_days", *d).map_err(|e| format!("copies[{i}]: {e}"))?;
+        }
+        check_counts(&RetentionDoc {
+            days: None,
+            min_snapshots: *min_snapshots,
+            max_snapshots: *max_snapshots,
+        })
+        .map_err(|e| format!("copies[{i}]: {e}"))?;
+    }
+    Ok(())
+}
+
+/// An AWS account id: 12 digits.
+pub fn is_account_id(a: &str) -> bool {
+    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,8 +350,37 @@ pub struct TargetDocument {
     /// Written only when set, so documents of targets that never set it stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_empty: Option<bool>,
+    /// The target's overrides of its policy's copy rules, per copy Region (docs/design.md §13).
+    /// Written only when set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyRetentionDoc>,
     #[serde(default)]
     pub invocation: Option<Invocation>,
+}
+
+/// A target's override of one copy Region's rules: unset fields keep the copy block's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRetentionDoc {
+    pub region: String,
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub min_snapshots: Option<u32>,
+    #[serde(default)]
+    pub max_snapshots: Option<u32>,
+}
+
+impl CopyRetentionDoc {
+    /// The rules of the copies in this Region for this target: these overrides on `copy`'s.
+    pub fn rules(&self, copy: Rules) -> Rules {
+        Rules {
+            days: self.retention_days.unwrap_or(copy.days),
+            min_snapshots: self.min_snapshots.unwrap_or(copy.min_snapshots),
+            max_snapshots: self.max_snapshots.or(copy.max_snapshots),
+            orphan_delete_after_days: None,
+        }
+    }
 }
 
 /// The restore-test document, stored in the policy group's `_restore_test` schedule
@@ -553,6 +624,7 @@ impl TargetDocument {
             }
             check_counts(r).map_err(bad)?;
         }
+        check_copy_overrides(&self.copies).map_err(bad)?;
         check_size(&TargetDocument {
             invocation: Some(Invocation::placeholders()),
             ..self.clone()

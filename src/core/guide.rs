@@ -220,6 +220,16 @@ pub const GUIDE: &[(&str, Category, &str)] = &[
         "A `copy` block names the policy's own Region: copies must go to another Region; change or remove the block.",
     ),
     (
+        "CopyOverdue",
+        Capacity,
+        "The volume's copies in that Region are not keeping up: look for `copy.failed` tickets of the Region (refused copies, copies in state `error`, a Region not opted in) and fix their cause; if there are none, the run reports show copies `deferred` because AWS runs at most 20 copies into a Region at a time: split the target, or run it less often.",
+    ),
+    (
+        "ShareDefaultKey",
+        Configuration,
+        "AWS does not share a snapshot encrypted under an AWS-managed key (the default `aws/ebs` key): encrypt the volume under a customer-managed KMS key (set it as the account's EBS default with `aws ec2 modify-ebs-default-kms-key-id`, or re-create the volume from a copy under that key), and grant the vault account use of that key.",
+    ),
+    (
         "OptInRequired",
         Configuration,
         "The Region is not enabled for this account: enable it (AWS console, Account, AWS Regions) or remove the `copy` block that names it.",

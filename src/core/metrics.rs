@@ -59,7 +59,20 @@ pub struct Figures {
     pub coverage: Option<(usize, usize, Option<i64>)>,
     /// Runs of a policy with copies: copies started, deferred and pending, over its Regions.
     pub copies: Option<(usize, usize, usize)>,
+    /// The same per copy Region, with the volumes overdue there: one record each
+    /// ([`emf_per_destination`]).
+    pub destinations: Vec<Destination>,
     pub duration_ms: u64,
+}
+
+/// One copy Region's figures of a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Destination {
+    pub region: String,
+    pub started: usize,
+    pub deferred: usize,
+    pub pending: usize,
+    pub overdue: usize,
 }
 
 /// Declared only on runs of a policy with copies.
@@ -107,6 +120,17 @@ impl Figures {
                     (s + c.started.len(), d + c.deferred, p + c.pending)
                 })
             }),
+            destinations: r
+                .copies
+                .iter()
+                .map(|c| Destination {
+                    region: c.region.clone(),
+                    started: c.started.len(),
+                    deferred: c.deferred,
+                    pending: c.pending,
+                    overdue: c.overdue.len(),
+                })
+                .collect(),
             duration_ms: r.duration_ms,
         }
     }
@@ -190,6 +214,51 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
     v
 }
 
+/// One EMF record per copy Region of a run: `CopiesStarted`, `CopiesDeferred`, `CopiesPending`
+/// and `CopiesOverdue` (volumes) with the dimension `DestinationRegion` (`Policy,DestinationRegion`
+/// and `Policy,Target,DestinationRegion`).
+pub fn emf_per_destination(f: &Figures, timestamp_ms: i64) -> Vec<Value> {
+    let dims = if f.target.is_some() {
+        json!([
+            ["Policy", "DestinationRegion"],
+            ["Policy", "Target", "DestinationRegion"]
+        ])
+    } else {
+        json!([["Policy", "DestinationRegion"]])
+    };
+    f.destinations
+        .iter()
+        .map(|d| {
+            let mut v = json!({
+                "_aws": {
+                    "Timestamp": timestamp_ms,
+                    "CloudWatchMetrics": [{
+                        "Namespace": NAMESPACE,
+                        "Dimensions": dims,
+                        "Metrics": [
+                            {"Name": "CopiesStarted", "Unit": "Count"},
+                            {"Name": "CopiesDeferred", "Unit": "Count"},
+                            {"Name": "CopiesPending", "Unit": "Count"},
+                            {"Name": "CopiesOverdue", "Unit": "Count"}
+                        ],
+                    }],
+                },
+                "Policy": f.policy,
+                "Kind": f.kind,
+                "DestinationRegion": d.region,
+                "CopiesStarted": d.started,
+                "CopiesDeferred": d.deferred,
+                "CopiesPending": d.pending,
+                "CopiesOverdue": d.overdue,
+            });
+            if let Some(t) = &f.target {
+                v["Target"] = json!(t);
+            }
+            v
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +339,58 @@ mod tests {
         for name in COVERAGE_METRICS {
             assert!(declared.contains(&name), "{name} not declared");
         }
+    }
+
+    #[test]
+    fn each_copy_region_has_its_own_record() {
+        let mut r = Report {
+            policy: "std".into(),
+            target: Some("web".into()),
+            kind: "run",
+            ..Report::default()
+        };
+        for (region, deferred) in [("us-west-2", 5), ("eu-west-1", 0)] {
+            r.copies.push(crate::core::copy::RegionCopies {
+                region: region.into(),
+                deferred,
+                pending: 20 - deferred,
+                overdue: if deferred > 0 {
+                    vec![crate::core::copy::CopyOverdue {
+                        volume_id: "vol-1".into(),
+                        newest_copy_time: None,
+                        age_seconds: 1,
+                    }]
+                } else {
+                    vec![]
+                },
+                ..Default::default()
+            });
+        }
+        let f = Figures::of(&r);
+        assert_eq!(emf(&f, 0)["CopiesDeferred"], 5, "summed on the run's line");
+        let lines = emf_per_destination(&f, 7);
+        assert_eq!(lines.len(), 2);
+        let west = &lines[0];
+        assert_eq!(west["DestinationRegion"], "us-west-2");
+        assert_eq!(
+            (
+                west["CopiesDeferred"].clone(),
+                west["CopiesPending"].clone(),
+                west["CopiesOverdue"].clone()
+            ),
+            (json!(5), json!(15), json!(1))
+        );
+        assert_eq!(west["Target"], "web");
+        let decl = &west["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            decl["Dimensions"][1],
+            json!(["Policy", "Target", "DestinationRegion"])
+        );
+        for m in decl["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            assert!(west.get(name).is_some(), "{name} declared without a value");
+        }
+        assert_eq!(lines[1]["CopiesOverdue"], 0);
+        assert!(emf_per_destination(&Figures::of(&Report::default()), 0).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 //! The ticket's format, its signature and the ticket of a run that could not run at all are in
 //! [`crate::core::ticket`], below both this module and the report.
 
+use crate::core::copy::CopyFailure;
 use crate::core::guide::Category;
 use crate::core::report::Report;
 use crate::core::ticket::*;
@@ -425,23 +426,122 @@ pub fn coverage_recovered_from_report(report: &Report, ctx: &Context) -> Option<
 /// per restore point or Region, `problem_key` `<policy>/<target>/<volume or Region>/copy-<region>`.
 /// Informational for the run: copies never fail it.
 pub fn copy_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
-    let target = report.target.as_deref().unwrap_or("sweep");
-    let failures: Vec<TicketFailure> = report
+    let failures = report.copies.iter().flat_map(|r| {
+        r.failures.iter().map(move |f| {
+            let about = f.volume_id.clone().unwrap_or_else(|| r.region.clone());
+            (
+                about,
+                copy_problem(&r.region),
+                format!("copy to {}", r.region),
+                f.clone(),
+            )
+        })
+    });
+    dr_ticket(report, ctx, EVENT_COPY_FAILED, failures)
+}
+
+/// The problem of a volume's copies in `region` (`copy.failed`, `copy.overdue`, resolved by
+/// `copy.recovered`).
+fn copy_problem(region: &str) -> String {
+    format!("copy-{region}")
+}
+
+/// The `copy.overdue` ticket of a run that found volumes whose newest copy in a Region is older
+/// than twice the target's interval plus 24 h (`CopyOverdue`), with the same problem keys as
+/// `copy.failed`. Informational for the run.
+pub fn copy_overdue_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let failures = report.copies.iter().flat_map(|r| {
+        r.overdue.iter().map(move |o| {
+            let newest = match &o.newest_copy_time {
+                Some(t) => format!("its newest copy there is of the restore point of {t}"),
+                None => "it has no copy there".to_string(),
+            };
+            let failure = CopyFailure {
+                volume_id: Some(o.volume_id.clone()),
+                snapshot_id: None,
+                code: "CopyOverdue".into(),
+                message: format!(
+                    "{newest}, {} h old, past the target's limit (twice its interval plus 24 h)",
+                    o.age_seconds / 3600
+                ),
+            };
+            let what = format!("copies in {}", r.region);
+            (o.volume_id.clone(), copy_problem(&r.region), what, failure)
+        })
+    });
+    dr_ticket(report, ctx, EVENT_COPY_OVERDUE, failures)
+}
+
+/// The `copy.recovered` ticket of a run whose copies brought volumes back within their limit in
+/// a Region; it resolves their `<policy>/<target>/<volume>/copy-<region>` problems.
+pub fn copy_recovered_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let target = report.target.clone()?;
+    let recovered: Vec<TicketRecovered> = report
         .copies
         .iter()
-        .flat_map(|r| r.failures.iter().map(move |f| (r.region.as_str(), f)))
-        .map(|(region, f)| {
-            let about = f.volume_id.clone().unwrap_or_else(|| region.to_string());
+        .flat_map(|r| r.recovered.iter().map(move |v| (r, v)))
+        .map(|(r, v)| TicketRecovered {
+            problem_keys: vec![format!(
+                "{}/{target}/{v}/{}",
+                report.policy,
+                copy_problem(&r.region)
+            )],
+            target: target.clone(),
+            volume_id: v.clone(),
+            ..Default::default()
+        })
+        .collect();
+    if recovered.is_empty() {
+        return None;
+    }
+    Some(recovery_ticket(
+        report,
+        ctx,
+        EVENT_COPY_RECOVERED,
+        format!(
+            "{}/{target}/{EVENT_COPY_RECOVERED}/{}",
+            report.policy, report.run_key
+        ),
+        recovered,
+    ))
+}
+
+/// The `share.failed` ticket of a run whose restore points could not all be shared with the
+/// vault accounts: `problem_key` `<policy>/<target>/<volume or Region>/share`. Informational.
+pub fn share_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
+    let region = ctx.region.clone().unwrap_or_else(|| "region".into());
+    let failures = report.share.iter().flat_map(|s| {
+        let region = region.clone();
+        s.failures.iter().map(move |f| {
+            let about = f.volume_id.clone().unwrap_or_else(|| region.clone());
+            (about, "share".to_string(), "share".to_string(), f.clone())
+        })
+    });
+    dr_ticket(report, ctx, EVENT_SHARE_FAILED, failures)
+}
+
+/// A ticket of disaster-recovery failures (copies, sharing): each is `(about, problem, what,
+/// failure)`, its problem key `<policy>/<target>/<about>/<problem>`, its message prefixed by
+/// `what`. Severity `error`; `None` without failures.
+fn dr_ticket(
+    report: &Report,
+    ctx: &Context,
+    event: &str,
+    failures: impl Iterator<Item = (String, String, String, CopyFailure)>,
+) -> Option<Ticket> {
+    let target = report.target.as_deref().unwrap_or("sweep");
+    let failures: Vec<TicketFailure> = failures
+        .map(|(about, problem, what, f)| {
             let mut t = annotate(
                 TicketFailure {
-                    volume_id: f.volume_id.clone(),
-                    snapshot_id: f.snapshot_id.clone(),
+                    volume_id: f.volume_id,
+                    snapshot_id: f.snapshot_id,
                     target: Some(target.to_string()),
                     code: f.code.clone(),
-                    message: format!("copy to {region}: {}", f.message),
+                    message: format!("{what}: {}", f.message),
                     retryable: crate::core::guide::guide(&f.code).0 == Category::Transient,
                     dedup_key: Some(format!(
-                        "{}/{target}/{about}/copy-{region}/{}",
+                        "{}/{target}/{about}/{problem}/{}",
                         report.policy,
                         day(&ctx.occurred_at)
                     )),
@@ -451,7 +551,7 @@ pub fn copy_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
                 Some(target),
                 &about,
             );
-            t.problem_key = format!("{}/{target}/{about}/copy-{region}", report.policy);
+            t.problem_key = format!("{}/{target}/{about}/{problem}", report.policy);
             t
         })
         .collect();
@@ -461,12 +561,9 @@ pub fn copy_from_report(report: &Report, ctx: &Context) -> Option<Ticket> {
     Some(failure_ticket(
         report,
         ctx,
-        EVENT_COPY_FAILED,
+        event,
         "error",
-        format!(
-            "{}/{target}/{}/{}",
-            report.policy, EVENT_COPY_FAILED, report.run_key
-        ),
+        format!("{}/{target}/{event}/{}", report.policy, report.run_key),
         failures,
     ))
 }

@@ -267,7 +267,11 @@ pub struct Report {
     /// §13). A Region's failure never fails the run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<crate::core::copy::RegionCopies>,
-    /// The `copy.failed` ticket's delivery (webhook, then SNS; informational).
+    /// Target runs of a policy with a `share`: the run's restore points shared with the vault
+    /// accounts (docs/design.md §13).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<crate::core::copy::ShareOutcome>,
+    /// The `copy.failed` (and `share.failed`) tickets' delivery (webhook, then SNS; informational).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub copy_tickets: Vec<TicketOutcome>,
     /// Restore tests only: one entry per pair tested (or not started).

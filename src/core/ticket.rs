@@ -18,6 +18,9 @@ pub const EVENT_RESTORE_EXPIRED: &str = "restore.expired";
 pub const EVENT_COVERAGE_UNPROTECTED: &str = "coverage.unprotected";
 pub const EVENT_COVERAGE_RECOVERED: &str = "coverage.recovered";
 pub const EVENT_COPY_FAILED: &str = "copy.failed";
+pub const EVENT_COPY_OVERDUE: &str = "copy.overdue";
+pub const EVENT_COPY_RECOVERED: &str = "copy.recovered";
+pub const EVENT_SHARE_FAILED: &str = "share.failed";
 
 /// The problem key of an unprotected volume (`coverage.unprotected`), which `coverage.recovered`
 /// resolves.

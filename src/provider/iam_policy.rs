@@ -28,6 +28,7 @@ pub struct IamPolicyState {
     pub report_unprotected: V<bool>,
     pub copy_regions: StrList,
     pub copy_kms_key_arns: StrList,
+    pub share_account_ids: StrList,
     pub partition: V<String>,
     pub runner_policy_json: V<String>,
     pub scheduler_policy_json: V<String>,
@@ -105,6 +106,14 @@ pub fn iam_policy_schema() -> Schema {
                         string_list(),
                         Optional,
                         "The `kms_key_id` keys of the `copy` blocks: EBS may use them for the runner (`kms:CreateGrant` for AWS resources, `Decrypt`, `Encrypt`, `ReEncrypt*`, `GenerateDataKeyWithoutPlaintext`, `DescribeKey`), only through EC2 in the runner's and the copy Regions (`kms:ViaService`). Default: none.",
+                    ),
+                ),
+                (
+                    "share_account_ids",
+                    attr(
+                        string_list(),
+                        Optional,
+                        "The `account_ids` of the policies' `share` blocks (vault accounts): the runner may add exactly these accounts to `createVolumePermission` of the policies' restore points (`ec2:ModifySnapshotAttribute`), and `kms:DescribeKey` the account's keys in its Region (AWS refuses to share a restore point under an AWS-managed key; the runner checks first). Default: none.",
                     ),
                 ),
                 (
@@ -206,6 +215,20 @@ impl DataSource for IamPolicyDataSource {
                 );
             }
         }
+        for (i, a) in k_list(&c.share_account_ids)
+            .known()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            if !crate::core::doc::is_account_id(a) {
+                diags.error(
+                    "Invalid account id",
+                    format!("{a:?} is not a 12-digit AWS account id: list the vault accounts of the policies' share blocks."),
+                    AttributePath::new("share_account_ids").index(i as i64),
+                );
+            }
+        }
         if let Some(names) = k_list(&c.policy_names).known() {
             for (i, n) in names.iter().enumerate() {
                 if let Err(e) = crate::core::doc::validate_policy_name(n) {
@@ -251,6 +274,7 @@ impl DataSource for IamPolicyDataSource {
             report_unprotected: get(&c.report_unprotected).unwrap_or(false),
             copy_regions: k_list(&c.copy_regions).known().unwrap_or_default(),
             copy_kms_key_arns: k_list(&c.copy_kms_key_arns).known().unwrap_or_default(),
+            share_account_ids: k_list(&c.share_account_ids).known().unwrap_or_default(),
         };
         let json = |v: serde_json::Value| {
             serde_json::to_string(&v)

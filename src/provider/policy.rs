@@ -179,7 +179,7 @@ fn copy_block() -> super::plugin::schema::Block {
 
 fn share_block() -> super::plugin::schema::Block {
     block(
-        "Share the policy's restore points with vault accounts (`createVolumePermission`). Recorded in the policy document; the runner does not share yet (docs/design.md §13).",
+        "Share the policy's restore points with vault accounts: after each target run, the runner adds `createVolumePermission` for these accounts to the run's restore points (in the policy's Region; copies are not shared). A restore point encrypted under an AWS-managed key (the default `aws/ebs` key) cannot be shared: it raises a `share.failed` ticket with code `ShareDefaultKey`. The runner's role needs `data.ebssnap_iam_policy { share_account_ids = [...] }`; the vault account also needs use of the customer-managed key.",
         vec![(
             "account_ids",
             attr(string_list(), Required, "12-digit AWS account ids."),

@@ -51,6 +51,83 @@ pub struct TargetState {
     pub dead_letter_queue_arn: V<String>,
     pub runner_arn: V<String>,
     pub scheduler_role_arn: V<String>,
+    /// `copy_retention` blocks: never null (a list of blocks), also in state written before
+    /// they existed.
+    #[serde(default = "no_overrides")]
+    pub copy_retention: V<Vec<CopyRetentionState>>,
+}
+
+fn no_overrides() -> V<Vec<CopyRetentionState>> {
+    Value::Value(Vec::new())
+}
+
+/// A `copy_retention` block: this target's rules for its copies in one of the policy's copy
+/// Regions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CopyRetentionState {
+    pub region: V<String>,
+    pub retention_days: V<i64>,
+    pub min_snapshots: V<i64>,
+    pub max_snapshots: V<i64>,
+}
+
+impl CopyRetentionState {
+    /// The document's override, when every value is known.
+    fn to_doc(&self) -> Option<doc::CopyRetentionDoc> {
+        Some(doc::CopyRetentionDoc {
+            region: get(&self.region)?,
+            retention_days: u32_opt(&self.retention_days).ok()?,
+            min_snapshots: u32_opt(&self.min_snapshots).ok()?,
+            max_snapshots: u32_opt(&self.max_snapshots).ok()?,
+        })
+    }
+
+    fn of_doc(d: &doc::CopyRetentionDoc) -> CopyRetentionState {
+        CopyRetentionState {
+            region: Value::Value(d.region.clone()),
+            retention_days: opt(d.retention_days.map(i64::from)),
+            min_snapshots: opt(d.min_snapshots.map(i64::from)),
+            max_snapshots: opt(d.max_snapshots.map(i64::from)),
+        }
+    }
+}
+
+fn copy_retention_block() -> super::plugin::schema::Block {
+    block(
+        "Overrides the rules of this target's copies in one of its policy's copy Regions (a `copy` block of the policy), as `retention_days`, `min_snapshots` and `max_snapshots` override the policy's rules for the target's own restore points. At most 5 blocks, each Region once. A Region the policy does not copy to is ignored by the runner, with a warning in the run's report.",
+        vec![
+            (
+                "region",
+                attr(string(), Required, "The copy Region, e.g. `us-west-2`."),
+            ),
+            (
+                "retention_days",
+                attr(
+                    number(),
+                    Optional,
+                    "Days this target's copies there are kept. Default: the `copy` block's.",
+                ),
+            ),
+            (
+                "min_snapshots",
+                attr(
+                    number(),
+                    Optional,
+                    "Copies of each volume always kept there. Default: the `copy` block's.",
+                ),
+            ),
+            (
+                "max_snapshots",
+                attr(
+                    number(),
+                    Optional,
+                    "At most this many copies of each volume there. Default: the `copy` block's.",
+                ),
+            ),
+        ],
+        vec![],
+    )
 }
 
 /// The `config {}` of `list "ebssnap_target"`.
@@ -218,6 +295,7 @@ pub fn target_schema() -> Schema {
             vec![
                 ("select", NestedBlock::Single(select_block())),
                 ("exclude", NestedBlock::Optional(exclude_block())),
+                ("copy_retention", NestedBlock::List(copy_retention_block())),
             ],
         ),
     }
@@ -296,6 +374,26 @@ pub fn validate_config(c: &TargetState, diags: &mut Diagnostics) {
         );
     }
     validate::counts(diags, p, get(&c.min_snapshots), get(&c.max_snapshots));
+    if let Value::Value(list) = &c.copy_retention
+        && let Some(overrides) = list
+            .iter()
+            .map(CopyRetentionState::to_doc)
+            .collect::<Option<Vec<_>>>()
+        && let Err(e) = doc::check_copy_overrides(&overrides)
+    {
+        let at = match e.split_once(']') {
+            Some((head, _)) => match head.strip_prefix("copies[").map(str::parse::<i64>) {
+                Some(Ok(i)) => p("copy_retention").index(i),
+                _ => p("copy_retention"),
+            },
+            None => p("copy_retention"),
+        };
+        diags.error(
+            "Invalid copy_retention",
+            format!("{}.", e.replacen("copies", "copy_retention", 1)),
+            at,
+        );
+    }
     if let Some(v) = get(&c.retry_attempts) {
         validate::range(
             diags,
@@ -387,6 +485,7 @@ fn plan(config: &TargetState, prior: Option<&TargetState>, c: Option<&Configured
         dead_letter_queue_arn: config.dead_letter_queue_arn.clone(),
         runner_arn: super::planned_arns(c).0,
         scheduler_role_arn: super::planned_arns(c).1,
+        copy_retention: config.copy_retention.clone(),
     }
 }
 
@@ -426,6 +525,14 @@ pub fn to_doc(s: &TargetState) -> Option<TargetDocument> {
         allow_empty: match s.allow_empty {
             Value::Value(true) => Some(true),
             Value::Value(false) | Value::Null => None,
+            Value::Unknown => return None,
+        },
+        copies: match &s.copy_retention {
+            Value::Value(l) => l
+                .iter()
+                .map(CopyRetentionState::to_doc)
+                .collect::<Option<Vec<_>>>()?,
+            Value::Null => Vec::new(),
             Value::Unknown => return None,
         },
         invocation: Some(Invocation::placeholders()),
@@ -497,6 +604,7 @@ fn from_aws(
         dead_letter_queue_arn: opt(spec.dead_letter_arn.clone()),
         runner_arn: Value::Value(spec.target_arn.clone()),
         scheduler_role_arn: Value::Value(spec.role_arn.clone()),
+        copy_retention: Value::Value(d.copies.iter().map(CopyRetentionState::of_doc).collect()),
     })
 }
 

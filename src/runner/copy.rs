@@ -13,12 +13,30 @@ use crate::core::copy::{self, CopyFailure, RegionCopies, Source, Started};
 use crate::core::doc::{CopyDoc, PolicyDocument, TargetDocument};
 use crate::core::retention::{self, Scope, SnapState};
 use crate::core::tags::TAG_SOURCE_SNAPSHOT;
+use crate::error::AwsError;
 
-/// Copies and prunes the copies of one target's restore points in every copy Region.
+/// The target's snapshots in the run's Region, listed once after the run's creations, for
+/// its copies and its sharing; `None` when the policy does neither.
+pub async fn list_for_copies_and_share(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    target: &TargetDocument,
+) -> Option<Result<Vec<ec2::ManagedSnapshot>, AwsError>> {
+    if policy.copies.is_empty() && policy.share.is_none() {
+        return None;
+    }
+    Some(
+        ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None).await,
+    )
+}
+
+/// Copies and prunes the copies of one target's restore points (`listed`: the target's
+/// snapshots in the run's Region) in every copy Region.
 pub async fn copy_and_prune(
     clients: &Clients,
     policy: &PolicyDocument,
     target: &TargetDocument,
+    listed: Result<&[ec2::ManagedSnapshot], &AwsError>,
     opts: &RunOptions,
 ) -> Vec<RegionCopies> {
     if policy.copies.is_empty() {
@@ -39,31 +57,28 @@ pub async fn copy_and_prune(
             })
             .collect();
     };
-    let sources =
-        match ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
-            .await
-        {
-            Ok(list) => list
-                .into_iter()
-                .filter(|m| !m.tags.contains_key(TAG_SOURCE_SNAPSHOT))
-                .map(|m| Source {
-                    volume: m.volume(),
-                    run: m.tag(crate::core::tags::TAG_RUN).map(String::from),
-                    completed: m.state == "completed",
-                    snapshot_id: m.id,
-                    start_time: m.start_time,
-                    encrypted: m.encrypted,
-                    tags: m.tags,
-                })
-                .collect::<Vec<_>>(),
-            Err(e) => {
-                return policy
-                    .copies
-                    .iter()
-                    .map(|c| failed(c, CopyFailure::region(e.code.clone(), e.message.clone())))
-                    .collect();
-            }
-        };
+    let sources = match listed {
+        Ok(list) => list
+            .iter()
+            .filter(|m| !m.tags.contains_key(TAG_SOURCE_SNAPSHOT))
+            .map(|m| Source {
+                volume: m.volume(),
+                run: m.tag(crate::core::tags::TAG_RUN).map(String::from),
+                completed: m.state == "completed",
+                snapshot_id: m.id.clone(),
+                start_time: m.start_time,
+                encrypted: m.encrypted,
+                tags: m.tags.clone(),
+            })
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            return policy
+                .copies
+                .iter()
+                .map(|c| failed(c, CopyFailure::region(e.code.clone(), e.message.clone())))
+                .collect();
+        }
+    };
     let mut out = Vec::new();
     for c in &policy.copies {
         if c.region == source_region {
@@ -128,7 +143,11 @@ async fn one_region(
             ),
         });
     }
-    let rules = c.rules(&policy.rules());
+    // The copy block's rules, under the target's override for this Region.
+    let rules = match target.copies.iter().find(|o| o.region == c.region) {
+        Some(o) => o.rules(c.rules(&policy.rules())),
+        None => c.rules(&policy.rules()),
+    };
     let plan = copy::plan(
         &policy.policy,
         &target.target,
@@ -144,6 +163,7 @@ async fn one_region(
         "ebssnap copy {}/{} from {source_region}",
         policy.policy, target.target
     );
+    let before: Vec<retention::Snap> = copies.iter().map(|(s, _)| s.clone()).collect();
     let mut start = plan.start.into_iter();
     while let Some(s) = start.next() {
         if opts.dry_run {
@@ -219,6 +239,9 @@ async fn one_region(
     }
     // The copy's own rules, over this target's copies there: never because the source went.
     let snaps: Vec<retention::Snap> = copies.into_iter().map(|(s, _)| s).collect();
+    if let Some(interval) = opts.interval {
+        (r.overdue, r.recovered) = copy::overdue(sources, &before, &snaps, interval, opts.now);
+    }
     let prune = retention::plan(
         &Scope::Copies {
             policy: &policy.policy,
@@ -292,6 +315,49 @@ pub async fn sweep_removed_targets(
         out.push(r);
     }
     out
+}
+
+/// What the copy rules decide for a policy's copies in one copy Region (`ebssnap snapshots`):
+/// each live target's copies by its rules there (its `copy_retention` on the block's), removed
+/// targets' by the block's; the copies of `unreadable` targets are left out, as the sweep leaves
+/// them. The copies as listed, and the plan.
+pub async fn plan_region(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    c: &CopyDoc,
+    live: &[TargetDocument],
+    unreadable: &std::collections::BTreeSet<String>,
+    now: jiff::Timestamp,
+) -> Result<(Vec<ec2::ManagedSnapshot>, retention::Plan), AwsError> {
+    let dest = clients.in_region(&c.region);
+    let listed = ec2::list_copies(&dest.ec2, &policy.policy, None).await?;
+    let block = c.rules(&policy.rules());
+    let rules: std::collections::BTreeMap<&str, crate::core::doc::Rules> = live
+        .iter()
+        .map(|t| {
+            let r = match t.copies.iter().find(|o| o.region == c.region) {
+                Some(o) => o.rules(block),
+                None => block,
+            };
+            (t.target.as_str(), r)
+        })
+        .collect();
+    let snaps: Vec<retention::Snap> = listed
+        .iter()
+        .map(|m| m.to_snap())
+        .filter(|s| !s.target.as_ref().is_some_and(|t| unreadable.contains(t)))
+        .collect();
+    let plan = retention::plan(
+        &Scope::Copies {
+            policy: &policy.policy,
+            target: None,
+        },
+        &snaps,
+        |t| rules.get(t).copied().unwrap_or(block),
+        |_| false,
+        now,
+    );
+    Ok((listed, plan))
 }
 
 /// Deletes the copies a plan lets go (a dry run only reports them); a copy already gone is

@@ -139,6 +139,7 @@ mod tests {
             start_time: Timestamp::UNIX_EPOCH,
             tags: BTreeMap::new(),
             encrypted: false,
+            kms_key_id: None,
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`prune`]: executing a retention plan.
 //! - [`restore`]: restores, the restore volumes ebssnap made, and their cleanup.
 //! - [`restore_test`]: restore tests of a rotating sample of a policy's restore points.
+//! - [`copy`]: disaster-recovery copies of a target's restore points in other Regions.
+//! - [`share`]: a run's restore points shared with the policy's vault accounts.
 //! - [`sweep`]: a policy sweep, its plan (shared with `ebssnap snapshots`), overdue detection.
 //! - [`notify`]: the failure ticket a finished run calls for, and the report's log line.
 //!
@@ -29,6 +31,7 @@ pub mod pace;
 mod prune;
 pub mod restore;
 pub mod restore_test;
+mod share;
 pub mod sweep;
 pub mod target;
 

@@ -36,7 +36,10 @@ pub(super) async fn finish(
                     || r.coverage.as_ref().is_some_and(|c| {
                         !c.unprotected.is_empty() || !c.newly_protected.is_empty()
                     })
-                    || r.copies.iter().any(|c| !c.failures.is_empty()))
+                    || r.copies.iter().any(|c| {
+                        !c.failures.is_empty() || !c.overdue.is_empty() || !c.recovered.is_empty()
+                    })
+                    || r.share.as_ref().is_some_and(|s| !s.failures.is_empty()))
         }
         Err(Error::Aws(_)) => true,
         Err(_) => false,
@@ -116,7 +119,15 @@ pub(super) async fn finish(
                     log_undelivered(&t, "no failure channel configured");
                 }
             }
-            if let Some(t) = raise::copy_from_report(&report, &ctx) {
+            for t in [
+                raise::copy_from_report(&report, &ctx),
+                raise::copy_overdue_from_report(&report, &ctx),
+                raise::copy_recovered_from_report(&report, &ctx),
+                raise::share_from_report(&report, &ctx),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 if let Some(w) = &webhook {
                     report.copy_tickets.push(send(w, &t, opts).await);
                 }

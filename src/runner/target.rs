@@ -759,7 +759,19 @@ async fn run_target_in_span(
         ms = elapsed_ms(phase),
         "pruned"
     );
-    report.copies = super::copy::copy_and_prune(clients, policy, target, opts).await;
+    if let Some(listed) = super::copy::list_for_copies_and_share(clients, policy, target).await {
+        let listed = listed.as_deref();
+        report.share = super::share::share_run(clients, policy, &run_key, listed, opts).await;
+        report.copies = super::copy::copy_and_prune(clients, policy, target, listed, opts).await;
+    }
+    for o in &target.copies {
+        if !policy.copies.iter().any(|c| c.region == o.region) {
+            report.warnings.push(format!(
+                "the target's copy_retention for {} is ignored: its policy does not copy to {}",
+                o.region, o.region
+            ));
+        }
+    }
 
     report.api_calls = clients.calls.since(&calls_before);
     report.duration_ms = started.elapsed().as_millis() as u64;

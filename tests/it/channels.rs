@@ -229,11 +229,14 @@ async fn a_missing_or_malformed_secret_fails_with_exit_3_and_the_ticket_still_re
 }
 
 #[tokio::test]
-async fn every_lambda_run_writes_one_metrics_line_equal_to_its_report() {
+async fn every_lambda_run_writes_metrics_lines_equal_to_its_report() {
     let Some(m) = Moto::start() else { return };
     let c = m.clients().await;
     let vol = crate::fleet::volume(&c, &[("Backup", "yes")]).await;
-    let pol = docs::policy("std", 14, 1);
+    let mut pol = docs::policy("std", 14, 1);
+    // A copy Region: each run and sweep adds one record per destination.
+    pol["copies"] = json!([{"region": "us-west-2", "retention_days": 30, "min_snapshots": 1,
+                            "max_snapshots": null, "kms_key_id": null, "copy_tags": true}]);
     docs::store_policy(&c, &pol).await;
     let mut event = docs::target("std", "web", json!({"volume_tags": {"Backup": "yes"}}));
     docs::store_target(&c, &event).await;
@@ -265,8 +268,26 @@ async fn every_lambda_run_writes_one_metrics_line_equal_to_its_report() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v.get("_aws").is_some())
         .collect();
-    assert_eq!(lines.len(), 2, "one line per run and sweep:\n{stdout}");
+    assert_eq!(
+        lines.len(),
+        4,
+        "one line per run and sweep, and one per copy Region of each:\n{stdout}"
+    );
     let (emf, report) = (&lines[0], &run.2);
+    let dest = &lines[1];
+    assert_eq!(dest["DestinationRegion"], "us-west-2");
+    assert_eq!(
+        dest["CopiesStarted"],
+        report["copies"][0]["started"].as_array().unwrap().len()
+    );
+    assert_eq!(emf["CopiesStarted"], dest["CopiesStarted"]);
+    assert_eq!(
+        dest["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([
+            ["Policy", "DestinationRegion"],
+            ["Policy", "Target", "DestinationRegion"]
+        ])
+    );
     let decl = &emf["_aws"]["CloudWatchMetrics"][0];
     assert_eq!(decl["Namespace"], "ebssnap");
     assert_eq!(
@@ -286,7 +307,8 @@ async fn every_lambda_run_writes_one_metrics_line_equal_to_its_report() {
     );
     assert_eq!(emf["Failures"], 0);
     assert_eq!(emf["DurationMs"], report["duration_ms"]);
-    let sweep_emf = &lines[1];
+    let sweep_emf = &lines[2];
+    assert_eq!(lines[3]["DestinationRegion"], "us-west-2");
     assert_eq!(
         sweep_emf["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
         json!([["Policy"]])

@@ -70,6 +70,31 @@ fn refusing_copies(m: &Moto, after: usize, status: u16, code: &'static str) -> c
     )
 }
 
+/// Stores `pol` with the webhook of `receiver` and target std/db (volumes tagged `Backup=yes`).
+async fn store_notified(
+    c: &ebssnap::aws::Clients,
+    mut pol: Value,
+    receiver: &crate::tickets::Receiver,
+) {
+    pol["notify"] = json!({"webhook_url": receiver.url()});
+    docs::store_policy(c, &pol).await;
+    docs::store_target(
+        c,
+        &docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+}
+
+/// The tickets `receiver` got, of `event`.
+fn tickets_of(receiver: &crate::tickets::Receiver, event: &str) -> Vec<Value> {
+    receiver
+        .received()
+        .iter()
+        .map(|g| serde_json::from_str::<Value>(&g.body).unwrap())
+        .filter(|t| t["event"] == event)
+        .collect()
+}
+
 /// `ebssnap run --policy std --target <target> --run-key <key> --json` with `extra` flags.
 fn run_json(env: &[(&str, String)], target: &str, key: &str, extra: &[&str]) -> crate::cli::Out {
     let mut args = vec![
@@ -318,14 +343,7 @@ async fn a_refused_copy_raises_copy_failed_and_the_run_still_succeeds() {
     let c = m.clients().await;
     let receiver = crate::tickets::Receiver::start(vec![]);
     let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
-    let mut pol = dr_policy(1, 30);
-    pol["notify"] = json!({"webhook_url": receiver.url()});
-    docs::store_policy(&c, &pol).await;
-    docs::store_target(
-        &c,
-        &docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}})),
-    )
-    .await;
+    store_notified(&c, dr_policy(1, 30), &receiver).await;
     let refuse = refusing_copies(&m, 0, 403, "UnauthorizedOperation");
     let out = run_json(&m.env_at(&refuse.endpoint()), "db", "r1", &[]);
     assert_eq!(out.code, 0, "a copy never fails the run: {}", out.stderr);
@@ -334,15 +352,10 @@ async fn a_refused_copy_raises_copy_failed_and_the_run_still_succeeds() {
     let f = &r["copies"][0]["failures"][0];
     assert_eq!(f["code"], "UnauthorizedOperation", "{r}");
     assert_eq!(f["volume_id"], json!(vol));
-    let tickets: Vec<Value> = receiver
-        .received()
-        .iter()
-        .map(|g| serde_json::from_str(&g.body).unwrap())
-        .collect();
+    let tickets = tickets_of(&receiver, "copy.failed");
     let t = tickets
-        .iter()
-        .find(|t| t["event"] == "copy.failed")
-        .unwrap_or_else(|| panic!("no copy.failed: {tickets:?}"));
+        .first()
+        .unwrap_or_else(|| panic!("no copy.failed: {:?}", receiver.received()));
     assert_eq!(t["severity"], "error");
     let tf = &t["failures"][0];
     assert_eq!(tf["category"], "permission");
@@ -351,4 +364,293 @@ async fn a_refused_copy_raises_copy_failed_and_the_run_still_succeeds() {
         json!(format!("std/db/{vol}/copy-{WEST}"))
     );
     assert_eq!(r["copy_tickets"][0]["delivered"], true, "{r}");
+}
+
+/// A proxy that answers KMS `DescribeKey` as AWS does for its own default EBS key (moto creates
+/// `aws/ebs` as a customer-managed key) and records every request body.
+fn aws_managed_keys(m: &Moto) -> (crate::proxy::Proxy, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let proxy = crate::proxy::Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            log.lock().unwrap().push(body.to_string());
+            if body.starts_with("{\"KeyId\"") {
+                crate::proxy::Action::Respond(
+                    200,
+                    "application/x-amz-json-1.1",
+                    json!({"KeyMetadata": {
+                        "KeyId": "0d5d0c8c-0000-4000-8000-000000000ebs",
+                        "Arn": "arn:aws:kms:us-east-1:123456789012:key/0d5d0c8c-0000-4000-8000-000000000ebs",
+                        "AWSAccountId": "123456789012",
+                        "KeyManager": "AWS",
+                        "KeyState": "Enabled"}})
+                    .to_string(),
+                )
+            } else {
+                crate::proxy::Action::Forward
+            }
+        }),
+    );
+    (proxy, seen)
+}
+
+const VAULT: &str = "111122223333";
+
+/// Who may create volumes from `snapshot`.
+async fn shared_with(c: &ebssnap::aws::Clients, snapshot: &str) -> Vec<String> {
+    let out = c
+        .ec2
+        .describe_snapshot_attribute()
+        .snapshot_id(snapshot)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .send()
+        .await
+        .expect("DescribeSnapshotAttribute");
+    out.create_volume_permissions()
+        .iter()
+        .filter_map(|p| p.user_id().map(String::from))
+        .collect()
+}
+
+#[tokio::test]
+async fn restore_points_are_shared_with_the_vault_except_under_an_aws_managed_key() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let plain = fleet::volume(&c, &[("Backup", "yes")]).await;
+    let sealed = fleet::encrypted_volume(&c, &[("Backup", "yes")]).await;
+    let mut pol = docs::policy("std", 7, 1);
+    pol["share"] = json!({"account_ids": [VAULT]});
+    store_notified(&c, pol, &receiver).await;
+    let (proxy, seen) = aws_managed_keys(&m);
+    let out = run_json(&m.env_at(&proxy.endpoint()), "db", "r1", &[]);
+    assert_eq!(out.code, 0, "sharing never fails the run: {}", out.stderr);
+    let r = out.json();
+    let snap_of = |vol: &str| {
+        r["created"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["volume_id"] == json!(vol))
+            .and_then(|c| c["snapshot_id"].as_str())
+            .unwrap_or_else(|| panic!("no restore point of {vol}: {r}"))
+            .to_string()
+    };
+    let (plain_snap, sealed_snap) = (snap_of(&plain), snap_of(&sealed));
+    assert_eq!(r["share"]["shared"], json!([plain_snap]), "{r}");
+    let f = &r["share"]["failures"][0];
+    assert_eq!(f["code"], "ShareDefaultKey", "{r}");
+    assert_eq!(f["snapshot_id"], json!(sealed_snap));
+    assert_eq!(shared_with(&c, &plain_snap).await, vec![VAULT.to_string()]);
+    assert!(shared_with(&c, &sealed_snap).await.is_empty(), "not shared");
+    let describes = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b.starts_with("{\"KeyId\""))
+        .count();
+    assert_eq!(describes, 1, "one DescribeKey per key per run");
+    let tickets = tickets_of(&receiver, "share.failed");
+    let t = tickets
+        .first()
+        .unwrap_or_else(|| panic!("no share.failed: {:?}", receiver.received()));
+    let tf = &t["failures"][0];
+    assert_eq!(tf["category"], "configuration");
+    assert!(
+        tf["action"].as_str().unwrap().contains("customer-managed"),
+        "{tf}"
+    );
+    assert_eq!(tf["problem_key"], json!(format!("std/db/{sealed}/share")));
+}
+
+#[tokio::test]
+async fn an_encrypted_restore_point_is_copied_encrypted_under_the_copy_key() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    fleet::encrypted_volume(&c, &[("Backup", "yes")]).await;
+    let key = "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let mut pol = dr_policy(1, 30);
+    pol["copies"][0]["kms_key_id"] = json!(key);
+    docs::store_policy(&c, &pol).await;
+    docs::store_target(
+        &c,
+        &docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}})),
+    )
+    .await;
+    let (proxy, seen) = aws_managed_keys(&m);
+    let out = run_json(&m.env_at(&proxy.endpoint()), "db", "r1", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(copies_report(&out)["started"].as_array().unwrap().len(), 1);
+    // The emulator returns an unencrypted copy without a key: what counts is what was sent.
+    let sent: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| b.contains("Action=CopySnapshot&"))
+        .cloned()
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].contains("Encrypted=true"), "{}", sent[0]);
+    let encoded = key.replace(':', "%3A").replace('/', "%2F");
+    assert!(
+        sent[0].contains(&format!("KmsKeyId={encoded}")),
+        "{}",
+        sent[0]
+    );
+}
+
+/// Seeds, in the copy Region, a copy of `volume`'s restore point of `days_ago` days ago made by an
+/// earlier run of std/db (moto stamps snapshots now: the copy's age is its `ebssnap:source-time`).
+async fn seed_old_copy(c: &ebssnap::aws::Clients, volume: &str, days_ago: i64) -> String {
+    let west = c.ec2_in(WEST);
+    let wv = west
+        .create_volume()
+        .availability_zone("us-west-2a")
+        .size(8)
+        .send()
+        .await
+        .expect("CreateVolume")
+        .volume_id()
+        .unwrap()
+        .to_string();
+    let time = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days_ago);
+    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot);
+    for (k, v) in [
+        ("ebssnap:policy", "std"),
+        ("ebssnap:target", "db"),
+        ("ebssnap:run", "old"),
+        ("ebssnap:volume", volume),
+        ("ebssnap:source-volume", volume),
+        ("ebssnap:source-snapshot", "snap-0000000000000000a"),
+        ("ebssnap:source-region", "us-east-1"),
+        ("ebssnap:source-time", &time.to_string()),
+    ] {
+        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+    }
+    west.create_snapshot()
+        .volume_id(wv)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("CreateSnapshot")
+        .snapshot_id()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn copies_that_fall_behind_raise_copy_overdue_and_copy_recovered_once_they_catch_up() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    let receiver = crate::tickets::Receiver::start(vec![]);
+    let vol = fleet::volume(&c, &[("Backup", "yes")]).await;
+    store_notified(&c, dr_policy(3, 30), &receiver).await;
+    // The newest copy is 4 days old; the target runs daily: the limit is 2 days + 24 h.
+    seed_old_copy(&c, &vol, 4).await;
+    let tickets = |event: &str| tickets_of(&receiver, event);
+    // Copies refused: still overdue after the run.
+    let refuse = refusing_copies(&m, 0, 403, "UnauthorizedOperation");
+    let out = run_json(&m.env_at(&refuse.endpoint()), "db", "r1", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = copies_report(&out);
+    assert_eq!(r["overdue"][0]["volume_id"], json!(vol), "{r}");
+    assert!(r["overdue"][0]["age_seconds"].as_i64().unwrap() > 3 * 86_400);
+    let late = tickets("copy.overdue");
+    assert_eq!(late.len(), 1, "{:?}", receiver.received());
+    let f = &late[0]["failures"][0];
+    assert_eq!(f["code"], "CopyOverdue");
+    assert_eq!(f["category"], "capacity");
+    let key = format!("std/db/{vol}/copy-{WEST}");
+    assert_eq!(f["problem_key"], json!(key));
+    assert!(tickets("copy.recovered").is_empty());
+    drop(refuse);
+    // Copies go through: the volume is within its limit again, and the problem is resolved.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = run_json(&m.env(), "db", "r2", &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = copies_report(&out);
+    assert!(r.get("overdue").is_none(), "{r}");
+    assert_eq!(r["recovered"], json!([vol]), "{r}");
+    let back = tickets("copy.recovered");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0]["severity"], "info");
+    assert_eq!(back[0]["resolves"], json!([key]));
+    assert_eq!(tickets("copy.overdue").len(), 1, "no new overdue ticket");
+    // A third run sees the same copies: nothing to recover, nothing overdue.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = run_json(&m.env(), "db", "r3", &[]);
+    let r = copies_report(&out);
+    assert!(r.get("recovered").is_none(), "{r}");
+    assert_eq!(tickets("copy.recovered").len(), 1);
+}
+
+#[tokio::test]
+async fn a_targets_copy_retention_overrides_the_copy_block_for_its_copies() {
+    let Some(m) = Moto::start() else { return };
+    let c = m.clients().await;
+    fleet::volume(&c, &[("Backup", "yes")]).await;
+    // The copy block keeps 3 copies for 30 days; the target keeps 1 for 1 day.
+    docs::store_policy(&c, &dr_policy(3, 30)).await;
+    let mut t = docs::target("std", "db", json!({"volume_tags": {"Backup": "yes"}}));
+    t["copies"] = json!([
+        {"region": WEST, "retention_days": 1, "min_snapshots": 1, "max_snapshots": null},
+        {"region": "eu-west-1", "retention_days": 1, "min_snapshots": null, "max_snapshots": null}
+    ]);
+    docs::store_target(&c, &t).await;
+    for key in ["r1", "r2", "r3"] {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let out = run_json(&m.env(), "db", key, &[]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    assert_eq!(west_snapshots(&c).await.len(), 3);
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 10)).to_string();
+    // `ebssnap snapshots` lists the copies per Region with what the target's rules decide.
+    let listed = ebssnap(
+        &m.env(),
+        &["snapshots", "--policy", "std", "--now", &later, "--json"],
+    );
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let rows = listed.json();
+    let west_rows: Vec<&Value> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["region"] == WEST)
+        .collect();
+    assert_eq!(west_rows.len(), 3, "{rows}");
+    assert!(
+        west_rows
+            .iter()
+            .all(|r| r["source_snapshot_id"].is_string())
+    );
+    let mut statuses: Vec<&str> = west_rows
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["expired", "expired", "kept_minimum"], "{rows}");
+    assert_eq!(
+        rows.as_array().unwrap()[0]["region"],
+        "us-east-1",
+        "the policy's Region first"
+    );
+    let out = run_json(&m.env(), "db", "r4", &["--now", &later]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let r = out.json();
+    // Under the block's rules (3 kept for 30 days) nothing would go: the target's rules delete
+    // all but the newest completed copy (and the new, pending one).
+    assert_eq!(
+        r["copies"][0]["deleted"].as_array().unwrap().len(),
+        2,
+        "{r}"
+    );
+    assert!(
+        r["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("copy_retention for eu-west-1 is ignored")),
+        "{r}"
+    );
 }

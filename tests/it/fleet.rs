@@ -54,7 +54,21 @@ pub async fn volume(c: &Clients, t: &[(&str, &str)]) -> String {
 }
 
 pub async fn volume_of_size(c: &Clients, gib: i32, t: &[(&str, &str)]) -> String {
-    let mut req = c.ec2.create_volume().availability_zone(AZ).size(gib);
+    new_volume(c, gib, false, t).await
+}
+
+/// An encrypted volume (under the Region's default EBS key).
+pub async fn encrypted_volume(c: &Clients, t: &[(&str, &str)]) -> String {
+    new_volume(c, 8, true, t).await
+}
+
+async fn new_volume(c: &Clients, gib: i32, encrypted: bool, t: &[(&str, &str)]) -> String {
+    let mut req = c
+        .ec2
+        .create_volume()
+        .availability_zone(AZ)
+        .size(gib)
+        .set_encrypted(encrypted.then_some(true));
     if !t.is_empty() {
         req = req.tag_specifications(spec(ResourceType::Volume, tags(t)));
     }

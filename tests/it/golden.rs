@@ -319,6 +319,44 @@ mod tickets {
             }],
             ..Default::default()
         });
+        let mut copy_overdue = Report {
+            copies: vec![],
+            ..copy_failed.clone()
+        };
+        copy_overdue.copies.push(ebssnap::core::copy::RegionCopies {
+            region: "us-west-2".into(),
+            overdue: vec![ebssnap::core::copy::CopyOverdue {
+                volume_id: "vol-0a1b2c3d4e5f60718".into(),
+                newest_copy_time: Some("2026-11-22T05:00:12Z".into()),
+                age_seconds: 345_588,
+            }],
+            ..Default::default()
+        });
+        let mut copy_recovered = Report {
+            copies: vec![],
+            ..copy_failed.clone()
+        };
+        copy_recovered
+            .copies
+            .push(ebssnap::core::copy::RegionCopies {
+                region: "us-west-2".into(),
+                recovered: vec!["vol-0a1b2c3d4e5f60718".into()],
+                ..Default::default()
+            });
+        let share_failed = Report {
+            copies: vec![],
+            share: Some(ebssnap::core::copy::ShareOutcome {
+                accounts: 1,
+                shared: vec!["snap-0fedcba9876543210".into()],
+                failures: vec![ebssnap::core::copy::CopyFailure {
+                    volume_id: Some("vol-0a1b2c3d4e5f60718".into()),
+                    snapshot_id: Some("snap-0123456789abcdef0".into()),
+                    code: "ShareDefaultKey".into(),
+                    message: "restore point snap-0123456789abcdef0 is encrypted under the AWS-managed key arn:aws:kms:us-east-1:123456789012:key/0d5d0c8c-1111-4000-8000-000000000ebs, which AWS does not share".into(),
+                }],
+            }),
+            ..copy_failed.clone()
+        };
         vec![
             (
                 "snapshot.failed.json",
@@ -367,6 +405,18 @@ mod tickets {
             (
                 "copy.failed.json",
                 raise::copy_from_report(&copy_failed, &ctx()).unwrap(),
+            ),
+            (
+                "copy.overdue.json",
+                raise::copy_overdue_from_report(&copy_overdue, &ctx()).unwrap(),
+            ),
+            (
+                "copy.recovered.json",
+                raise::copy_recovered_from_report(&copy_recovered, &ctx()).unwrap(),
+            ),
+            (
+                "share.failed.json",
+                raise::share_from_report(&share_failed, &ctx()).unwrap(),
             ),
             (
                 "coverage.recovered.json",

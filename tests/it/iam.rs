@@ -148,6 +148,21 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
     );
     note(&copied);
 
+    // A policy that shares with a vault account: an encrypted restore point's key is described
+    // first (moto's default EBS key is customer-managed, so it is shared).
+    let sealed = fleet::encrypted_volume(&c, &[]).await;
+    let mut vault = docs::policy("vault", 7, 1);
+    vault["share"] = json!({"account_ids": ["111122223333"]});
+    let vault_t = docs::target("vault", "db", json!({"volume_ids": [sealed]}));
+    let shared = runner::run_target(&c, &p(&vault), &t(&vault_t), &o("r1"))
+        .await
+        .unwrap();
+    assert!(
+        shared.share.as_ref().is_some_and(|s| s.shared.len() == 1),
+        "{shared:?}"
+    );
+    note(&shared);
+
     // A sweep with report_unprotected reads every policy's schedules for the coverage.
     let mut watch = pol.clone();
     watch["report_unprotected"] = json!(true);
@@ -176,6 +191,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
         sns_topic_arns: vec![topic_arn.clone()],
         report_unprotected: true,
         copy_regions: vec!["us-west-2".into()],
+        share_account_ids: vec!["111122223333".into()],
         ..iam::Scope::default()
     }));
     for op in &called {
@@ -247,6 +263,7 @@ fn every_rendered_policy_passes_parliament() {
         copy_kms_key_arns: vec![
             "arn:aws:kms:us-west-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
         ],
+        share_account_ids: vec!["111122223333".into(), "444455556666".into()],
         ..iam::Scope::default()
     };
     for (name, doc) in [
@@ -268,6 +285,12 @@ fn every_rendered_policy_passes_parliament() {
         {"Effect": "Allow", "Action": "kms:CreateGrant",
          "Resource": "arn:aws:kms:us-west-2:123456789012:key/k"}]});
     assert!(!parliament(&grant).unwrap_or_default().is_empty());
+    // So is sharing snapshots with any account.
+    let share = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:ModifySnapshotAttribute",
+         "Resource": "arn:aws:ec2:us-east-1::snapshot/*",
+         "Condition": {"StringEquals": {"ec2:Attribute": "createVolumePermission"}}}]});
+    assert!(!parliament(&share).unwrap_or_default().is_empty());
     // The check can fail: a delete on every snapshot is a finding.
     let loose = serde_json::json!({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "ec2:DeleteSnapshot", "Resource": "*"}]});

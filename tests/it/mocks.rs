@@ -113,8 +113,17 @@ fn clients_with(ec2_rules: &[&Rule], scheduler_rules: &[&Rule]) -> Clients {
             .http_client(create_mock_http_client())
             .build(),
     );
+    let kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .credentials_provider(creds())
+            .http_client(create_mock_http_client())
+            .build(),
+    );
     Clients {
         dynamodb,
+        kms,
         ec2_writes: ec2.clone(),
         ec2,
         autoscaling,

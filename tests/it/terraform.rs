@@ -1231,6 +1231,98 @@ output "west" { value = data.ebssnap_coverage.west.volume_count }
 }
 
 #[tokio::test]
+async fn a_targets_copy_retention_becomes_its_documents_copies_and_bad_ones_fail_plan() {
+    let (m, tf) = setup!();
+    let c = m.clients().await;
+    let config = |blocks: &str| {
+        format!(
+            r#"
+resource "ebssnap_policy" "std" {{
+  name           = "std"
+  retention_days = 14
+  copy {{
+    region        = "us-west-2"
+    min_snapshots = 3
+  }}
+}}
+resource "ebssnap_target" "db" {{
+  policy   = ebssnap_policy.std.name
+  name     = "db"
+  schedule = "cron(0 5 * * ? *)"
+  select {{
+    volume_tags = {{ Backup = "yes" }}
+  }}
+  {blocks}
+}}
+"#
+        )
+    };
+    let good = config(
+        "copy_retention {\n region = \"us-west-2\"\n retention_days = 90\n min_snapshots = 7\n }",
+    );
+    tf.write(&good);
+    tf.apply();
+    tf.assert_no_changes();
+    let spec = scheduler::get_schedule(&c.scheduler, "std", "db")
+        .await
+        .unwrap()
+        .unwrap();
+    let d: Value = serde_json::from_str(&spec.input).unwrap();
+    assert_eq!(
+        d["copies"],
+        json!([{"region": "us-west-2", "retention_days": 90, "min_snapshots": 7,
+                "max_snapshots": null}])
+    );
+    // Import recovers the blocks: an empty plan.
+    let fresh = Tf::new(Some(&m)).unwrap();
+    fresh.write(&good);
+    for (addr, id) in [
+        ("ebssnap_policy.std", "std"),
+        ("ebssnap_target.db", "std/db"),
+    ] {
+        let imp = fresh.run(&["import", addr, id]);
+        assert_eq!(imp.code, 0, "{}{}", imp.stdout, imp.stderr);
+    }
+    fresh.assert_no_changes();
+    drop(fresh);
+    // Without the blocks the document has no `copies`.
+    tf.write(&config(""));
+    tf.apply();
+    tf.assert_no_changes();
+    let spec = scheduler::get_schedule(&c.scheduler, "std", "db")
+        .await
+        .unwrap()
+        .unwrap();
+    let d: Value = serde_json::from_str(&spec.input).unwrap();
+    assert!(d.get("copies").is_none(), "{d}");
+    // Bad blocks fail plan, naming the block.
+    for (block, want) in [
+        (
+            "copy_retention {\n region = \"us-west-2\"\n }\n copy_retention {\n region = \"us-west-2\"\n }",
+            "copy_retention[1].region: us-west-2 is listed twice",
+        ),
+        (
+            "copy_retention {\n region = \"mars\"\n }",
+            "\"mars\" is not an AWS Region name",
+        ),
+        (
+            "copy_retention {\n region = \"us-west-2\"\n min_snapshots = 5\n max_snapshots = 2\n }",
+            "max_snapshots",
+        ),
+    ] {
+        tf.write(&config(block));
+        let out = tf.run(&["plan"]);
+        assert_eq!(out.code, 1, "{block}: {}", out.stdout);
+        let err = crate::tf::squash_lines(&out.stderr);
+        assert!(
+            err.contains(want) && err.contains("copy_retention"),
+            "{block}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[tokio::test]
 async fn copy_and_share_blocks_become_the_policy_documents_copies_and_bad_ones_fail_plan() {
     let (m, tf) = setup!();
     let c = m.clients().await;

@@ -9,4 +9,16 @@ resource "ebssnap_policy" "std" {
   }
 
   failure_webhook_url = "https://tickets.example.com/hooks/ebs"
+
+  # Disaster-recovery copies in another Region, kept longer than the restore points themselves.
+  copy {
+    region         = "us-west-2"
+    retention_days = 30
+    min_snapshots  = 3
+  }
+
+  # Let a vault account create volumes from each run's restore points.
+  share {
+    account_ids = ["111122223333"]
+  }
 }
