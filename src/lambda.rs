@@ -103,19 +103,39 @@ fn failure_message(report: &Report) -> String {
         api_calls: &report.api_calls,
         failures_truncated: None,
     };
-    let text = serde_json::to_string(&message).unwrap_or_default();
-    let Some(t) = report.ticket_body.as_ref() else {
-        return text;
+    // Measured before it is written: a message over the limit (thousands of failures) is never
+    // built whole, and the ticket is never copied whole.
+    let fits = json_len(&message) <= MAX_ERROR_BYTES;
+    let Some(t) = report.ticket_body.as_ref().filter(|_| !fits) else {
+        return serde_json::to_string(&message).unwrap_or_default();
     };
-    if text.len() <= MAX_ERROR_BYTES {
-        return text;
-    }
-    let mut short = t.clone();
-    short.failures.truncate(50);
+    let short = crate::core::ticket::Ticket {
+        failures: t.failures.iter().take(50).cloned().collect(),
+        ..t.header()
+    };
     message.ticket = Some(&short);
     message.failures_truncated =
         Some(json!({"shown": short.failures.len(), "total": t.failures.len()}));
     serde_json::to_string(&message).unwrap_or_default()
+}
+
+/// The length of `v`'s JSON, counted as it is written, without keeping it.
+fn json_len<T: serde::Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// A successful invocation's answer, serialized by the runtime straight from the report.
@@ -285,4 +305,56 @@ pub async fn handle(
 fn with_warnings(mut r: Report, warnings: Vec<String>) -> Report {
     r.warnings.extend(warnings);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ticket::{Ticket, TicketFailure};
+
+    fn failed_report(n: usize) -> Report {
+        let failure = TicketFailure {
+            volume_id: Some("vol-0a1b2c3d4e5f60718".into()),
+            code: "NotStarted".into(),
+            message: "the run ended before this volume was started".into(),
+            action: "x".repeat(200).into(),
+            ..Default::default()
+        };
+        Report {
+            policy: "std".into(),
+            target: Some("web".into()),
+            run_key: "r1".into(),
+            ticket_body: Some(Ticket {
+                event: "snapshot.failed".into(),
+                failures: vec![failure; n],
+                ..Default::default()
+            }),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn a_failure_message_carries_the_whole_ticket_when_it_fits_and_50_failures_when_not() {
+        let small: Value = serde_json::from_str(&failure_message(&failed_report(3))).unwrap();
+        assert_eq!(small["ticket"]["failures"].as_array().unwrap().len(), 3);
+        assert!(small.get("failures_truncated").is_none());
+        let text = failure_message(&failed_report(7_230));
+        assert!(text.len() <= MAX_ERROR_BYTES, "{} bytes", text.len());
+        let big: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(big["ticket"]["failures"].as_array().unwrap().len(), 50);
+        assert_eq!(
+            big["failures_truncated"],
+            json!({"shown": 50, "total": 7230})
+        );
+        assert_eq!(big["ticket"]["event"], "snapshot.failed");
+    }
+
+    #[test]
+    fn json_len_counts_what_serde_json_writes() {
+        let r = failed_report(10);
+        assert_eq!(
+            json_len(&r.ticket_body),
+            serde_json::to_string(&r.ticket_body).unwrap().len()
+        );
+    }
 }

@@ -59,10 +59,11 @@ pub struct TicketFailure {
     /// The response guide's category: `transient`, `volume`, `permission`, `configuration`,
     /// `capacity` or `unknown`.
     #[serde(default)]
-    pub category: String,
-    /// What to check or do, with the console or CLI command that shows it.
+    pub category: std::borrow::Cow<'static, str>,
+    /// What to check or do, with the console or CLI command that shows it (the response guide's
+    /// text, shared by every failure of a code rather than copied into each).
     #[serde(default)]
-    pub action: String,
+    pub action: std::borrow::Cow<'static, str>,
     /// The same on every run while the problem lasts:
     /// `<policy>/<target>/<volume or reference>/<category>`; a `snapshot.recovered` ticket names it.
     #[serde(default)]
@@ -118,6 +119,29 @@ pub struct Ticket {
     pub resolves: Vec<String>,
     pub summary: Summary,
     pub runner_version: String,
+}
+
+impl Ticket {
+    /// The ticket without its failures, recoveries and resolved keys (cheap to copy).
+    pub fn header(&self) -> Ticket {
+        Ticket {
+            ebssnap: self.ebssnap,
+            event: self.event.clone(),
+            severity: self.severity.clone(),
+            dedup_key: self.dedup_key.clone(),
+            occurred_at: self.occurred_at.clone(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            policy: self.policy.clone(),
+            target: self.target.clone(),
+            run: self.run.clone(),
+            failures: Vec::new(),
+            recovered: Vec::new(),
+            resolves: Vec::new(),
+            summary: self.summary.clone(),
+            runner_version: self.runner_version.clone(),
+        }
+    }
 }
 
 impl RunInfo {

@@ -3,7 +3,7 @@
 //! one log line.
 
 use jiff::Timestamp;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::options::RunOptions;
 use crate::aws::{Clients, secrets, sns};
@@ -287,8 +287,45 @@ async fn send(w: &Webhook, t: &Ticket, opts: &RunOptions) -> TicketOutcome {
 
 /// The report as one structured log line.
 pub(super) fn log_report(report: &Report) {
-    match serde_json::to_string(report) {
-        Ok(json) => info!(report = %json, "ebssnap report"),
-        Err(e) => warn!(error = %e, "could not serialize the report"),
+    // Written into the log line as it is serialized: a report of 10,000 volumes is not also
+    // held as a string of its own.
+    info!(report = %AsJson(report), "ebssnap report");
+}
+
+/// A value's JSON as its `Display` (serialized into the formatter, no intermediate string).
+struct AsJson<'a, T: serde::Serialize>(&'a T);
+
+impl<T: serde::Serialize> std::fmt::Display for AsJson<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        struct Adapter<'a, 'b>(&'a mut std::fmt::Formatter<'b>);
+        impl std::io::Write for Adapter<'_, '_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                // serde_json writes whole UTF-8 sequences per call.
+                let text = std::str::from_utf8(buf)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+                self.0.write_str(text).map_err(std::io::Error::other)?;
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        serde_json::to_writer(Adapter(f), self.0).map_err(|_| std::fmt::Error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_logs_as_the_same_json_without_an_own_string() {
+        let r = Report {
+            policy: "std".into(),
+            target: Some("wéb \"quoted\"".into()),
+            warnings: vec!["ünïcode ✓".into()],
+            ..Report::default()
+        };
+        assert_eq!(AsJson(&r).to_string(), serde_json::to_string(&r).unwrap());
     }
 }
