@@ -386,7 +386,7 @@ async fn per_volume(c: &ebssnap::aws::Clients, run_key: &str) -> BTreeMap<String
 }
 
 /// `EBSSNAP_SCALE_MODES=1,2` runs only those rows of each fleet (1 = per volume, 2 = one long
-/// link, 3 = crash-consistent, 4 = old behaviour); default all.
+/// link, 3 = crash-consistent, 4 = old behaviour, 5 = every creation refused); default all.
 fn wanted(index: usize) -> bool {
     match std::env::var("EBSSNAP_SCALE_MODES") {
         Ok(m) if !m.trim().is_empty() => m
@@ -442,11 +442,14 @@ fn main() {
         let link_s = env_num("EBSSNAP_SCALE_LINK_S", floor_target * 25.0 / 60.0);
         // The pacer alone: one invocation long enough for the whole run (no link restarts).
         let long = 4.0 * floor_target;
-        let modes: [(&str, &Value, u32, f64, usize); 4] = [
+        let modes: [(&str, &Value, u32, f64, usize); 5] = [
             ("per volume", &per_vol, 10, link_s, volumes),
             ("per volume, one long link", &per_vol, 1, long, volumes),
             ("crash-consistent sets", &sets, 10, link_s, instances),
             ("old: one invocation", &per_vol, 1, link_s, volumes),
+            // The failing run: every CreateSnapshot refused (UnauthorizedOperation), so the
+            // report and the ticket hold one failure per volume.
+            ("every creation refused", &per_vol, 10, link_s, volumes),
         ];
         for (i, (mode, target, max_links, link, creations)) in modes.into_iter().enumerate() {
             let action = if i == 2 {
@@ -458,7 +461,19 @@ fn main() {
                 continue;
             }
             let _ = ureq::post(&format!("{}/ec2-limits/reset", m.endpoint())).send_empty();
-            let run_key = format!("2026-11-2{i}T05:00:00Z");
+            if i == 4 {
+                let _ = ureq::post(&format!(
+                    "{}/ec2-limits/refuse?action=CreateSnapshot",
+                    m.endpoint()
+                ))
+                .send_empty();
+            }
+            // A recent scheduled time (the runner refuses an event older than its schedule can
+            // deliver), later for each row: the rows of a fleet run in order.
+            let run_key = (jiff::Timestamp::now()
+                - jiff::SignedDuration::from_hours(10 - i as i64))
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
             let (links, wall, calls, throttled, rss) =
                 run_chain(&m, target, &run_key, max_links, link);
             let counts = rt.block_on(per_volume(&c, &run_key));

@@ -20,7 +20,9 @@ here `MaxResults` counts instances, volumes and snapshots, as in EC2.
 
 GET /ec2-limits/stats returns {"accepted": {...}, "throttled": {...}, "per_volume": n,
 "span": {action: [first, last]}} (seconds since the reset of the first and last accepted call);
-POST /ec2-limits/reset refills the buckets and zeroes the counts.
+POST /ec2-limits/reset refills the buckets and zeroes the counts (and ends refusals);
+POST /ec2-limits/refuse?action=CreateSnapshot answers every later call of that action with HTTP 403,
+`UnauthorizedOperation`, as EC2 does for a role without the permission (the failing run).
 """
 import io
 import json
@@ -37,6 +39,11 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E
 THROTTLED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>RequestLimitExceeded'
     b"</Code><Message>Request limit exceeded.</Message></Error></Errors>"
+    b"<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+)
+REFUSED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>UnauthorizedOperation'
+    b"</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors>"
     b"<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
 )
 PER_VOLUME = (
@@ -72,11 +79,14 @@ class Model:
         self.per_volume = 0
         self.started = now
         self.span = {}
+        self.refused = set()
 
     def admit(self, action, volume):
         """None to forward the request, else (status, body) to answer for EC2."""
         with self.lock:
             now = time.monotonic()
+            if action in self.refused:
+                return "403 Forbidden", REFUSED
             if action in self.limits:
                 burst, rate = self.limits[action]
                 b = self.buckets[action]
@@ -211,6 +221,12 @@ def limited(self, environ, start_response):
         body = json.dumps(MODEL.stats()).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/ec2-limits/refuse":
+        action = (parse_qs(environ.get("QUERY_STRING", "")).get("action") or [""])[0]
+        with MODEL.lock:
+            MODEL.refused.add(action)
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
     if path == "/ec2-limits/reset":
         with MODEL.lock:
             MODEL.reset()
