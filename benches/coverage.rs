@@ -6,29 +6,19 @@
 //! operation over `EBSSNAP_BENCH_ROUNDS` runs (default 3). Targets: 60 s, < 128 MiB, calls <=
 //! pages + targets + a small constant.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/it/moto.rs"]
 #[allow(dead_code)]
 mod moto;
+use common::*;
 
-use std::process::Command;
 use std::time::Instant;
 
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
 use futures::StreamExt;
 use serde_json::{Value, json};
-
-fn env_num(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn bin(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
 
 const POLICIES: usize = 4;
 
@@ -177,28 +167,13 @@ fn main() {
         "seeded {volumes} volumes, {ntargets} targets in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
-    let python = std::env::var("EBSSNAP_PYTHON").unwrap_or_else(|_| "python3".into());
     let mut runs = Vec::new();
     let mut last = Value::Null;
     for _ in 0..rounds {
-        let t = Instant::now();
-        let out = Command::new(&python)
-            .arg("-c")
-            .arg("import resource,subprocess,sys; r=subprocess.run(sys.argv[1:]); sys.stderr.write('RSS_KIB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-            .arg(bin("ebssnap"))
-            .args(["coverage", "--json"])
-            .envs(m.env())
-            .output()
-            .expect("run ebssnap coverage");
-        let secs = t.elapsed().as_secs_f64();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "coverage failed: {err}");
-        let rss: u64 = err
-            .lines()
-            .find_map(|l| l.strip_prefix("RSS_KIB="))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        last = serde_json::from_slice(&out.stdout).expect("coverage JSON");
+        let mut cmd = with_rss(&bin("ebssnap"), &["coverage".into(), "--json".into()]);
+        cmd.envs(m.env());
+        let (secs, rss, stdout) = rss_of(&mut cmd);
+        last = serde_json::from_str(&stdout).expect("coverage JSON");
         runs.push((secs, rss));
     }
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));

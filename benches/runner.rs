@@ -9,9 +9,12 @@
 //! 3. Memory: peak RSS of the runner (a dry run, then a real run) at this scale.
 //! 4. Release binary sizes.
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/it/moto.rs"]
 #[allow(dead_code)]
 mod moto;
+use common::*;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -19,19 +22,6 @@ use std::time::Instant;
 
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use serde_json::{Value, json};
-
-fn env_num(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn bin(name: &str) -> std::path::PathBuf {
-    // Benches run from <target>/<triple>/release/deps/: the binaries are one level up.
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
 
 /// Runs a command, returning (wall seconds, stdout).
 fn measured(cmd: &mut Command) -> (f64, String) {
@@ -45,30 +35,6 @@ fn measured(cmd: &mut Command) -> (f64, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (secs, String::from_utf8_lossy(&out.stdout).into())
-}
-
-/// The command under a small Python wrapper that reports the child's peak RSS (getrusage).
-fn with_rss(program: &std::path::Path, args: &[String]) -> Command {
-    let mut c = Command::new(std::env::var("EBSSNAP_PYTHON").unwrap_or_else(|_| "python3".into()));
-    c.arg("-c")
-        .arg("import resource,subprocess,sys; r=subprocess.run(sys.argv[1:]); sys.stderr.write('RSS_KIB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-        .arg(program)
-        .args(args);
-    c
-}
-
-fn rss_of(cmd: &mut Command) -> (f64, u64, String) {
-    let t0 = Instant::now();
-    let out = cmd.output().expect("run");
-    let secs = t0.elapsed().as_secs_f64();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed: {err}");
-    let rss = err
-        .lines()
-        .find_map(|l| l.strip_prefix("RSS_KIB="))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    (secs, rss, String::from_utf8_lossy(&out.stdout).into())
 }
 
 async fn seed(m: &moto::Moto, instances: usize, volumes: usize) {

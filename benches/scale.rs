@@ -15,9 +15,12 @@
 //! attempts, volumes snapshotted exactly once and missed, peak RSS.
 //! `EBSSNAP_SCALE_MODES` picks rows (see `wanted`).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "../tests/it/moto.rs"]
 #[allow(dead_code)]
 mod moto;
+use common::*;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::{Command, Stdio};
@@ -31,18 +34,6 @@ use serde_json::{Value, json};
 
 const BURST: f64 = 100.0;
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:ebssnap";
-
-fn env_num(k: &str, d: f64) -> f64 {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn bin(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join(name)
-}
 
 /// Events for the fake function: the Runtime API hands them out, the Invoke endpoint adds.
 #[derive(Clone, Default)]
