@@ -1,5 +1,6 @@
 //! What moto cannot do, with SDK-level mocks: crash-consistent sets and their tag copying,
-//! pagination, pending and `error` snapshots, per-volume rate limits, the deadline.
+//! pagination, pending and `error` snapshots, per-volume rate limits, the deadline, sharing with
+//! more accounts than one call takes.
 
 use std::time::{Duration, Instant};
 
@@ -877,4 +878,34 @@ fn web_schedule(input: String, with_policy: bool) -> (Rule, Rule) {
                 .build()
         });
     (list, get)
+}
+
+/// Sharing with more accounts than AWS takes in one `ModifySnapshotAttribute` (500) sends the
+/// rest in further calls, each adding only `createVolumePermission`.
+#[tokio::test]
+async fn sharing_with_more_than_500_accounts_takes_several_calls() {
+    let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = sizes.clone();
+    let share = mock!(Ec2::modify_snapshot_attribute)
+        .match_requests(move |r| {
+            let ok = r.snapshot_id() == Some("snap-1")
+                && r.attribute()
+                    == Some(&aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                && r.operation_type() == Some(&aws_sdk_ec2::types::OperationType::Add);
+            seen.lock().unwrap().push(r.user_ids().len());
+            ok
+        })
+        .then_output(|| {
+            aws_sdk_ec2::operation::modify_snapshot_attribute::ModifySnapshotAttributeOutput::builder()
+                .build()
+        });
+    let c = clients(&[&share]);
+    let accounts: Vec<String> = (0..501)
+        .map(|i| format!("{:012}", 100_000_000_000u64 + i))
+        .collect();
+    ebssnap::aws::ec2::share_snapshot(&c.ec2_writes, "snap-1", &accounts)
+        .await
+        .expect("shared");
+    assert_eq!(share.num_calls(), 2);
+    assert_eq!(*sizes.lock().unwrap(), vec![500, 1]);
 }
