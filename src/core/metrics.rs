@@ -57,10 +57,8 @@ pub struct Figures {
     /// Sweeps with `report_unprotected`: unprotected and stale volumes of the account, and the
     /// oldest "newest restore point" (seconds; absent when no selected volume has one).
     pub coverage: Option<(usize, usize, Option<i64>)>,
-    /// Runs of a policy with copies: copies started, deferred and pending, over its Regions.
-    pub copies: Option<(usize, usize, usize)>,
-    /// The same per copy Region, with the volumes overdue there: one record each
-    /// ([`emf_per_destination`]).
+    /// Runs of a policy with copies: copies started, deferred and pending and the volumes
+    /// overdue, per copy Region (one record each, [`emf_per_destination`]; summed on the run's).
     pub destinations: Vec<Destination>,
     pub duration_ms: u64,
 }
@@ -115,11 +113,6 @@ impl Figures {
                     c.oldest_restore_point_age_seconds,
                 )
             }),
-            copies: (!r.copies.is_empty()).then(|| {
-                r.copies.iter().fold((0, 0, 0), |(s, d, p), c| {
-                    (s + c.started.len(), d + c.deferred, p + c.pending)
-                })
-            }),
             destinations: r
                 .copies
                 .iter()
@@ -165,7 +158,7 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
             ("OldestRestorePointAgeSeconds", Some((_, _, age))) => age.is_some(),
             (n, c) => c.is_some() || !COVERAGE_METRICS.contains(&n),
         })
-        .filter(|(name, _)| f.copies.is_some() || !COPY_METRICS.contains(name))
+        .filter(|(name, _)| !f.destinations.is_empty() || !COPY_METRICS.contains(name))
         .map(|(name, unit)| json!({"Name": name, "Unit": unit}))
         .collect();
     let mut v = json!({
@@ -203,10 +196,11 @@ pub fn emf(f: &Figures, timestamp_ms: i64) -> Value {
             v["OldestRestorePointAgeSeconds"] = json!(age);
         }
     }
-    if let Some((started, deferred, pending)) = f.copies {
-        v["CopiesStarted"] = json!(started);
-        v["CopiesDeferred"] = json!(deferred);
-        v["CopiesPending"] = json!(pending);
+    if !f.destinations.is_empty() {
+        let sum = |n: fn(&Destination) -> usize| f.destinations.iter().map(n).sum::<usize>();
+        v["CopiesStarted"] = json!(sum(|d| d.started));
+        v["CopiesDeferred"] = json!(sum(|d| d.deferred));
+        v["CopiesPending"] = json!(sum(|d| d.pending));
     }
     if let Some(t) = &report.target {
         v["Target"] = json!(t);

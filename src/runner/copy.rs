@@ -270,48 +270,39 @@ async fn one_region(
 pub async fn sweep_removed_targets(
     clients: &Clients,
     policy: &PolicyDocument,
-    keep_out: &std::collections::BTreeSet<String>,
+    live: &[TargetDocument],
+    unreadable: &std::collections::BTreeSet<String>,
     opts: &RunOptions,
 ) -> Vec<RegionCopies> {
+    let removed = |t: Option<&String>| {
+        t.is_some_and(|t| !unreadable.contains(t) && !live.iter().any(|l| &l.target == t))
+    };
     let mut out = Vec::new();
     for c in &policy.copies {
         if clients.region.as_deref() == Some(c.region.as_str()) {
             continue;
         }
-        let dest = clients.in_region(&c.region);
         let mut r = RegionCopies {
             region: c.region.clone(),
             ..RegionCopies::default()
         };
-        let listed = match ec2::list_copies(&dest.ec2, &policy.policy, None).await {
-            Ok(l) => l,
-            Err(e) => {
-                r.failures.push(CopyFailure::region(e.code, e.message));
-                out.push(r);
-                continue;
+        // Pairs are planned independently: the live targets' decisions are simply not acted on.
+        match plan_region(clients, policy, c, live, unreadable, opts.now).await {
+            Ok((listed, plan)) => {
+                r.pending = listed
+                    .iter()
+                    .map(|m| m.to_snap())
+                    .filter(|s| removed(s.target.as_ref()) && s.state == SnapState::Pending)
+                    .count();
+                let deletes = plan
+                    .delete
+                    .into_iter()
+                    .filter(|d| removed(Some(&d.target)))
+                    .collect();
+                delete(&clients.in_region(&c.region), deletes, opts.dry_run, &mut r).await;
             }
-        };
-        let snaps: Vec<retention::Snap> = listed
-            .iter()
-            .map(|m| m.to_snap())
-            .filter(|s| s.target.as_ref().is_some_and(|t| !keep_out.contains(t)))
-            .collect();
-        r.pending = snaps
-            .iter()
-            .filter(|s| s.state == SnapState::Pending)
-            .count();
-        let rules = c.rules(&policy.rules());
-        let plan = retention::plan(
-            &Scope::Copies {
-                policy: &policy.policy,
-                target: None,
-            },
-            &snaps,
-            |_| rules,
-            |_| false,
-            opts.now,
-        );
-        delete(&dest, plan.delete, opts.dry_run, &mut r).await;
+            Err(e) => r.failures.push(CopyFailure::region(e.code, e.message)),
+        }
         out.push(r);
     }
     out

@@ -81,9 +81,9 @@ async fn sweep_in_span(
         report.recovered.extend(back);
     }
     // Copies of removed targets, by the copy's rules (live and unreadable targets excluded).
-    let mut keep_out: BTreeSet<String> = planned.unreadable.clone();
-    keep_out.extend(planned.live.iter().map(|(_, t)| t.target.clone()));
-    report.copies = super::copy::sweep_removed_targets(clients, policy, &keep_out, opts).await;
+    let live: Vec<TargetDocument> = planned.live.iter().map(|(_, t)| t.clone()).collect();
+    report.copies =
+        super::copy::sweep_removed_targets(clients, policy, &live, &planned.unreadable, opts).await;
     super::restore::sweep_restore_volumes(clients, &policy.policy, opts, &mut report).await?;
     if policy.report_unprotected() {
         report.coverage =

@@ -25,24 +25,10 @@ fn dr_policy(min: u32, days: u32) -> Value {
 
 /// Every snapshot in the copy Region: id → tags.
 async fn west_snapshots(c: &ebssnap::aws::Clients) -> BTreeMap<String, BTreeMap<String, String>> {
-    let west = c.ec2_in(WEST);
-    let out = west
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
+    fleet::snapshots_in(&c.ec2_in(WEST))
         .await
-        .expect("DescribeSnapshots");
-    out.snapshots()
-        .iter()
-        .map(|s| {
-            (
-                s.snapshot_id().unwrap().to_string(),
-                s.tags()
-                    .iter()
-                    .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
-                    .collect(),
-            )
-        })
+        .into_iter()
+        .map(|(id, (_, tags))| (id, tags))
         .collect()
 }
 

@@ -170,8 +170,14 @@ pub async fn volumes_of(c: &Clients, instance: &str) -> Vec<String> {
 
 /// Every snapshot in the account: id -> (volume id, tags).
 pub async fn snapshots(c: &Clients) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
-    let out = c
-        .ec2
+    snapshots_in(&c.ec2).await
+}
+
+/// Every snapshot of the account in the Region `ec2` reaches: id -> (volume id, tags).
+pub async fn snapshots_in(
+    ec2: &aws_sdk_ec2::Client,
+) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    let out = ec2
         .describe_snapshots()
         .owner_ids("self")
         .send()
