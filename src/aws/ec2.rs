@@ -99,47 +99,95 @@ fn instance_filter_calls(f: &BTreeMap<String, Vec<String>>, live: &[Filter]) -> 
     batches(&fixed, &largest, &f[&largest])
 }
 
-/// Describes instances matching `filters` into `inv`; returns the ids found.
-async fn describe_instances(
-    ec2: &aws_sdk_ec2::Client,
-    filters: Vec<Filter>,
-    inv: &mut Inventory,
-) -> Result<Vec<String>, AwsError> {
-    let mut found = Vec::new();
-    let mut pages = ec2
-        .describe_instances()
-        .set_filters(Some(filters))
-        .max_results(1000)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_error("describing EC2 instances", e))?;
-        for r in page.reservations() {
-            for i in r.instances() {
-                let Some(id) = i.instance_id() else { continue };
-                found.push(id.to_string());
-                inv.instances.insert(
-                    id.to_string(),
-                    Instance {
-                        id: id.to_string(),
-                        state: i
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string())
-                            .unwrap_or_default(),
-                        tags: tag_map(i.tags()),
-                        root_device: i.root_device_name().map(String::from),
-                        volumes: i
-                            .block_device_mappings()
-                            .iter()
-                            .filter_map(|b| b.ebs()?.volume_id().map(String::from))
-                            .collect(),
-                    },
-                );
+/// The inventory as it is read, for a caller that acts on it while the reading goes on (the
+/// target run's pipelined creations, docs/design.md §5): called after each page of instances
+/// (with that page's attached volumes) and once more when the inventory is complete (`true`).
+/// Returning `false` stops the reading.
+pub type PageSink<'s> = dyn FnMut(&Inventory, bool) -> bool + Send + 's;
+
+fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+    Some(Instance {
+        id: i.instance_id()?.to_string(),
+        state: i
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default(),
+        tags: tag_map(i.tags()),
+        root_device: i.root_device_name().map(String::from),
+        volumes: i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|b| b.ebs()?.volume_id().map(String::from))
+            .collect(),
+    })
+}
+
+/// Reads an inventory; with a sink, page by page with each page's volumes right after it.
+struct Reader<'a, 's> {
+    ec2: &'a aws_sdk_ec2::Client,
+    inv: Inventory,
+    sink: Option<&'a mut PageSink<'s>>,
+    /// Instances whose attached volumes were read.
+    volumes_read: BTreeSet<String>,
+    stopped: bool,
+}
+
+impl Reader<'_, '_> {
+    /// Describes instances matching `filters` (ANDed), page by page. `matches`: they are what EC2
+    /// matched for `instance_filters`. With a sink and `with_volumes`, each page's attached
+    /// volumes are read before the sink sees the page.
+    async fn instances(
+        &mut self,
+        filters: Vec<Filter>,
+        matches: bool,
+        with_volumes: bool,
+    ) -> Result<(), AwsError> {
+        if self.stopped {
+            return Ok(());
+        }
+        let mut pages = self
+            .ec2
+            .describe_instances()
+            .set_filters(Some(filters))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_error("describing EC2 instances", e))?;
+            let mut found = Vec::new();
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(i) = instance_of(i) else { continue };
+                found.push(i.id.clone());
+                self.inv.instances.insert(i.id.clone(), i);
+            }
+            if matches {
+                self.inv.filter_matches.extend(found.iter().cloned());
+            }
+            if self.sink.is_none() || !with_volumes {
+                continue;
+            }
+            let unread: Vec<String> = found
+                .into_iter()
+                .filter(|i| self.volumes_read.insert(i.clone()))
+                .collect();
+            for filters in batches(&[], "attachment.instance-id", &unread) {
+                describe_volumes(self.ec2, filters, &mut self.inv).await?;
+            }
+            if !self.emit(false) {
+                return Ok(());
             }
         }
+        Ok(())
     }
-    Ok(found)
+
+    /// Shows the inventory so far to the sink; false once it asked to stop.
+    fn emit(&mut self, complete: bool) -> bool {
+        if let Some(sink) = self.sink.as_mut() {
+            self.stopped |= !sink(&self.inv, complete);
+        }
+        !self.stopped
+    }
 }
 
 async fn describe_volumes(
@@ -222,66 +270,97 @@ pub async fn fetch_inventory(
     asg: &aws_sdk_autoscaling::Client,
     sel: &Select,
 ) -> Result<Inventory, AwsError> {
-    let mut inv = Inventory::default();
+    read_inventory(ec2, asg, sel, None).await
+}
+
+/// [`fetch_inventory`], showing the inventory to `sink` as it is read: after each page of
+/// instances with that page's attached volumes (so what the page selects can be acted on while
+/// later pages are read), and once complete. Instance sources come first, then volume sources.
+/// With a sink, attached volumes are read per page (the same volumes, in more calls of fewer
+/// values), and `all_volumes` reads every volume once more at the end for the unattached ones.
+/// A sink that answers `false` ends the reading early with what was read.
+pub async fn read_inventory(
+    ec2: &aws_sdk_ec2::Client,
+    asg: &aws_sdk_autoscaling::Client,
+    sel: &Select,
+    sink: Option<&mut PageSink<'_>>,
+) -> Result<Inventory, AwsError> {
+    let mut r = Reader {
+        ec2,
+        inv: Inventory::default(),
+        sink,
+        volumes_read: BTreeSet::new(),
+        stopped: false,
+    };
     let live = [filter(
         "instance-state-name",
         &LIVE_STATES.map(String::from),
     )];
+    if !sel.asg_names().is_empty() {
+        describe_asgs(asg, sel.asg_names(), &mut r.inv).await?;
+    }
     if sel.all() {
         // Everything: one paginated call each, no per-source calls needed.
-        describe_instances(ec2, vec![], &mut inv).await?;
-        if !sel.asg_names().is_empty() {
-            describe_asgs(asg, sel.asg_names(), &mut inv).await?;
+        r.instances(vec![], false, true).await?;
+        if !r.stopped {
+            describe_volumes(ec2, vec![], &mut r.inv).await?;
+            r.emit(true);
         }
-        describe_volumes(ec2, vec![], &mut inv).await?;
-        return Ok(inv);
-    }
-    if !sel.asg_names().is_empty() {
-        describe_asgs(asg, sel.asg_names(), &mut inv).await?;
+        return Ok(r.inv);
     }
     let mut ids: BTreeSet<String> = sel.instance_ids().iter().cloned().collect();
-    ids.extend(inv.asg_members.values().flatten().cloned());
+    ids.extend(r.inv.asg_members.values().flatten().cloned());
     let ids: Vec<String> = ids.into_iter().collect();
     for filters in batches(&live, "instance-id", &ids) {
-        describe_instances(ec2, filters, &mut inv).await?;
+        r.instances(filters, false, true).await?;
     }
     for filters in batches(&live, "tag:Name", sel.instance_names()) {
-        describe_instances(ec2, filters, &mut inv).await?;
+        r.instances(filters, false, true).await?;
     }
     if let Some(want) = sel.instance_tags() {
         let mut filters = live.to_vec();
         filters.extend(tag_filters(want));
-        describe_instances(ec2, filters, &mut inv).await?;
+        r.instances(filters, false, true).await?;
     }
     if let Some(f) = sel.instance_filters() {
         for filters in instance_filter_calls(f, &live) {
-            let found = describe_instances(ec2, filters, &mut inv).await?;
-            inv.filter_matches.extend(found);
+            r.instances(filters, true, true).await?;
         }
     }
-    let instance_ids: Vec<String> = inv.instances.keys().cloned().collect();
-    for filters in batches(&[], "attachment.instance-id", &instance_ids) {
-        describe_volumes(ec2, filters, &mut inv).await?;
+    if r.stopped {
+        return Ok(r.inv);
+    }
+    let unread: Vec<String> = r
+        .inv
+        .instances
+        .keys()
+        .filter(|i| !r.volumes_read.contains(*i))
+        .cloned()
+        .collect();
+    for filters in batches(&[], "attachment.instance-id", &unread) {
+        describe_volumes(ec2, filters, &mut r.inv).await?;
     }
     for filters in batches(&[], "volume-id", sel.volume_ids()) {
-        describe_volumes(ec2, filters, &mut inv).await?;
+        describe_volumes(ec2, filters, &mut r.inv).await?;
     }
     if let Some(want) = sel.volume_tags() {
-        describe_volumes(ec2, tag_filters(want), &mut inv).await?;
+        describe_volumes(ec2, tag_filters(want), &mut r.inv).await?;
     }
     // Volumes selected by volume sources may sit on instances we have not seen: their state,
     // root device and tags matter.
-    let unknown: BTreeSet<String> = inv
+    let unknown: BTreeSet<String> = r
+        .inv
         .volumes
         .values()
         .filter_map(|v| v.attachment.as_ref().map(|(i, _)| i.clone()))
-        .filter(|i| !inv.instances.contains_key(i))
+        .filter(|i| !r.inv.instances.contains_key(i))
         .collect();
     let unknown: Vec<String> = unknown.into_iter().collect();
     for filters in batches(&[], "instance-id", &unknown) {
-        describe_instances(ec2, filters, &mut inv).await?;
+        r.instances(filters, false, false).await?;
     }
-    Ok(inv)
+    r.emit(true);
+    Ok(r.inv)
 }
 
 /// A snapshot ebssnap manages (tagged `ebssnap:policy`), as listed from EC2.
@@ -773,12 +852,17 @@ pub async fn instance_filter_matches(
         "instance-state-name",
         &LIVE_STATES.map(String::from),
     )];
-    let mut scratch = Inventory::default();
-    let mut out = BTreeSet::new();
+    let mut r = Reader {
+        ec2,
+        inv: Inventory::default(),
+        sink: None,
+        volumes_read: BTreeSet::new(),
+        stopped: false,
+    };
     for f in instance_filter_calls(filters, &live) {
-        out.extend(describe_instances(ec2, f, &mut scratch).await?);
+        r.instances(f, true, false).await?;
     }
-    Ok(out)
+    Ok(r.inv.filter_matches)
 }
 
 /// Every restore point of a policy, with its pair's volume (one paginated call).

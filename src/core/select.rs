@@ -519,6 +519,24 @@ pub fn select_with_exclusions(
     excl: &Exclude,
     inv: &Inventory,
 ) -> (Vec<Selected>, Vec<(String, &'static str)>) {
+    select_where(sel, excl, inv, false)
+}
+
+/// The part of [`select`] on an inventory still being read that later reads cannot undo: the
+/// selected volumes that are described and whose instance, when attached, is described too.
+/// Every one of them is in `select` of the complete inventory (sources only add, and what
+/// excludes a volume is known from the volume and its instance), so a run may snapshot them
+/// before the reading ends.
+pub fn select_settled(sel: &Select, excl: &Exclude, inv: &Inventory) -> Vec<Selected> {
+    select_where(sel, excl, inv, true).0
+}
+
+fn select_where(
+    sel: &Select,
+    excl: &Exclude,
+    inv: &Inventory,
+    settled_only: bool,
+) -> (Vec<Selected>, Vec<(String, &'static str)>) {
     let instances = selected_instances(sel, inv);
     let mut out = Vec::new();
     let mut removed = Vec::new();
@@ -530,6 +548,9 @@ pub fn select_with_exclusions(
             .attachment
             .as_ref()
             .and_then(|(i, _)| inv.instances.get(i));
+        if settled_only && v.attachment.is_some() && attached.is_none() {
+            continue;
+        }
         // A volume on an instance that is going away is ignored, whatever selected it.
         if attached.is_some_and(|i| !i.is_live()) {
             continue;

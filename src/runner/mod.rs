@@ -7,6 +7,7 @@
 //! - [`target`]: a target run: selection failures, jobs (volumes or crash-consistent sets),
 //!   creation with retries, then pruning.
 //! - [`chain`]: finishing a run across Lambda invocations near the deadline.
+//! - [`pipeline`]: which volumes a link can start snapshotting while the inventory is read.
 //! - [`exactly_once`]: creations whose answer was lost are looked up before they are sent again.
 //! - [`pace`]: pacing mutating EC2 calls to the account's budget (AIMD on throttles).
 //! - [`prune`]: executing a retention plan.
@@ -28,6 +29,7 @@ mod exactly_once;
 mod notify;
 pub mod options;
 pub mod pace;
+mod pipeline;
 mod prune;
 pub mod restore;
 pub mod restore_test;

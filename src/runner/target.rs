@@ -1,6 +1,8 @@
 //! A target run (docs/design.md §5): select, snapshot (per volume or crash-consistent sets), prune.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -11,6 +13,7 @@ use super::exactly_once::{self, Tally};
 use super::notify::finish;
 use super::options::{RunOptions, run_key};
 use super::pace::{NOT_STARTED, Pacer, Repeat, paced};
+use super::pipeline;
 use super::prune::prune;
 use crate::aws::Clients;
 use crate::aws::ec2::{self, ManagedSnapshot};
@@ -72,7 +75,11 @@ struct Ctx<'a> {
     target: &'a TargetDocument,
     run_key: &'a str,
     opts: &'a RunOptions,
-    inv: &'a Inventory,
+    /// The tags of each volume's snapshot, built when its batch of the inventory arrived (the
+    /// inventory itself is not kept while creations run).
+    tags: Mutex<BTreeMap<String, tags::TagSet>>,
+    /// Jobs handed to the current wave so far (progress).
+    queued: AtomicUsize,
     /// One pacer per EC2 API (each has its own bucket).
     pace_single: Pacer<'a>,
     pace_sets: Pacer<'a>,
@@ -80,7 +87,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    async fn create_one(&self, s: &Selected) -> Result<(String, Vec<tags::DroppedTag>), AwsError> {
+    /// The tags of `s`'s snapshot (volume and instance tags copied as the policy says).
+    fn tag_set(&self, s: &Selected, inv: &Inventory) -> tags::TagSet {
         let settings = self.policy.tag_settings();
         let id = Identity {
             policy: &self.policy.policy,
@@ -88,18 +96,52 @@ impl Ctx<'_> {
             run_key: self.run_key,
             volume_id: &s.volume_id,
         };
-        let vol_tags = self.inv.volumes.get(&s.volume_id).map(|v| &v.tags);
+        let vol_tags = inv.volumes.get(&s.volume_id).map(|v| &v.tags);
         let inst_tags = s
             .instance_id
             .as_ref()
-            .and_then(|i| self.inv.instances.get(i))
+            .and_then(|i| inv.instances.get(i))
             .map(|i| &i.tags);
-        let set = tags::merge(
+        tags::merge(
             &id,
             &settings.extra,
             vol_tags.filter(|_| settings.copy_volume_tags),
             inst_tags.filter(|_| settings.copy_instance_tags),
-        );
+        )
+    }
+
+    /// Turns a batch of the inventory into jobs: volumes this run already snapshotted are
+    /// skipped (into `already`), the rest planned as volumes or sets with their tags built.
+    fn prepare(
+        &self,
+        batch: pipeline::Batch,
+        done: &BTreeSet<String>,
+        already: &mut Vec<Skipped>,
+    ) -> Vec<Job> {
+        let (skip, to_create): (Vec<Selected>, Vec<Selected>) = batch
+            .selected
+            .into_iter()
+            .partition(|s| done.contains(&s.volume_id));
+        already.extend(skip.into_iter().map(|s| already_done(s, self.run_key)));
+        {
+            let mut tags = self.tags.lock().unwrap_or_else(|p| p.into_inner());
+            for s in &to_create {
+                tags.insert(s.volume_id.clone(), self.tag_set(s, &batch.inv));
+            }
+        }
+        let jobs = plan_jobs(to_create, &batch.inv, self.policy.crash_consistent());
+        self.queued.fetch_add(jobs.len(), Ordering::Relaxed);
+        jobs
+    }
+
+    async fn create_one(&self, s: &Selected) -> Result<(String, Vec<tags::DroppedTag>), AwsError> {
+        let set = self
+            .tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&s.volume_id)
+            .cloned()
+            .unwrap_or_else(|| self.tag_set(s, &Inventory::default()));
         let desc = description(&self.policy.policy, &self.target.target, s);
         let id = paced(
             &self.pace_single,
@@ -303,6 +345,44 @@ impl Ctx<'_> {
             .sum();
         self.ambiguous.looked_up(count, found, again);
         resolved.again
+    }
+}
+
+impl Ctx<'_> {
+    /// Sends `jobs` (up to `concurrency` at once) and records their outcomes; returns the
+    /// ambiguous ones.
+    async fn wave(
+        &self,
+        jobs: impl futures::Stream<Item = Job>,
+        report: &mut Report,
+        unstarted: &mut Vec<Selected>,
+    ) -> Vec<(Job, AwsError)> {
+        let mut results = std::pin::pin!(
+            jobs.map(|job| self.run_job(job))
+                .buffer_unordered(self.opts.concurrency.max(1))
+        );
+        let mut n = 0;
+        let mut ambiguous = Vec::new();
+        while let Some((result, dropped)) = results.next().await {
+            n += 1;
+            self.opts
+                .tick("snapshots", n, self.queued.load(Ordering::Relaxed).max(n));
+            report.tags_dropped.extend(dropped);
+            match result {
+                JobResult::Created(c) => report.created.extend(c),
+                JobResult::Failed(f) => report.failures.extend(f),
+                JobResult::Unstarted(s) => unstarted.extend(s),
+                JobResult::Ambiguous(job, e) => ambiguous.push((job, e)),
+            }
+        }
+        ambiguous
+    }
+}
+
+fn already_done(s: Selected, run_key: &str) -> Skipped {
+    Skipped {
+        volume_id: s.volume_id,
+        reason: format!("already snapshotted in run {run_key}"),
     }
 }
 
@@ -528,6 +608,144 @@ fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize)
     out
 }
 
+/// What a link that did not finish its creations hands to the next one.
+struct HandOff {
+    unstarted: Vec<Selected>,
+    rates: BTreeMap<String, f64>,
+    run_has_snapshots: bool,
+}
+
+/// The creations of a link, fed by the inventory's batches as they are read: lists this run's
+/// snapshots (a continuation must find some), then snapshots each batch's volumes not yet done,
+/// in waves (the first sends every job; each later one sends again only the ambiguous creations
+/// the look-up after the previous wave did not find: exactly_once). `Some` when volumes are left
+/// unstarted at the deadline.
+#[allow(clippy::too_many_arguments)]
+async fn create(
+    clients: &Clients,
+    policy: &PolicyDocument,
+    target: &TargetDocument,
+    opts: &RunOptions,
+    run_key: &str,
+    continuing: bool,
+    batches: futures::channel::mpsc::UnboundedReceiver<pipeline::Batch>,
+    report: &mut Report,
+) -> Result<Option<HandOff>, Error> {
+    let phase = Instant::now();
+    let existing = ec2::list_managed_snapshots(
+        &clients.ec2,
+        &policy.policy,
+        Some(&target.target),
+        Some(run_key),
+    )
+    .await?;
+    info!(
+        snapshots = existing.len(),
+        ms = elapsed_ms(phase),
+        "read the run's snapshots"
+    );
+    // A continuation's run key must be a run this target started: its first link creates before
+    // it hands on, so a real continuation finds snapshots carrying the key.
+    if continuing && existing.is_empty() {
+        return Err(Error::Rejected(format!(
+            "the continuation's run key {run_key:?} is not a run of target {}/{}: no snapshot carries it",
+            policy.policy, target.target
+        )));
+    }
+    // Idempotency: Scheduler delivers at least once and retries.
+    let done: BTreeSet<String> = existing
+        .iter()
+        .filter(|s| s.tag(TAG_RUN) == Some(run_key))
+        .map(ManagedSnapshot::volume)
+        .collect();
+    drop(existing);
+    let run_has_snapshots = !done.is_empty();
+    let ctx = Ctx {
+        clients,
+        policy,
+        target,
+        run_key,
+        opts,
+        tags: Mutex::default(),
+        queued: AtomicUsize::new(0),
+        pace_single: Pacer::for_link(
+            "CreateSnapshot",
+            &clients.calls,
+            opts.carried_rate("CreateSnapshot"),
+        ),
+        pace_sets: Pacer::for_link(
+            "CreateSnapshots",
+            &clients.calls,
+            opts.carried_rate("CreateSnapshots"),
+        ),
+        ambiguous: Tally::default(),
+    };
+    let mut already = Vec::new();
+    if opts.dry_run {
+        let mut batches = batches;
+        while let Some(b) = batches.next().await {
+            let (skip, to_create): (Vec<Selected>, Vec<Selected>) = b
+                .selected
+                .into_iter()
+                .partition(|s| done.contains(&s.volume_id));
+            report
+                .skipped
+                .extend(skip.into_iter().map(|s| already_done(s, run_key)));
+            report
+                .created
+                .extend(to_create.into_iter().map(|s| Created {
+                    snapshot_id: None,
+                    volume_id: s.volume_id,
+                    instance_id: s.instance_id,
+                    device: s.device,
+                }));
+        }
+        return Ok(None);
+    }
+    let phase = Instant::now();
+    let mut unstarted = Vec::new();
+    let first = batches.flat_map(|b| futures::stream::iter(ctx.prepare(b, &done, &mut already)));
+    let mut ambiguous = ctx.wave(first, report, &mut unstarted).await;
+    report.skipped.append(&mut already);
+    for wave in 1.. {
+        if ambiguous.is_empty() {
+            break;
+        }
+        let jobs = ctx
+            .resolve_ambiguous(ambiguous, wave, report, &mut unstarted)
+            .await;
+        if jobs.is_empty() {
+            break;
+        }
+        ctx.queued.store(jobs.len(), Ordering::Relaxed);
+        ambiguous = ctx
+            .wave(futures::stream::iter(jobs), report, &mut unstarted)
+            .await;
+    }
+    report.ambiguous.add(ctx.ambiguous.total());
+    info!(
+        created = report.created.len(),
+        failed = report.failures.len(),
+        unstarted = unstarted.len(),
+        ambiguous = report.ambiguous.count,
+        ms = elapsed_ms(phase),
+        "creations done"
+    );
+    if unstarted.is_empty() {
+        return Ok(None);
+    }
+    unstarted.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+    let rates = [&ctx.pace_single, &ctx.pace_sets]
+        .into_iter()
+        .map(|p| (p.op().to_string(), p.per_second()))
+        .collect();
+    Ok(Some(HandOff {
+        unstarted,
+        rates,
+        run_has_snapshots,
+    }))
+}
+
 async fn run_target_in_span(
     clients: &Clients,
     policy: &PolicyDocument,
@@ -549,172 +767,93 @@ async fn run_target_in_span(
         ..Report::default()
     };
 
-    // The inventory and the target's snapshots are independent reads: both at once. A link
-    // after the first needs only this run's snapshots to skip what is done; the target's whole
-    // history (retention days x volumes, pages of DescribeSnapshots) is read only by the link
-    // that prunes, after its creations (docs/design.md §5).
+    // Pipelined (docs/design.md §5): the inventory is read page by page, and what each page
+    // settles is snapshotted while later pages are read. Only this run's own snapshots (to skip
+    // what is done) are listed first, beside the first page; the target's whole history
+    // (retention days x volumes, pages of DescribeSnapshots) is read after the creations, by the
+    // link that prunes.
     let continuing = opts.chain.as_ref().is_some_and(|c| c.link > 1);
-    let phase = Instant::now();
-    let (inv, mut existing) = futures::try_join!(
-        ec2::fetch_inventory(&clients.ec2, &clients.autoscaling, &target.select),
-        ec2::list_managed_snapshots(
-            &clients.ec2,
-            &policy.policy,
-            Some(&target.target),
-            continuing.then_some(run_key.as_str()),
-        )
-    )?;
-    info!(
-        instances = inv.instances.len(),
-        volumes = inv.volumes.len(),
-        snapshots = existing.len(),
-        ms = elapsed_ms(phase),
-        "read the inventory and the target's snapshots"
-    );
-    // A continuation's run key must be a run this target started: its first link creates before
-    // it hands on, so a real continuation finds snapshots carrying the key.
-    if continuing && existing.is_empty() {
-        return Err(Error::Rejected(format!(
-            "the continuation's run key {run_key:?} is not a run of target {}/{}: no snapshot carries it",
-            policy.policy, target.target
-        )));
-    }
-    let selected = select::select(&target.select, &target.exclude(), &inv);
-    report.volumes_selected = selected.len();
-    report
-        .failures
-        .extend(selection_failures(target, &inv, selected.len()));
-
-    // Idempotency: Scheduler delivers at least once and retries.
-    let done: BTreeSet<String> = existing
-        .iter()
-        .filter(|s| s.tag(TAG_RUN) == Some(run_key.as_str()))
-        .map(ManagedSnapshot::volume)
-        .collect();
-    let run_has_snapshots = !done.is_empty();
-    let (already, to_create): (Vec<Selected>, Vec<Selected>) = selected
-        .into_iter()
-        .partition(|s| done.contains(&s.volume_id));
-    report.skipped.extend(already.into_iter().map(|s| Skipped {
-        volume_id: s.volume_id,
-        reason: format!("already snapshotted in run {run_key}"),
-    }));
-
-    if opts.dry_run {
-        report.created = to_create
-            .into_iter()
-            .map(|s| Created {
-                snapshot_id: None,
-                volume_id: s.volume_id,
-                instance_id: s.instance_id,
-                device: s.device,
-            })
-            .collect();
-    } else {
-        let ctx = Ctx {
-            clients,
-            policy,
-            target,
-            run_key: &run_key,
-            opts,
-            inv: &inv,
-            pace_single: Pacer::for_link(
-                "CreateSnapshot",
-                &clients.calls,
-                opts.carried_rate("CreateSnapshot"),
-            ),
-            pace_sets: Pacer::for_link(
-                "CreateSnapshots",
-                &clients.calls,
-                opts.carried_rate("CreateSnapshots"),
-            ),
-            ambiguous: Tally::default(),
-        };
-        let mut jobs = plan_jobs(to_create, &inv, policy.crash_consistent());
-        let phase = Instant::now();
-        let mut unstarted = Vec::new();
-        // Waves: the first sends every job; each later one sends again only the ambiguous
-        // creations the look-up after the previous wave did not find (exactly_once).
-        for wave in 1.. {
-            let total = jobs.len();
-            let mut results = futures::stream::iter(jobs)
-                .map(|job| ctx.run_job(job))
-                .buffer_unordered(opts.concurrency.max(1));
-            let mut n = 0;
-            let mut ambiguous = Vec::new();
-            while let Some((result, dropped)) = results.next().await {
-                n += 1;
-                opts.tick("snapshots", n, total);
-                report.tags_dropped.extend(dropped);
-                match result {
-                    JobResult::Created(c) => report.created.extend(c),
-                    JobResult::Failed(f) => report.failures.extend(f),
-                    JobResult::Unstarted(s) => unstarted.extend(s),
-                    JobResult::Ambiguous(job, e) => ambiguous.push((job, e)),
-                }
-            }
-            drop(results);
-            if ambiguous.is_empty() {
-                break;
-            }
-            jobs = ctx
-                .resolve_ambiguous(ambiguous, wave, &mut report, &mut unstarted)
-                .await;
-            if jobs.is_empty() {
-                break;
-            }
-        }
-        report.ambiguous.add(ctx.ambiguous.total());
-        info!(
-            created = report.created.len(),
-            failed = report.failures.len(),
-            unstarted = unstarted.len(),
-            ambiguous = report.ambiguous.count,
-            ms = elapsed_ms(phase),
-            "creations done"
+    let (tx, rx) = futures::channel::mpsc::unbounded::<pipeline::Batch>();
+    let read = async {
+        let mut dispatcher = pipeline::Dispatcher::new(
+            &target.select,
+            target.exclude(),
+            policy.crash_consistent(),
+            tx,
         );
-        unstarted.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
-        let rates = [&ctx.pace_single, &ctx.pace_sets]
-            .into_iter()
-            .map(|p| (p.op().to_string(), p.per_second()))
-            .collect();
-        if !unstarted.is_empty()
-            && chain::hand_off(
-                clients,
-                target,
-                &run_key,
-                opts,
-                rates,
-                unstarted,
-                run_has_snapshots,
-                &mut report,
-            )
-            .await
-        {
-            // The next link carries on (same run key) and prunes once creations are done.
-            report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
-            report.api_calls = clients.calls.since(&calls_before);
-            report.duration_ms = started.elapsed().as_millis() as u64;
-            return Ok(report);
-        }
+        let mut sink = |inv: &Inventory, complete: bool| dispatcher.on_page(inv, complete);
+        let phase = Instant::now();
+        let inv = ec2::read_inventory(
+            &clients.ec2,
+            &clients.autoscaling,
+            &target.select,
+            Some(&mut sink),
+        )
+        .await?;
+        info!(
+            instances = inv.instances.len(),
+            volumes = inv.volumes.len(),
+            ms = elapsed_ms(phase),
+            "read the inventory"
+        );
+        let selected = select::select(&target.select, &target.exclude(), &inv).len();
+        let failures = selection_failures(target, &inv, selected);
+        Ok::<_, Error>((selected, failures))
+    };
+    let create = create(
+        clients,
+        policy,
+        target,
+        opts,
+        &run_key,
+        continuing,
+        rx,
+        &mut report,
+    );
+    let (read, created) = futures::join!(read, create);
+    // A rejected continuation stops the reading: its error comes first.
+    let hand_off = created?;
+    let (selected, failures) = read.inspect_err(|e| {
+        warn!(
+            created = report.created.len(),
+            "the inventory could not be read to its end: {e}; the snapshots created so far stay and the run's next delivery skips them"
+        )
+    })?;
+    report.volumes_selected = selected;
+    report.failures.extend(failures);
+    if let Some(HandOff {
+        unstarted,
+        rates,
+        run_has_snapshots,
+    }) = hand_off
+        && chain::hand_off(
+            clients,
+            target,
+            &run_key,
+            opts,
+            rates,
+            unstarted,
+            run_has_snapshots,
+            &mut report,
+        )
+        .await
+    {
+        // The next link carries on (same run key) and prunes once creations are done.
+        report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+        report.api_calls = clients.calls.since(&calls_before);
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
     }
     report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
-    // Pruning needs neither the inventory nor (in a later link) the run's own listing: free them
-    // before the history is read, the largest listing of the run.
-    drop(inv);
-    if continuing {
-        existing.clear();
-        existing.shrink_to_fit();
-        let phase = Instant::now();
-        existing =
-            ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
-                .await?;
-        info!(
-            snapshots = existing.len(),
-            ms = elapsed_ms(phase),
-            "read the target's snapshots to prune"
-        );
-    }
+    let phase = Instant::now();
+    let existing =
+        ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
+            .await?;
+    info!(
+        snapshots = existing.len(),
+        ms = elapsed_ms(phase),
+        "read the target's snapshots to prune"
+    );
     if let Some(interval) = opts.interval {
         report.recovered = recovered(
             &target.target,
@@ -728,7 +867,25 @@ async fn run_target_in_span(
 
     // Prune. New snapshots join as pending: never deleted, never counted (a listing made after
     // the creations may already hold some of them).
-    let mut snaps: Vec<retention::Snap> = existing.iter().map(ManagedSnapshot::to_snap).collect();
+    // The listing is read after the creations: what this link created counts as pending whatever
+    // state the listing shows (as it would had the history been read before them), so a run's
+    // own snapshots never push an older restore point out.
+    let made: BTreeSet<&str> = report
+        .created
+        .iter()
+        .filter_map(|c| c.snapshot_id.as_deref())
+        .collect();
+    let mut snaps: Vec<retention::Snap> = existing
+        .iter()
+        .map(|s| {
+            let mut snap = s.to_snap();
+            if made.contains(snap.id.as_str()) {
+                snap.state = SnapState::Pending;
+            }
+            snap
+        })
+        .collect();
+    drop(made);
     drop(existing);
     let listed: BTreeSet<String> = snaps.iter().map(|s| s.id.clone()).collect();
     for c in &report.created {

@@ -183,16 +183,16 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
             .iter()
             .all(|(_, _, r)| r["kept"] == 0 && r["deleted"] == json!([]))
     );
-    // A link after the first reads only this run's snapshots (the run-key filter) to know what
-    // is done; the target's whole history is read by the first link and by the one that prunes,
-    // after its creations: it keeps yesterday's 30 and today's 30, each counted once.
+    // Every link reads only this run's snapshots (the run-key filter) to know what is done; the
+    // target's whole history is read once, by the link that prunes, after its creations: it
+    // keeps yesterday's 30 and today's 30, each counted once.
     let listings = listings.lock().unwrap().clone();
     let by_run = listings
         .iter()
         .filter(|b| b.contains("ebssnap%3Arun"))
         .count();
-    assert_eq!(by_run, answers.len() - 1, "{listings:#?}");
-    assert_eq!(listings.len() - by_run, 2, "{listings:#?}");
+    assert_eq!(by_run, answers.len(), "{listings:#?}");
+    assert_eq!(listings.len() - by_run, 1, "{listings:#?}");
     assert_eq!(last["kept"], 60, "{last}");
     let counts = per_volume(&m).await;
     assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vols);
@@ -402,5 +402,69 @@ async fn a_300_volume_chain_under_a_slow_bucket_snapshots_every_volume_once() {
     assert!(answers.iter().all(|a| a.1 == "response"), "{answers:?}");
     let counts = per_volume(&m).await;
     assert_eq!(counts.keys().cloned().collect::<Vec<_>>(), vols);
+    assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
+}
+
+/// A link starts snapshotting as soon as the first page of instances is read (pipelined links,
+/// docs/design.md §5): with instances paged 5 at a time (the proxy rewrites `MaxResults`, and
+/// moto pages by reservation) and each `DescribeInstances` page slowed by 200 ms, the first
+/// `CreateSnapshot` reaches EC2 before the last page of instances is asked for. The proxy serves
+/// one request at a time, so its log is the order EC2 saw. Before pipelining, every page and
+/// every volume was read first.
+#[tokio::test]
+async fn creations_start_before_the_last_page_of_instances_is_read() {
+    let m = moto!();
+    let c = m.clients().await;
+    for i in 0..15 {
+        fleet::instance(&c, &[("Name", &format!("pipe-{i}"))]).await;
+    }
+    let order = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = order.clone();
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            let action = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action="))
+                .unwrap_or_default()
+                .to_string();
+            seen.lock().unwrap().push(action.clone());
+            if action == "DescribeInstances" {
+                std::thread::sleep(Duration::from_millis(200));
+                return Action::ForwardBody(body.replace("MaxResults=1000", "MaxResults=5"));
+            }
+            Action::Forward
+        }),
+    );
+    let pc = crate::moto::clients_at(&proxy.endpoint()).await;
+    let pol = docs::policy("std", 7, 1);
+    let tgt = docs::target("std", "web", json!({"instance_names": ["pipe-*"]}));
+    let r = ebssnap::runner::run_target(
+        &pc,
+        &docs::p(&pol),
+        &docs::t(&tgt),
+        &ebssnap::runner::RunOptions {
+            run_key: Some(RUN.to_string()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.created.len(), 15, "{:?}", r.failures);
+    assert_eq!(r.volumes_selected, 15);
+    let order = order.lock().unwrap().clone();
+    let pages = order.iter().filter(|a| *a == "DescribeInstances").count();
+    assert!(pages >= 3, "instances read in pages of 5: {order:?}");
+    let last_page = order
+        .iter()
+        .rposition(|a| a == "DescribeInstances")
+        .unwrap();
+    let first_create = order.iter().position(|a| a == "CreateSnapshot").unwrap();
+    assert!(
+        first_create < last_page,
+        "a snapshot is started before the last page of instances: {order:?}"
+    );
+    let counts = per_volume(&m).await;
+    assert_eq!(counts.len(), 15);
     assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
 }

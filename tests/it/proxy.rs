@@ -12,6 +12,8 @@ pub enum Action {
     Forward,
     /// Answer with this status, content type and body instead of moto.
     Respond(u16, &'static str, String),
+    /// Forward this body instead of the request's (moto does not check signatures).
+    ForwardBody(String),
 }
 
 pub type Rule = Box<dyn Fn(&str, &str, &str) -> Action + Send + Sync>;
@@ -123,7 +125,10 @@ impl Proxy {
                                 tiny_http::Header::from_bytes("Content-Type", ctype).unwrap(),
                             )
                     }
-                    Action::Forward => {
+                    action @ (Action::Forward | Action::ForwardBody(_)) => {
+                        if let Action::ForwardBody(b) = action {
+                            body = b.into_bytes();
+                        }
                         let headers: Vec<(String, String)> = req
                             .headers()
                             .iter()
