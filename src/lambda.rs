@@ -180,6 +180,10 @@ async fn run(
             .as_ref()
             .map(|c| c.rates.clone())
             .unwrap_or_default(),
+        volumes: continuation
+            .as_ref()
+            .map(|c| c.volumes.clone())
+            .unwrap_or_default(),
     });
     if continuation.is_some() && opts.chain.is_none() {
         return Err(Error::Input(

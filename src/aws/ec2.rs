@@ -363,6 +363,50 @@ pub async fn read_inventory(
     Ok(r.inv)
 }
 
+/// The inventory of a continuing link that carries the run's remaining volumes
+/// (docs/design.md §5): those volumes by id (200 per call; a volume that no longer exists is not
+/// returned), the instances they are attached to (in any state: a terminating one still
+/// unselects its volumes), with `siblings` every volume attached to those instances (a
+/// crash-consistent set excludes the others by id), and the selector's Auto Scaling groups
+/// (membership selects). Shown to `sink` after each batch of 200 volumes and once complete.
+pub async fn read_listed_volumes(
+    ec2: &aws_sdk_ec2::Client,
+    asg: &aws_sdk_autoscaling::Client,
+    sel: &Select,
+    volume_ids: &[String],
+    siblings: bool,
+    sink: Option<&mut PageSink<'_>>,
+) -> Result<Inventory, AwsError> {
+    let mut r = Reader {
+        ec2,
+        inv: Inventory::default(),
+        sink,
+        volumes_read: BTreeSet::new(),
+        stopped: false,
+    };
+    if !sel.asg_names().is_empty() {
+        describe_asgs(asg, sel.asg_names(), &mut r.inv).await?;
+    }
+    for chunk in volume_ids.chunks(FILTER_VALUES_PER_CALL) {
+        describe_volumes(ec2, vec![filter("volume-id", chunk)], &mut r.inv).await?;
+        let unknown: BTreeSet<String> = chunk
+            .iter()
+            .filter_map(|v| r.inv.volumes.get(v)?.attachment.as_ref())
+            .map(|(i, _)| i.clone())
+            .filter(|i| !r.inv.instances.contains_key(i))
+            .collect();
+        let unknown: Vec<String> = unknown.into_iter().collect();
+        for filters in batches(&[], "instance-id", &unknown) {
+            r.instances(filters, false, siblings).await?;
+        }
+        if !r.emit(false) {
+            return Ok(r.inv);
+        }
+    }
+    r.emit(true);
+    Ok(r.inv)
+}
+
 /// A snapshot ebssnap manages (tagged `ebssnap:policy`), as listed from EC2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedSnapshot {
@@ -478,6 +522,40 @@ pub async fn find_run_snapshots(
         out.extend(found);
     }
     Ok(out)
+}
+
+/// Whether a snapshot of the account carries this run of a target: pages of at most 5, until the
+/// first match (a filtered page may be empty and still have a next one).
+pub async fn run_has_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    policy: &str,
+    target: &str,
+    run_key: &str,
+) -> Result<bool, AwsError> {
+    let filters = vec![
+        filter(&format!("tag:{TAG_POLICY}"), &[policy.to_string()]),
+        filter(&format!("tag:{TAG_TARGET}"), &[target.to_string()]),
+        filter(&format!("tag:{TAG_RUN}"), &[run_key.to_string()]),
+    ];
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .set_filters(Some(filters))
+        .max_results(5)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            aws_error(
+                format!("looking up a snapshot of run {run_key} of {policy}/{target}"),
+                e,
+            )
+        })?;
+        if !page.snapshots().is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What `keep` makes of every snapshot of the account matching `filters` (paginated

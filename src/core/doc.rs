@@ -449,6 +449,22 @@ pub struct Continuation {
     /// Calls per second by operation (e.g. `CreateSnapshot`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub rates: std::collections::BTreeMap<String, f64>,
+    /// The volumes the run has left (not started, or failed and retried), when they fit the
+    /// event: the next link reads only these instead of the whole inventory, and snapshots
+    /// those its target still selects. Empty: the next link reads everything (an older marker,
+    /// a list too large for the event, or a selection that failed in part).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+}
+
+/// The most volumes a continuation marker may carry (10,000 volume ids fill about 240 KB of the
+/// 256 KB an asynchronous invocation accepts).
+pub const MAX_CARRIED_VOLUMES: usize = 11_000;
+
+/// Whether `id` has the shape of an EBS volume id (`vol-` and 8 or 17 hex digits).
+pub fn is_volume_id(id: &str) -> bool {
+    id.strip_prefix("vol-")
+        .is_some_and(|h| matches!(h.len(), 8 | 17) && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Splits an event into its document and its continuation marker, if it has one.
@@ -474,6 +490,15 @@ pub fn split_event(
         return Err(bad(format!(
             "rates.{op} must be a positive number, got {r}"
         )));
+    }
+    if c.volumes.len() > MAX_CARRIED_VOLUMES {
+        return Err(bad(format!(
+            "volumes may list at most {MAX_CARRIED_VOLUMES} volumes, got {}",
+            c.volumes.len()
+        )));
+    }
+    if let Some(v) = c.volumes.iter().find(|v| !is_volume_id(v)) {
+        return Err(bad(format!("volumes: {v:?} is not an EBS volume id")));
     }
     Ok((v, Some(c)))
 }
@@ -1058,6 +1083,37 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("rates.CreateSnapshot must be a positive number")
+        );
+        // The run's remaining volumes ride along as volume ids, nothing else.
+        let mut with = v.clone();
+        with["continuation"] = serde_json::json!({"link": 2, "run_key": "2026-11-26T05:00:00Z",
+            "volumes": ["vol-0123456789abcdef0", "vol-1234abcd"]});
+        let (_, c) = split_event(with.clone()).unwrap();
+        assert_eq!(c.unwrap().volumes.len(), 2);
+        for bad in [
+            "i-0123456789abcdef0",
+            "vol-xyz",
+            "vol-0123456789abcdef0 ",
+            "",
+        ] {
+            with["continuation"]["volumes"] = serde_json::json!([bad]);
+            assert!(
+                split_event(with.clone())
+                    .unwrap_err()
+                    .to_string()
+                    .contains("is not an EBS volume id"),
+                "{bad:?}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_CARRIED_VOLUMES)
+            .map(|i| format!("vol-{i:017x}"))
+            .collect();
+        with["continuation"]["volumes"] = serde_json::json!(many);
+        assert!(
+            split_event(with)
+                .unwrap_err()
+                .to_string()
+                .contains("at most")
         );
     }
 

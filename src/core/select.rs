@@ -879,4 +879,148 @@ mod tests {
         };
         assert!(s.validate().is_err());
     }
+
+    mod settled {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// (state, Name, Env, in filter matches) of an instance `i-<n>`.
+        fn arb_instance() -> impl Strategy<Value = (u8, bool, bool, bool)> {
+            (0u8..3, any::<bool>(), any::<bool>(), any::<bool>())
+        }
+
+        /// (attached to instance n (or none), root device, Backup tag, NoBackup tag) of a volume.
+        fn arb_volume() -> impl Strategy<Value = (Option<usize>, bool, bool, bool)> {
+            (
+                proptest::option::of(0usize..5),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            )
+        }
+
+        fn build(
+            instances: &[(u8, bool, bool, bool)],
+            volumes: &[(Option<usize>, bool, bool, bool)],
+        ) -> Inventory {
+            let mut inv = Inventory::default();
+            for (n, (state, web, prod, matched)) in instances.iter().enumerate() {
+                let id = format!("i-{n}");
+                let mut t = vec![("Name", if *web { "web-1" } else { "db-1" })];
+                if *prod {
+                    t.push(("Env", "prod"));
+                }
+                inv.instances.insert(
+                    id.clone(),
+                    Instance {
+                        id: id.clone(),
+                        state: ["running", "stopped", "terminated"][*state as usize].into(),
+                        tags: tags(&t),
+                        root_device: Some("/dev/xvda".into()),
+                        volumes: vec![],
+                    },
+                );
+                if *matched {
+                    inv.filter_matches.insert(id);
+                }
+            }
+            for (n, (on, root, backup, nobackup)) in volumes.iter().enumerate() {
+                let id = format!("vol-{n}");
+                let on = on
+                    .filter(|i| *i < instances.len())
+                    .map(|i| format!("i-{i}"));
+                let dev = if *root { "/dev/xvda" } else { "/dev/sdf" };
+                if let Some(i) = &on {
+                    inv.instances.get_mut(i).unwrap().volumes.push(id.clone());
+                }
+                let mut t = Vec::new();
+                if *backup {
+                    t.push(("Backup", "yes"));
+                }
+                if *nobackup {
+                    t.push(("NoBackup", "yes"));
+                }
+                inv.volumes.insert(
+                    id.clone(),
+                    Volume {
+                        id,
+                        state: if on.is_some() { "in-use" } else { "available" }.into(),
+                        tags: tags(&t),
+                        attachment: on.map(|i| (i, dev.to_string())),
+                        ..Default::default()
+                    },
+                );
+            }
+            inv
+        }
+
+        fn selectors() -> Vec<(Select, Exclude)> {
+            let web = Select {
+                instance_names: Some(vec!["web-*".into()]),
+                ..Default::default()
+            };
+            let mixed = Select {
+                instance_tags: Some(tags(&[("Env", "prod")])),
+                volume_tags: Some(tags(&[("Backup", "yes")])),
+                volume_ids: Some(vec!["vol-3".into()]),
+                instance_filters: Some(BTreeMap::from([(
+                    "tag:Name".to_string(),
+                    vec!["db-1".to_string()],
+                )])),
+                ..Default::default()
+            };
+            let all = Select {
+                all_volumes: Some(true),
+                ..Default::default()
+            };
+            let excl = Exclude {
+                volume_tags: Some(tags(&[("NoBackup", "yes")])),
+                root_volumes: Some(true),
+                instance_ids: Some(vec!["i-2".into()]),
+                ..Default::default()
+            };
+            vec![
+                (web.clone(), Exclude::default()),
+                (web, excl.clone()),
+                (mixed.clone(), Exclude::default()),
+                (mixed, excl.clone()),
+                (all, excl),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            /// What a partly read inventory settles is selected, identically, once the inventory
+            /// is complete (what makes pipelined creations safe), and a complete inventory
+            /// settles exactly the selection.
+            #[test]
+            fn what_a_partial_inventory_settles_stays_selected(
+                instances in proptest::collection::vec(arb_instance(), 0..5),
+                volumes in proptest::collection::vec(arb_volume(), 0..8),
+                read_instances in proptest::collection::vec(any::<bool>(), 5),
+                read_volumes in proptest::collection::vec(any::<bool>(), 8),
+                matches_read in proptest::collection::vec(any::<bool>(), 5),
+            ) {
+                let full = build(&instances, &volumes);
+                let mut partial = full.clone();
+                partial.instances.retain(|id, _| {
+                    read_instances[id[2..].parse::<usize>().unwrap()]
+                });
+                // An instance read by another source may not be known to match the filters yet.
+                partial.filter_matches.retain(|id| {
+                    partial.instances.contains_key(id)
+                        && matches_read[id[2..].parse::<usize>().unwrap()]
+                });
+                partial.volumes.retain(|id, _| read_volumes[id[4..].parse::<usize>().unwrap()]);
+                for (sel, excl) in selectors() {
+                    let complete = select(&sel, &excl, &full);
+                    for s in select_settled(&sel, &excl, &partial) {
+                        prop_assert!(complete.contains(&s), "{s:?} settled early but not selected: {complete:?}");
+                    }
+                    prop_assert_eq!(select_settled(&sel, &excl, &full), complete);
+                }
+            }
+        }
+    }
 }

@@ -11,29 +11,73 @@ use tracing::{info, warn};
 
 use super::options::RunOptions;
 use crate::aws::{Clients, lambda};
-use crate::core::doc::{Continuation, TargetDocument};
+use crate::core::doc::{Continuation, MAX_CARRIED_VOLUMES, TargetDocument};
 use crate::core::report::{Failure, Report, Skipped};
 use crate::core::select::Selected;
 
-/// The event of the next link: the target document with the continuation marker beside it.
+/// The most an asynchronous Lambda invocation's event may hold.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// The event of the next link: the target document with the continuation marker beside it,
+/// carrying `volumes` (the run's remaining volumes) when the event stays within
+/// [`MAX_EVENT_BYTES`]; otherwise without them (the next link reads the whole inventory).
 pub fn next_event(
     target: &TargetDocument,
     run_key: &str,
     link: u32,
     rates: BTreeMap<String, f64>,
-) -> serde_json::Value {
-    let mut v = serde_json::to_value(target).unwrap_or_default();
-    if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "continuation".into(),
-            serde_json::json!(Continuation {
-                link,
-                run_key: run_key.to_string(),
-                rates,
-            }),
+    volumes: Vec<String>,
+) -> Vec<u8> {
+    let event = |volumes: Vec<String>| {
+        let mut v = serde_json::to_value(target).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "continuation".into(),
+                serde_json::json!(Continuation {
+                    link,
+                    run_key: run_key.to_string(),
+                    rates: rates.clone(),
+                    volumes,
+                }),
+            );
+        }
+        v.to_string().into_bytes()
+    };
+    let carried = volumes.len();
+    if carried > 0 && carried <= MAX_CARRIED_VOLUMES {
+        let with = event(volumes);
+        if with.len() <= MAX_EVENT_BYTES {
+            return with;
+        }
+    }
+    if carried > 0 {
+        info!(
+            carried,
+            "the run's remaining volumes do not fit the next link's event: it reads the whole inventory"
         );
     }
-    v
+    event(Vec::new())
+}
+
+/// The volumes the next link is to carry on with: those not started and those that failed here
+/// (the next link retries them). None when the selection itself failed in part (`NotFound`,
+/// `EmptySelection`: the next link decides those again on the whole inventory) or when the
+/// target has `instance_filters` (its next link reads everything anyway).
+fn carry(target: &TargetDocument, unstarted: &[Selected], failures: &[Failure]) -> Vec<String> {
+    let selection_failed = failures
+        .iter()
+        .any(|f| f.volume_id.is_empty() || f.reference.is_some());
+    if selection_failed || target.select.instance_filters().is_some() {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = unstarted
+        .iter()
+        .map(|s| s.volume_id.clone())
+        .chain(failures.iter().map(|f| f.volume_id.clone()))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Hands the rest of the run to the next link when the chain allows it, with the send rates
@@ -62,9 +106,8 @@ pub async fn hand_off(
         ),
         Some(chain) if chain.link < opts.max_links => {
             let next = chain.link + 1;
-            let payload = next_event(target, run_key, next, rates)
-                .to_string()
-                .into_bytes();
+            let volumes = carry(target, &unstarted, &report.failures);
+            let payload = next_event(target, run_key, next, rates, volumes);
             match lambda::invoke_async(&clients.lambda, &chain.function_arn, payload).await {
                 Ok(()) => {
                     info!(
@@ -131,7 +174,14 @@ mod tests {
         )
         .unwrap();
         let rates = BTreeMap::from([("CreateSnapshot".to_string(), 31.5)]);
-        let ev = next_event(&t, "2026-11-26T05:00:00Z", 2, rates.clone());
+        let ev = next_event(
+            &t,
+            "2026-11-26T05:00:00Z",
+            2,
+            rates.clone(),
+            vec!["vol-0123456789abcdef0".into()],
+        );
+        let ev: serde_json::Value = serde_json::from_slice(&ev).unwrap();
         assert_eq!(ev["continuation"]["rates"]["CreateSnapshot"], 31.5);
         let (d, c) = doc::split_event(ev).unwrap();
         assert_eq!(
@@ -140,8 +190,79 @@ mod tests {
                 link: 2,
                 run_key: "2026-11-26T05:00:00Z".into(),
                 rates,
+                volumes: vec!["vol-0123456789abcdef0".into()],
             })
         );
         assert_eq!(doc::parse_value(d).unwrap(), doc::Document::Target(t));
+    }
+
+    fn target(select: &str) -> TargetDocument {
+        doc::parse_target(&format!(
+            r#"{{"ebssnap":1,"kind":"target","policy":"p","target":"t","select":{select}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn vols(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("vol-{i:017x}")).collect()
+    }
+
+    #[test]
+    fn the_remaining_volumes_ride_along_only_when_they_fit_the_event() {
+        let t = target(r#"{"volume_tags":{"Backup":"yes"}}"#);
+        let marker = |ev: Vec<u8>| {
+            assert!(ev.len() <= MAX_EVENT_BYTES, "{} bytes", ev.len());
+            doc::split_event(serde_json::from_slice(&ev).unwrap())
+                .unwrap()
+                .1
+                .unwrap()
+        };
+        let key = "2026-11-26T05:00:00Z";
+        // 10,000 volume ids (about 240 KB) fit; 11,000 do not, and the event goes without them.
+        let ten_k = vols(10_000);
+        assert_eq!(
+            marker(next_event(&t, key, 2, BTreeMap::new(), ten_k.clone())).volumes,
+            ten_k
+        );
+        let too_many = marker(next_event(&t, key, 2, BTreeMap::new(), vols(11_000)));
+        assert!(too_many.volumes.is_empty());
+        assert_eq!(too_many.run_key, key);
+    }
+
+    #[test]
+    fn a_failed_selection_or_instance_filters_carry_nothing() {
+        let sel = |v: &str| Selected {
+            volume_id: v.into(),
+            instance_id: None,
+            device: None,
+            size_gb: 8,
+            root: false,
+        };
+        let failed = |v: &str, reference: Option<&str>| Failure {
+            volume_id: v.into(),
+            instance_id: None,
+            device: None,
+            snapshot_id: None,
+            code: "X".into(),
+            message: String::new(),
+            retryable: true,
+            reference: reference.map(String::from),
+        };
+        let t = target(r#"{"volume_tags":{"Backup":"yes"}}"#);
+        let unstarted = [sel("vol-2"), sel("vol-1")];
+        // Unstarted and failed volumes, sorted, once each.
+        assert_eq!(
+            carry(
+                &t,
+                &unstarted,
+                &[failed("vol-3", None), failed("vol-1", None)]
+            ),
+            ["vol-1", "vol-2", "vol-3"]
+        );
+        let not_found = failed("vol-9", Some("select.volume_ids=vol-9"));
+        assert!(carry(&t, &unstarted, &[not_found]).is_empty());
+        assert!(carry(&t, &unstarted, &[failed("", Some("selection"))]).is_empty());
+        let filtered = target(r#"{"instance_filters":{"tag:Env":["prod"]}}"#);
+        assert!(carry(&filtered, &unstarted, &[]).is_empty());
     }
 }

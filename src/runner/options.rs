@@ -56,6 +56,8 @@ pub struct Chain {
     pub run_key: Option<String>,
     /// The send rates the previous link had reached, by operation (empty for link 1).
     pub rates: std::collections::BTreeMap<String, f64>,
+    /// The volumes the previous link left (empty: read the whole inventory).
+    pub volumes: Vec<String>,
 }
 
 impl RunOptions {
@@ -203,6 +205,7 @@ mod tests {
                 link: 2,
                 run_key: Some("2026-11-26T05:00:00Z".into()),
                 rates: [("CreateSnapshot".to_string(), 31.5)].into(),
+                volumes: vec![],
             }),
             ..RunOptions::default()
         };

@@ -9,17 +9,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::channel::mpsc::UnboundedSender;
 
 use crate::core::select::{self, Exclude, Inventory, Select, Selected};
+use crate::core::tags::{TagSet, is_ebssnap_key};
 
-/// Volumes ready to snapshot, with the instances and volumes they need.
+/// Volumes ready to snapshot, each with the tags of its snapshot. Compact: batches wait in the
+/// channel while creations are paced, so they hold no copy of the inventory beyond what
+/// crash-consistent sets need.
 pub(super) struct Batch {
-    pub selected: Vec<Selected>,
-    pub inv: Inventory,
+    pub items: Vec<(Selected, TagSet)>,
+    /// Crash-consistent sets only: the batch's instances and every volume attached to them,
+    /// with only their `ebssnap:` tags (a set needs attachments, devices and which volumes carry
+    /// such tags); empty otherwise.
+    pub sets: Inventory,
 }
+
+/// The tags of a volume's snapshot, from the inventory it was selected in.
+pub(super) type Tagger<'a> = dyn Fn(&Selected, &Inventory) -> TagSet + Send + Sync + 'a;
 
 pub(super) struct Dispatcher<'a> {
     sel: &'a Select,
     excl: Exclude,
     crash_consistent: bool,
+    tagger: &'a Tagger<'a>,
+    /// A continuing link's carried volumes: nothing else is handed on.
+    only: Option<BTreeSet<String>>,
     dispatched: BTreeSet<String>,
     tx: UnboundedSender<Batch>,
 }
@@ -29,21 +41,30 @@ impl<'a> Dispatcher<'a> {
         sel: &'a Select,
         excl: Exclude,
         crash_consistent: bool,
+        tagger: &'a Tagger<'a>,
         tx: UnboundedSender<Batch>,
     ) -> Self {
         Dispatcher {
             sel,
             excl,
             crash_consistent,
+            tagger,
+            only: None,
             dispatched: BTreeSet::new(),
             tx,
         }
     }
 
+    /// Hands on only these volumes (a continuing link's carried list), those still selected.
+    pub fn only(mut self, volumes: &[String]) -> Self {
+        self.only = Some(volumes.iter().cloned().collect());
+        self
+    }
+
     /// Hands on what `inv` newly settles (everything left, once `complete`). False once nobody
     /// takes batches any more (the run stopped): the reading can end.
     pub fn on_page(&mut self, inv: &Inventory, complete: bool) -> bool {
-        let ready = ready(
+        let mut ready = ready(
             self.sel,
             &self.excl,
             self.crash_consistent,
@@ -51,15 +72,27 @@ impl<'a> Dispatcher<'a> {
             complete,
             &self.dispatched,
         );
+        if let Some(only) = &self.only {
+            ready.retain(|s| only.contains(&s.volume_id));
+        }
         if ready.is_empty() {
             return !self.tx.is_closed();
         }
         self.dispatched
             .extend(ready.iter().map(|s| s.volume_id.clone()));
-        let batch = Batch {
-            inv: fragment(inv, &ready),
-            selected: ready,
+        let sets = if self.crash_consistent {
+            set_fragment(inv, &ready)
+        } else {
+            Inventory::default()
         };
+        let items = ready
+            .into_iter()
+            .map(|s| {
+                let tags = (self.tagger)(&s, inv);
+                (s, tags)
+            })
+            .collect();
+        let batch = Batch { items, sets };
         self.tx.unbounded_send(batch).is_ok()
     }
 }
@@ -108,24 +141,32 @@ fn ready(
     out
 }
 
-/// The part of `inv` that snapshots of `ready` need: their instances, and every described volume
-/// attached to those instances.
-fn fragment(inv: &Inventory, ready: &[Selected]) -> Inventory {
+/// What crash-consistent sets of `ready` need of `inv`: their instances and every described
+/// volume attached to those instances, keeping only `ebssnap:` tags.
+fn set_fragment(inv: &Inventory, ready: &[Selected]) -> Inventory {
     let mut out = Inventory::default();
+    let mut keep = |v: &select::Volume| {
+        let mut v = v.clone();
+        v.tags.retain(|k, _| is_ebssnap_key(k));
+        out.volumes.insert(v.id.clone(), v);
+    };
+    let mut instances = Vec::new();
     for s in ready {
         if let Some(v) = inv.volumes.get(&s.volume_id) {
-            out.volumes.insert(v.id.clone(), v.clone());
+            keep(v);
         }
         let Some(i) = s.instance_id.as_ref().and_then(|i| inv.instances.get(i)) else {
             continue;
         };
-        if out.instances.contains_key(&i.id) {
-            continue;
-        }
         for v in i.volumes.iter().filter_map(|v| inv.volumes.get(v)) {
-            out.volumes.insert(v.id.clone(), v.clone());
+            keep(v);
         }
-        out.instances.insert(i.id.clone(), i.clone());
+        instances.push(i);
+    }
+    for i in instances {
+        let mut i = i.clone();
+        i.tags.clear();
+        out.instances.insert(i.id.clone(), i);
     }
     out
 }
@@ -161,15 +202,19 @@ mod tests {
         }
     }
 
-    fn ids(v: &[Selected]) -> Vec<&str> {
-        v.iter().map(|s| s.volume_id.as_str()).collect()
+    fn ids(b: &Batch) -> Vec<&str> {
+        b.items.iter().map(|(s, _)| s.volume_id.as_str()).collect()
+    }
+
+    fn no_tags(_: &Selected, _: &Inventory) -> TagSet {
+        TagSet::default()
     }
 
     #[test]
     fn a_page_hands_on_what_it_settles_once_and_the_end_hands_on_the_rest() {
         let (tx, mut rx) = futures::channel::mpsc::unbounded();
         let sel = web();
-        let mut d = Dispatcher::new(&sel, Exclude::default(), false, tx);
+        let mut d = Dispatcher::new(&sel, Exclude::default(), false, &no_tags, tx);
         let mut inv = Inventory::default();
         inv.instances
             .insert("i-1".into(), instance("i-1", "web-1", &["vol-1", "vol-2"]));
@@ -180,8 +225,8 @@ mod tests {
             .insert("vol-9".into(), volume("vol-9", "i-9", "/dev/sdf"));
         assert!(d.on_page(&inv, false));
         let b = rx.try_recv().unwrap();
-        assert_eq!(ids(&b.selected), ["vol-1"]);
-        assert!(b.inv.instances.contains_key("i-1"));
+        assert_eq!(ids(&b), ["vol-1"]);
+        assert!(b.sets.instances.is_empty(), "no set, no inventory carried");
         // The same page again hands on nothing new.
         assert!(d.on_page(&inv, false));
         assert!(rx.try_recv().is_err());
@@ -191,7 +236,7 @@ mod tests {
             .insert("i-9".into(), instance("i-9", "db-9", &["vol-9"]));
         assert!(d.on_page(&inv, true));
         // vol-9's instance is not a web instance: never selected.
-        assert_eq!(ids(&rx.try_recv().unwrap().selected), ["vol-2"]);
+        assert_eq!(ids(&rx.try_recv().unwrap()), ["vol-2"]);
         drop(rx);
         inv.volumes
             .insert("vol-3".into(), volume("vol-3", "i-1", "/dev/sdg"));
@@ -202,7 +247,7 @@ mod tests {
     fn a_crash_consistent_set_waits_for_every_attached_volume_and_the_filters() {
         let (tx, mut rx) = futures::channel::mpsc::unbounded();
         let sel = web();
-        let mut d = Dispatcher::new(&sel, Exclude::default(), true, tx);
+        let mut d = Dispatcher::new(&sel, Exclude::default(), true, &no_tags, tx);
         let mut inv = Inventory::default();
         inv.instances
             .insert("i-1".into(), instance("i-1", "web-1", &["vol-1", "vol-2"]));
@@ -217,8 +262,12 @@ mod tests {
             .insert("vol-2".into(), volume("vol-2", "i-1", "/dev/sdf"));
         assert!(d.on_page(&inv, false));
         let b = rx.try_recv().unwrap();
-        assert_eq!(ids(&b.selected), ["vol-1", "vol-2"]);
-        assert_eq!(b.inv.volumes.len(), 2);
+        assert_eq!(ids(&b), ["vol-1", "vol-2"]);
+        assert_eq!(b.sets.volumes.len(), 2);
+        assert!(
+            b.sets.instances["i-1"].tags.is_empty(),
+            "a set needs no tags"
+        );
 
         let filtered = Select {
             instance_filters: Some(BTreeMap::from([(
@@ -228,13 +277,13 @@ mod tests {
             ..web()
         };
         let (tx, mut rx) = futures::channel::mpsc::unbounded();
-        let mut d = Dispatcher::new(&filtered, Exclude::default(), true, tx);
+        let mut d = Dispatcher::new(&filtered, Exclude::default(), true, &no_tags, tx);
         assert!(d.on_page(&inv, false));
         assert!(
             rx.try_recv().is_err(),
             "a filter call may still add volumes"
         );
         assert!(d.on_page(&inv, true));
-        assert_eq!(rx.try_recv().unwrap().selected.len(), 2);
+        assert_eq!(rx.try_recv().unwrap().items.len(), 2);
     }
 }

@@ -78,6 +78,8 @@ struct Ctx<'a> {
     /// The tags of each volume's snapshot, built when its batch of the inventory arrived (the
     /// inventory itself is not kept while creations run).
     tags: Mutex<BTreeMap<String, tags::TagSet>>,
+    /// What preparing the batches found beside the jobs.
+    side: Mutex<Side>,
     /// Jobs handed to the current wave so far (progress).
     queued: AtomicUsize,
     /// One pacer per EC2 API (each has its own bucket).
@@ -87,49 +89,58 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The tags of `s`'s snapshot (volume and instance tags copied as the policy says).
-    fn tag_set(&self, s: &Selected, inv: &Inventory) -> tags::TagSet {
-        let settings = self.policy.tag_settings();
-        let id = Identity {
-            policy: &self.policy.policy,
-            target: &self.target.target,
-            run_key: self.run_key,
-            volume_id: &s.volume_id,
-        };
-        let vol_tags = inv.volumes.get(&s.volume_id).map(|v| &v.tags);
-        let inst_tags = s
-            .instance_id
-            .as_ref()
-            .and_then(|i| inv.instances.get(i))
-            .map(|i| &i.tags);
-        tags::merge(
-            &id,
-            &settings.extra,
-            vol_tags.filter(|_| settings.copy_volume_tags),
-            inst_tags.filter(|_| settings.copy_instance_tags),
-        )
-    }
-
     /// Turns a batch of the inventory into jobs: volumes this run already snapshotted are
-    /// skipped (into `already`), the rest planned as volumes or sets with their tags built.
-    fn prepare(
-        &self,
-        batch: pipeline::Batch,
-        done: &BTreeSet<String>,
-        already: &mut Vec<Skipped>,
-    ) -> Vec<Job> {
-        let (skip, to_create): (Vec<Selected>, Vec<Selected>) = batch
-            .selected
-            .into_iter()
-            .partition(|s| done.contains(&s.volume_id));
-        already.extend(skip.into_iter().map(|s| already_done(s, self.run_key)));
+    /// skipped, the rest planned as volumes or sets, their tags kept until they are created.
+    /// In a link that carries its volumes, what is done is looked up per batch (one filtered
+    /// `DescribeSnapshots` per 197 volumes) instead of listing the whole run first; a failed
+    /// look-up fails the batch's volumes (the next link or run retries them).
+    async fn prepare(&self, batch: pipeline::Batch, done: &Done) -> Vec<Job> {
+        let looked_up;
+        let done = match done {
+            Done::Listed(d) => d,
+            Done::PerBatch => {
+                let ids: Vec<String> = batch
+                    .items
+                    .iter()
+                    .map(|(s, _)| s.volume_id.clone())
+                    .collect();
+                match ec2::find_run_snapshots(
+                    &self.clients.ec2,
+                    &self.policy.policy,
+                    &self.target.target,
+                    self.run_key,
+                    &ids,
+                )
+                .await
+                {
+                    Ok(found) => {
+                        looked_up = found.iter().map(ManagedSnapshot::volume).collect();
+                        &looked_up
+                    }
+                    Err(e) => {
+                        warn!(code = %e.code, message = %e.message, "looking up what the run already snapshotted failed");
+                        lock(&self.side)
+                            .failures
+                            .extend(batch.items.iter().map(|(s, _)| failure(s, &e)));
+                        return Vec::new();
+                    }
+                }
+            }
+        };
+        let mut to_create = Vec::new();
         {
-            let mut tags = self.tags.lock().unwrap_or_else(|p| p.into_inner());
-            for s in &to_create {
-                tags.insert(s.volume_id.clone(), self.tag_set(s, &batch.inv));
+            let mut side = lock(&self.side);
+            let mut tags = lock(&self.tags);
+            for (s, set) in batch.items {
+                if done.contains(&s.volume_id) {
+                    side.already.push(already_done(s, self.run_key));
+                } else {
+                    tags.insert(s.volume_id.clone(), set);
+                    to_create.push(s);
+                }
             }
         }
-        let jobs = plan_jobs(to_create, &batch.inv, self.policy.crash_consistent());
+        let jobs = plan_jobs(to_create, &batch.sets, self.policy.crash_consistent());
         self.queued.fetch_add(jobs.len(), Ordering::Relaxed);
         jobs
     }
@@ -141,7 +152,15 @@ impl Ctx<'_> {
             .unwrap_or_else(|p| p.into_inner())
             .get(&s.volume_id)
             .cloned()
-            .unwrap_or_else(|| self.tag_set(s, &Inventory::default()));
+            .unwrap_or_else(|| {
+                snapshot_tags(
+                    self.policy,
+                    self.target,
+                    self.run_key,
+                    s,
+                    &Inventory::default(),
+                )
+            });
         let desc = description(&self.policy.policy, &self.target.target, s);
         let id = paced(
             &self.pace_single,
@@ -349,6 +368,13 @@ impl Ctx<'_> {
 }
 
 impl Ctx<'_> {
+    /// Moves what preparing the batches found into the report.
+    fn side_into(&self, report: &mut Report) {
+        let side = std::mem::take(&mut *lock(&self.side));
+        report.skipped.extend(side.already);
+        report.failures.extend(side.failures);
+    }
+
     /// Sends `jobs` (up to `concurrency` at once) and records their outcomes; returns the
     /// ambiguous ones.
     async fn wave(
@@ -368,6 +394,19 @@ impl Ctx<'_> {
             self.opts
                 .tick("snapshots", n, self.queued.load(Ordering::Relaxed).max(n));
             report.tags_dropped.extend(dropped);
+            // A volume's tags are kept only while it may still be sent.
+            let finished: Vec<&str> = match &result {
+                JobResult::Created(c) => c.iter().map(|c| c.volume_id.as_str()).collect(),
+                JobResult::Failed(f) => f.iter().map(|f| f.volume_id.as_str()).collect(),
+                JobResult::Unstarted(s) => s.iter().map(|s| s.volume_id.as_str()).collect(),
+                JobResult::Ambiguous(..) => Vec::new(),
+            };
+            {
+                let mut tags = lock(&self.tags);
+                for v in finished {
+                    tags.remove(v);
+                }
+            }
             match result {
                 JobResult::Created(c) => report.created.extend(c),
                 JobResult::Failed(f) => report.failures.extend(f),
@@ -384,6 +423,53 @@ fn already_done(s: Selected, run_key: &str) -> Skipped {
         volume_id: s.volume_id,
         reason: format!("already snapshotted in run {run_key}"),
     }
+}
+
+/// What is known of the run's snapshots before creating: the run's whole listing, or nothing yet
+/// (a link that carries its volumes looks them up batch by batch).
+enum Done {
+    Listed(BTreeSet<String>),
+    PerBatch,
+}
+
+/// Volumes skipped as done, and volumes whose look-up failed.
+#[derive(Default)]
+struct Side {
+    already: Vec<Skipped>,
+    failures: Vec<Failure>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The tags of `s`'s snapshot (volume and instance tags copied as the policy says).
+fn snapshot_tags(
+    policy: &PolicyDocument,
+    target: &TargetDocument,
+    run_key: &str,
+    s: &Selected,
+    inv: &Inventory,
+) -> tags::TagSet {
+    let settings = policy.tag_settings();
+    let id = Identity {
+        policy: &policy.policy,
+        target: &target.target,
+        run_key,
+        volume_id: &s.volume_id,
+    };
+    let vol_tags = inv.volumes.get(&s.volume_id).map(|v| &v.tags);
+    let inst_tags = s
+        .instance_id
+        .as_ref()
+        .and_then(|i| inv.instances.get(i))
+        .map(|i| &i.tags);
+    tags::merge(
+        &id,
+        &settings.extra,
+        vol_tags.filter(|_| settings.copy_volume_tags),
+        inst_tags.filter(|_| settings.copy_instance_tags),
+    )
 }
 
 /// The volumes a job snapshots.
@@ -608,6 +694,66 @@ fn selection_failures(target: &TargetDocument, inv: &Inventory, selected: usize)
     out
 }
 
+/// What reading the inventory decided beside the creations.
+struct Outcome {
+    /// How many volumes the target selects (in a link that carries the run's remaining volumes:
+    /// how many of those it still selects).
+    selected: usize,
+    /// The selection's own failures (`NotFound`, `EmptySelection`).
+    failures: Vec<Failure>,
+    /// Carried volumes the target no longer selects, or that no longer exist.
+    vanished: Vec<Skipped>,
+}
+
+/// The volumes a continuing link carries from the previous one, when it may read only those: its
+/// target's selection is decided from each volume and its instance, which `instance_filters` is
+/// not (EC2 evaluates those over the whole account), so such a target reads everything.
+fn carried_volumes<'o>(opts: &'o RunOptions, target: &TargetDocument) -> Option<&'o [String]> {
+    opts.chain
+        .as_ref()
+        .filter(|c| c.link > 1 && !c.volumes.is_empty())
+        .filter(|_| target.select.instance_filters().is_none())
+        .map(|c| c.volumes.as_slice())
+}
+
+/// A carried link's outcome: the carried volumes the target still selects are its selection (no
+/// selection failure: the first link decided those on the whole inventory); the others are
+/// reported, never silently dropped.
+fn carried_outcome(carried: &[String], selected: &[Selected], inv: &Inventory) -> Outcome {
+    let chosen: BTreeSet<&str> = selected.iter().map(|s| s.volume_id.as_str()).collect();
+    let vanished: Vec<Skipped> = carried
+        .iter()
+        .filter(|v| !chosen.contains(v.as_str()))
+        .map(|v| {
+            let why = if inv.volumes.contains_key(v) {
+                "the target no longer selects it (its tags, attachment or instance changed since the run began, or an exclusion now applies)"
+            } else {
+                "it no longer exists (deleted since the run began)"
+            };
+            Skipped {
+                volume_id: v.clone(),
+                reason: format!("not snapshotted: {why}"),
+            }
+        })
+        .collect();
+    warn_vanished(&vanished);
+    Outcome {
+        selected: carried.len() - vanished.len(),
+        failures: Vec::new(),
+        vanished,
+    }
+}
+
+fn warn_vanished(vanished: &[Skipped]) {
+    if !vanished.is_empty() {
+        warn!(
+            count = vanished.len(),
+            first = %vanished[0].volume_id,
+            "carried volumes no longer selected or gone: reported as skipped"
+        );
+    }
+}
+
 /// What a link that did not finish its creations hands to the next one.
 struct HandOff {
     unstarted: Vec<Selected>,
@@ -628,38 +774,48 @@ async fn create(
     opts: &RunOptions,
     run_key: &str,
     continuing: bool,
+    carried: bool,
     batches: futures::channel::mpsc::UnboundedReceiver<pipeline::Batch>,
     report: &mut Report,
 ) -> Result<Option<HandOff>, Error> {
+    // Idempotency: Scheduler delivers at least once and retries, so what the run already
+    // snapshotted is skipped. A link that carries its volumes looks that up per batch and here
+    // only checks that the run exists.
     let phase = Instant::now();
-    let existing = ec2::list_managed_snapshots(
-        &clients.ec2,
-        &policy.policy,
-        Some(&target.target),
-        Some(run_key),
-    )
-    .await?;
+    let (done, run_has_snapshots) = if carried {
+        let exists =
+            ec2::run_has_snapshot(&clients.ec2, &policy.policy, &target.target, run_key).await?;
+        (Done::PerBatch, exists)
+    } else {
+        let existing = ec2::list_managed_snapshots(
+            &clients.ec2,
+            &policy.policy,
+            Some(&target.target),
+            Some(run_key),
+        )
+        .await?;
+        let done: BTreeSet<String> = existing
+            .iter()
+            .filter(|s| s.tag(TAG_RUN) == Some(run_key))
+            .map(ManagedSnapshot::volume)
+            .collect();
+        let any = !done.is_empty();
+        (Done::Listed(done), any)
+    };
     info!(
-        snapshots = existing.len(),
+        listed = matches!(done, Done::Listed(_)),
+        run_has_snapshots,
         ms = elapsed_ms(phase),
         "read the run's snapshots"
     );
     // A continuation's run key must be a run this target started: its first link creates before
     // it hands on, so a real continuation finds snapshots carrying the key.
-    if continuing && existing.is_empty() {
+    if continuing && !run_has_snapshots {
         return Err(Error::Rejected(format!(
             "the continuation's run key {run_key:?} is not a run of target {}/{}: no snapshot carries it",
             policy.policy, target.target
         )));
     }
-    // Idempotency: Scheduler delivers at least once and retries.
-    let done: BTreeSet<String> = existing
-        .iter()
-        .filter(|s| s.tag(TAG_RUN) == Some(run_key))
-        .map(ManagedSnapshot::volume)
-        .collect();
-    drop(existing);
-    let run_has_snapshots = !done.is_empty();
     let ctx = Ctx {
         clients,
         policy,
@@ -667,6 +823,7 @@ async fn create(
         run_key,
         opts,
         tags: Mutex::default(),
+        side: Mutex::default(),
         queued: AtomicUsize::new(0),
         pace_single: Pacer::for_link(
             "CreateSnapshot",
@@ -680,33 +837,29 @@ async fn create(
         ),
         ambiguous: Tally::default(),
     };
-    let mut already = Vec::new();
     if opts.dry_run {
         let mut batches = batches;
         while let Some(b) = batches.next().await {
-            let (skip, to_create): (Vec<Selected>, Vec<Selected>) = b
-                .selected
-                .into_iter()
-                .partition(|s| done.contains(&s.volume_id));
-            report
-                .skipped
-                .extend(skip.into_iter().map(|s| already_done(s, run_key)));
+            let jobs = ctx.prepare(b, &done).await;
             report
                 .created
-                .extend(to_create.into_iter().map(|s| Created {
+                .extend(jobs.iter().flat_map(job_volumes).map(|s| Created {
                     snapshot_id: None,
-                    volume_id: s.volume_id,
-                    instance_id: s.instance_id,
-                    device: s.device,
+                    volume_id: s.volume_id.clone(),
+                    instance_id: s.instance_id.clone(),
+                    device: s.device.clone(),
                 }));
         }
+        ctx.side_into(report);
         return Ok(None);
     }
     let phase = Instant::now();
     let mut unstarted = Vec::new();
-    let first = batches.flat_map(|b| futures::stream::iter(ctx.prepare(b, &done, &mut already)));
+    let first = batches
+        .then(|b| ctx.prepare(b, &done))
+        .flat_map(futures::stream::iter);
     let mut ambiguous = ctx.wave(first, report, &mut unstarted).await;
-    report.skipped.append(&mut already);
+    ctx.side_into(report);
     for wave in 1.. {
         if ambiguous.is_empty() {
             break;
@@ -773,32 +926,60 @@ async fn run_target_in_span(
     // (retention days x volumes, pages of DescribeSnapshots) is read after the creations, by the
     // link that prunes.
     let continuing = opts.chain.as_ref().is_some_and(|c| c.link > 1);
+    let carried = carried_volumes(opts, target);
     let (tx, rx) = futures::channel::mpsc::unbounded::<pipeline::Batch>();
+    let tagger = |s: &Selected, inv: &Inventory| snapshot_tags(policy, target, &run_key, s, inv);
     let read = async {
         let mut dispatcher = pipeline::Dispatcher::new(
             &target.select,
             target.exclude(),
             policy.crash_consistent(),
+            &tagger,
             tx,
         );
+        if let Some(carried) = carried {
+            dispatcher = dispatcher.only(carried);
+        }
         let mut sink = |inv: &Inventory, complete: bool| dispatcher.on_page(inv, complete);
         let phase = Instant::now();
-        let inv = ec2::read_inventory(
-            &clients.ec2,
-            &clients.autoscaling,
-            &target.select,
-            Some(&mut sink),
-        )
-        .await?;
+        let inv = match carried {
+            Some(carried) => {
+                ec2::read_listed_volumes(
+                    &clients.ec2,
+                    &clients.autoscaling,
+                    &target.select,
+                    carried,
+                    policy.crash_consistent(),
+                    Some(&mut sink),
+                )
+                .await?
+            }
+            None => {
+                ec2::read_inventory(
+                    &clients.ec2,
+                    &clients.autoscaling,
+                    &target.select,
+                    Some(&mut sink),
+                )
+                .await?
+            }
+        };
         info!(
             instances = inv.instances.len(),
             volumes = inv.volumes.len(),
+            carried = carried.map(<[String]>::len),
             ms = elapsed_ms(phase),
             "read the inventory"
         );
-        let selected = select::select(&target.select, &target.exclude(), &inv).len();
-        let failures = selection_failures(target, &inv, selected);
-        Ok::<_, Error>((selected, failures))
+        let selected = select::select(&target.select, &target.exclude(), &inv);
+        Ok::<_, Error>(match carried {
+            Some(carried) => carried_outcome(carried, &selected, &inv),
+            None => Outcome {
+                failures: selection_failures(target, &inv, selected.len()),
+                selected: selected.len(),
+                vanished: Vec::new(),
+            },
+        })
     };
     let create = create(
         clients,
@@ -807,13 +988,18 @@ async fn run_target_in_span(
         opts,
         &run_key,
         continuing,
+        carried.is_some(),
         rx,
         &mut report,
     );
     let (read, created) = futures::join!(read, create);
     // A rejected continuation stops the reading: its error comes first.
     let hand_off = created?;
-    let (selected, failures) = read.inspect_err(|e| {
+    let Outcome {
+        selected,
+        failures,
+        vanished,
+    } = read.inspect_err(|e| {
         warn!(
             created = report.created.len(),
             "the inventory could not be read to its end: {e}; the snapshots created so far stay and the run's next delivery skips them"
@@ -821,6 +1007,7 @@ async fn run_target_in_span(
     })?;
     report.volumes_selected = selected;
     report.failures.extend(failures);
+    report.skipped.extend(vanished);
     if let Some(HandOff {
         unstarted,
         rates,

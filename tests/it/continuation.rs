@@ -161,7 +161,9 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
             if body.contains("Action=CreateSnapshot&") {
                 std::thread::sleep(Duration::from_millis(300));
             }
-            if body.contains("Action=DescribeSnapshots&") {
+            if body.contains("Action=DescribeSnapshots&")
+                || body.contains("Action=DescribeVolumes&")
+            {
                 seen.lock().unwrap().push(body.to_string());
             }
             Action::Forward
@@ -183,15 +185,51 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
             .iter()
             .all(|(_, _, r)| r["kept"] == 0 && r["deleted"] == json!([]))
     );
-    // Every link reads only this run's snapshots (the run-key filter) to know what is done; the
-    // target's whole history is read once, by the link that prunes, after its creations: it
-    // keeps yesterday's 30 and today's 30, each counted once.
-    let listings = listings.lock().unwrap().clone();
+    let (volume_reads, listings): (Vec<String>, Vec<String>) = listings
+        .lock()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|b| b.contains("Action=DescribeVolumes&"));
+    // Only the first link reads the inventory by the selector (`tag:Backup`); each later link
+    // reads the volumes the previous one carried in its marker, by id.
+    let by_tag = volume_reads
+        .iter()
+        .filter(|b| b.contains("tag%3ABackup"))
+        .count();
+    assert_eq!(by_tag, 1, "{volume_reads:#?}");
+    assert!(
+        volume_reads
+            .iter()
+            .filter(|b| !b.contains("tag%3ABackup"))
+            .all(|b| b.contains("volume-id")),
+        "{volume_reads:#?}"
+    );
+    // The first link lists this run's snapshots (the run-key filter) to know what is done; a
+    // later link, carrying its volumes, checks that the run exists (one page of at most 5) and
+    // looks up only its carried volumes (`volume-id`). The target's whole history is read once,
+    // by the link that prunes, after its creations: it keeps yesterday's 30 and today's 30, each
+    // counted once.
+    let later = answers.len() - 1;
+    let count = |f: &dyn Fn(&String) -> bool| listings.iter().filter(|b| f(b)).count();
+    assert_eq!(
+        count(&|b| b.contains("MaxResults=5&")),
+        later,
+        "{listings:#?}"
+    );
+    assert_eq!(count(&|b| b.contains("volume-id")), later, "{listings:#?}");
+    assert_eq!(
+        count(&|b| b.contains("ebssnap%3Arun")
+            && b.contains("MaxResults=1000&")
+            && !b.contains("volume-id")),
+        1,
+        "{listings:#?}"
+    );
     let by_run = listings
         .iter()
         .filter(|b| b.contains("ebssnap%3Arun"))
         .count();
-    assert_eq!(by_run, answers.len(), "{listings:#?}");
+    assert_eq!(by_run, 1 + 2 * later, "{listings:#?}");
     assert_eq!(listings.len() - by_run, 1, "{listings:#?}");
     assert_eq!(last["kept"], 60, "{last}");
     let counts = per_volume(&m).await;
@@ -209,6 +247,9 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
         assert_eq!(c["link"], i as u64 + 2, "{c}");
         let rate = c["rates"]["CreateSnapshot"].as_f64().unwrap_or_default();
         assert!(rate > 0.0, "{c}");
+        // The volumes left ride along: none of them was snapshotted before this link.
+        let carried = c["volumes"].as_array().map(Vec::len).unwrap_or_default();
+        assert!(carried > 0 && carried < 30, "{c}");
     }
     assert!(
         receiver.received().is_empty(),
@@ -466,5 +507,112 @@ async fn creations_start_before_the_last_page_of_instances_is_read() {
     );
     let counts = per_volume(&m).await;
     assert_eq!(counts.len(), 15);
+    assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
+}
+
+/// A continuing link that carries the run's remaining volumes in its marker reads only those
+/// (by id, and their instances by id), snapshots those its target still selects, and reports the
+/// others: one deleted since the run began, and one the target does not select (a stale or
+/// forged list only narrows what a link does).
+#[tokio::test]
+async fn a_link_carrying_its_volumes_reads_only_those_and_reports_the_vanished() {
+    let m = moto!();
+    let c = m.clients().await;
+    let mut web = Vec::new();
+    for i in 0..3 {
+        web.push(
+            fleet::instance(&c, &[("Name", &format!("web-{i}"))])
+                .await
+                .1,
+        );
+    }
+    let (_, db) = fleet::instance(&c, &[("Name", "db-1")]).await;
+    let gone = fleet::volume(&c, &[]).await;
+    c.ec2
+        .delete_volume()
+        .volume_id(&gone)
+        .send()
+        .await
+        .expect("DeleteVolume");
+    // The run began: the first web volume has its snapshot of the run.
+    fleet::manual_snapshot(
+        &c,
+        &web[0],
+        &[
+            ("ebssnap:policy", "std"),
+            ("ebssnap:target", "web"),
+            ("ebssnap:run", RUN.as_str()),
+            ("ebssnap:volume", web[0].as_str()),
+        ],
+    )
+    .await;
+    let calls = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = calls.clone();
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            seen.lock().unwrap().push(body.to_string());
+            Action::Forward
+        }),
+    );
+    let pc = crate::moto::clients_at(&proxy.endpoint()).await;
+    let mut carried = vec![web[1].clone(), web[2].clone(), gone.clone(), db.clone()];
+    carried.sort();
+    let opts = ebssnap::runner::RunOptions {
+        chain: Some(ebssnap::runner::Chain {
+            function_arn: FUNCTION_ARN.into(),
+            link: 2,
+            run_key: Some(RUN.to_string()),
+            rates: Default::default(),
+            volumes: carried,
+        }),
+        ..Default::default()
+    };
+    let pol = docs::policy("std", 7, 1);
+    let tgt = docs::target("std", "web", json!({"instance_names": ["web-*"]}));
+    let r = ebssnap::runner::run_target(&pc, &docs::p(&pol), &docs::t(&tgt), &opts)
+        .await
+        .unwrap();
+    assert!(r.failures.is_empty(), "{:?}", r.failures);
+    let created: Vec<&str> = r.created.iter().map(|c| c.volume_id.as_str()).collect();
+    let mut want = vec![web[1].as_str(), web[2].as_str()];
+    want.sort();
+    assert_eq!(created, want);
+    assert_eq!(r.volumes_selected, 2);
+    let reason = |v: &str| {
+        r.skipped
+            .iter()
+            .find(|s| s.volume_id == v)
+            .map(|s| s.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        reason(&gone).contains("no longer exists"),
+        "{:?}",
+        r.skipped
+    );
+    assert!(reason(&db).contains("no longer selects"), "{:?}", r.skipped);
+    // No read by the selector: the volumes by id, their instances by id.
+    let calls = calls.lock().unwrap().clone();
+    let instance_reads: Vec<&String> = calls
+        .iter()
+        .filter(|b| b.contains("Action=DescribeInstances&"))
+        .collect();
+    assert!(!instance_reads.is_empty());
+    assert!(
+        instance_reads
+            .iter()
+            .all(|b| b.contains("instance-id") && !b.contains("tag%3AName")),
+        "{instance_reads:#?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|b| b.contains("Action=DescribeVolumes&"))
+            .all(|b| b.contains("volume-id")),
+        "{calls:#?}"
+    );
+    let counts = per_volume(&m).await;
+    assert_eq!(counts.len(), 3, "{counts:?}");
     assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
 }

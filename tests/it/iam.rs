@@ -98,6 +98,7 @@ async fn the_runner_calls_exactly_the_operations_its_iam_policy_allows() {
             link: 1,
             run_key: None,
             rates: Default::default(),
+            volumes: vec![],
         }),
         ..o("r3")
     };
