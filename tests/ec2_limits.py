@@ -12,8 +12,8 @@ Configuration (time-scaled so a run takes about a minute):
   EC2_LIMITS="CreateSnapshot=100:30,CreateSnapshots=100:30,DeleteSnapshot=100:30"  (burst:per-second)
   EC2_VOLUME_INTERVAL_S=15   (seconds between two accepted snapshots of one volume; 0 = off)
 
-The wrapper also indexes moto's exact `attachment.instance-id` and `instance-id` filters (moto
-scans every resource for every value), and pages as EC2 does: moto pages `DescribeInstances` by
+The wrapper also indexes moto's exact `attachment.instance-id`, `instance-id` and `volume-id`
+filters (moto scans every resource for every value), and pages as EC2 does: moto pages `DescribeInstances` by
 reservation (a 100-instance reservation counts as one result) and does not page
 `DescribeVolumes` or `DescribeSnapshots` at all, so at 10,000 volumes one page would hold them all;
 here `MaxResults` counts instances, volumes and snapshots, as in EC2.
@@ -113,14 +113,15 @@ class Model:
                     "per_volume": self.per_volume, "span": dict(self.span)}
 
 
-# moto filters `attachment.instance-id` and `instance-id` by matching every resource against every
-# value (O(resources x values)): at 10,000 volumes one filtered DescribeVolumes takes ~1.5 s of
-# CPU. EC2 answers these from an index; so does this model, for exact (wildcard-free) values.
+# moto filters `attachment.instance-id`, `instance-id` and `volume-id` by matching every resource
+# against every value (O(resources x values)): at 10,000 volumes one filtered DescribeVolumes takes
+# ~1.5 s of CPU. EC2 answers these from an index; so does this model, for exact (wildcard-free)
+# values (`volume-id` of volumes and of snapshots, too).
 import copy  # noqa: E402
 
 from moto.ec2.models.elastic_block_store import EBSBackend  # noqa: E402
 from moto.ec2.models.instances import InstanceBackend  # noqa: E402
-from moto.ec2.utils import filter_reservations  # noqa: E402
+from moto.ec2.utils import filter_reservations, generic_filter  # noqa: E402
 
 
 def exact(filters, name):
@@ -134,6 +135,11 @@ _describe_volumes = EBSBackend.describe_volumes
 
 
 def describe_volumes(self, volume_ids=None, filters=None):
+    by_id = exact(filters, "volume-id")
+    if by_id is not None and not volume_ids:
+        rest = {k: v for k, v in filters.items() if k != "volume-id"}
+        vols = [self.volumes[i] for i in sorted(by_id) if i in self.volumes]
+        return describe_volumes_of(vols, rest)
     ids = exact(filters, "attachment.instance-id")
     if ids is None:
         return _describe_volumes(self, volume_ids, filters)
@@ -142,7 +148,29 @@ def describe_volumes(self, volume_ids=None, filters=None):
     return [v for v in vols if v.attachment is not None and v.attachment.instance.id in ids]
 
 
+def describe_volumes_of(vols, rest):
+    ids = exact(rest, "attachment.instance-id")
+    if ids is not None:
+        rest = {k: v for k, v in rest.items() if k != "attachment.instance-id"}
+        vols = [v for v in vols if v.attachment is not None and v.attachment.instance.id in ids]
+    return generic_filter(rest, vols) if rest else vols
+
+
 EBSBackend.describe_volumes = describe_volumes
+
+_describe_snapshots = EBSBackend.describe_snapshots
+
+
+def describe_snapshots(self, snapshot_ids=None, filters=None):
+    by_volume = exact(filters, "volume-id")
+    if by_volume is None or snapshot_ids:
+        return _describe_snapshots(self, snapshot_ids, filters)
+    rest = {k: v for k, v in filters.items() if k != "volume-id"}
+    snaps = [s for s in self.snapshots.values() if s.volume.id in by_volume]
+    return generic_filter(rest, snaps) if rest else snaps
+
+
+EBSBackend.describe_snapshots = describe_snapshots
 
 _describe_instances = InstanceBackend.describe_instances
 
