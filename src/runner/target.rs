@@ -89,6 +89,18 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// This run's snapshots of `volume_ids` (one filtered listing per 197 volumes).
+    async fn find_run(&self, volume_ids: &[String]) -> Result<Vec<ManagedSnapshot>, AwsError> {
+        ec2::find_run_snapshots(
+            &self.clients.ec2,
+            &self.policy.policy,
+            &self.target.target,
+            self.run_key,
+            volume_ids,
+        )
+        .await
+    }
+
     /// Turns a batch of the inventory into jobs: volumes this run already snapshotted are
     /// skipped, the rest planned as volumes or sets, their tags kept until they are created.
     /// In a link that carries its volumes, what is done is looked up per batch (one filtered
@@ -104,15 +116,7 @@ impl Ctx<'_> {
                     .iter()
                     .map(|(s, _)| s.volume_id.clone())
                     .collect();
-                match ec2::find_run_snapshots(
-                    &self.clients.ec2,
-                    &self.policy.policy,
-                    &self.target.target,
-                    self.run_key,
-                    &ids,
-                )
-                .await
-                {
+                match self.find_run(&ids).await {
                     Ok(found) => {
                         looked_up = found.iter().map(ManagedSnapshot::volume).collect();
                         &looked_up
@@ -305,15 +309,7 @@ impl Ctx<'_> {
             return Vec::new();
         }
         let ids: Vec<String> = vols.iter().map(|s| s.volume_id.clone()).collect();
-        let listed = match ec2::find_run_snapshots(
-            &self.clients.ec2,
-            &self.policy.policy,
-            &self.target.target,
-            self.run_key,
-            &ids,
-        )
-        .await
-        {
+        let listed = match self.find_run(&ids).await {
             Ok(l) => l,
             Err(look) => {
                 self.ambiguous.looked_up(count, 0, 0);

@@ -472,7 +472,7 @@ async fn creations_start_before_the_last_page_of_instances_is_read() {
             seen.lock().unwrap().push(action.clone());
             if action == "DescribeInstances" {
                 std::thread::sleep(Duration::from_millis(200));
-                return Action::ForwardBody(body.replace("MaxResults=1000", "MaxResults=5"));
+                return Action::ForwardBody(body.replace("MaxResults=200", "MaxResults=5"));
             }
             Action::Forward
         }),
