@@ -105,14 +105,18 @@ fn instance_filter_calls(f: &BTreeMap<String, Vec<String>>, live: &[Filter]) -> 
 /// Returning `false` stops the reading.
 pub type PageSink<'s> = dyn FnMut(&Inventory, bool) -> bool + Send + 's;
 
+/// An instance's state name (`running`, `stopped`, ...), empty when EC2 gave none.
+fn instance_state(i: &aws_sdk_ec2::types::Instance) -> String {
+    i.state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string())
+        .unwrap_or_default()
+}
+
 fn instance_of(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     Some(Instance {
         id: i.instance_id()?.to_string(),
-        state: i
-            .state()
-            .and_then(|s| s.name())
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_default(),
+        state: instance_state(i),
         tags: tag_map(i.tags()),
         root_device: i.root_device_name().map(String::from),
         volumes: i
@@ -1116,11 +1120,7 @@ pub async fn describe_instance(
         .find_map(|i| {
             Some(InstanceFacts {
                 id: i.instance_id()?.to_string(),
-                state: i
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_string())
-                    .unwrap_or_default(),
+                state: instance_state(i),
                 zone: i
                     .placement()
                     .and_then(|p| p.availability_zone())
