@@ -9,6 +9,7 @@
 //! - [`chain`]: finishing a run across Lambda invocations near the deadline.
 //! - [`pipeline`]: which volumes a link can start snapshotting while the inventory is read.
 //! - [`exactly_once`]: creations whose answer was lost are looked up before they are sent again.
+//! - [`history`]: the target's history listed for pruning beside the creations of the link that prunes.
 //! - [`pace`]: pacing mutating EC2 calls to the account's budget (AIMD on throttles).
 //! - [`prune`]: executing a retention plan.
 //! - [`restore`]: restores, the restore volumes ebssnap made, and their cleanup.
@@ -26,6 +27,7 @@ pub mod copy;
 pub mod coverage;
 pub mod documents;
 mod exactly_once;
+mod history;
 mod notify;
 pub mod options;
 pub mod pace;

@@ -61,6 +61,11 @@ impl<'a> Dispatcher<'a> {
         self
     }
 
+    /// How many volumes were handed on so far.
+    pub fn dispatched(&self) -> usize {
+        self.dispatched.len()
+    }
+
     /// Hands on what `inv` newly settles (everything left, once `complete`). False once nobody
     /// takes batches any more (the run stopped): the reading can end.
     pub fn on_page(&mut self, inv: &Inventory, complete: bool) -> bool {

@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
+use futures::future::Either;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::chain;
 use super::exactly_once::{self, Tally};
+use super::history;
 use super::notify::finish;
 use super::options::{RunOptions, run_key};
 use super::pace::{NOT_STARTED, Pacer, Repeat, paced};
@@ -82,6 +84,8 @@ struct Ctx<'a> {
     side: Mutex<Side>,
     /// Jobs handed to the current wave so far (progress).
     queued: AtomicUsize,
+    /// Volumes handed on and finished (when to list the history beside the creations).
+    progress: &'a history::Progress,
     /// One pacer per EC2 API (each has its own bucket).
     pace_single: Pacer<'a>,
     pace_sets: Pacer<'a>,
@@ -107,6 +111,7 @@ impl Ctx<'_> {
     /// `DescribeSnapshots` per 197 volumes) instead of listing the whole run first; a failed
     /// look-up fails the batch's volumes (the next link or run retries them).
     async fn prepare(&self, batch: pipeline::Batch, done: &Done) -> Vec<Job> {
+        self.progress.started();
         let looked_up;
         let done = match done {
             Done::Listed(d) => d,
@@ -126,11 +131,13 @@ impl Ctx<'_> {
                         lock(&self.side)
                             .failures
                             .extend(batch.items.iter().map(|(s, _)| failure(s, &e)));
+                        self.progress.finished(batch.items.len());
                         return Vec::new();
                     }
                 }
             }
         };
+        let handed = batch.items.len();
         let mut to_create = Vec::new();
         {
             let mut side = lock(&self.side);
@@ -144,6 +151,7 @@ impl Ctx<'_> {
                 }
             }
         }
+        self.progress.finished(handed - to_create.len());
         let jobs = plan_jobs(to_create, &batch.sets, self.policy.crash_consistent());
         self.queued.fetch_add(jobs.len(), Ordering::Relaxed);
         jobs
@@ -404,8 +412,14 @@ impl Ctx<'_> {
                 }
             }
             match result {
-                JobResult::Created(c) => report.created.extend(c),
-                JobResult::Failed(f) => report.failures.extend(f),
+                JobResult::Created(c) => {
+                    self.progress.finished(c.len());
+                    report.created.extend(c)
+                }
+                JobResult::Failed(f) => {
+                    self.progress.finished(f.len());
+                    report.failures.extend(f)
+                }
                 JobResult::Unstarted(s) => unstarted.extend(s),
                 JobResult::Ambiguous(job, e) => ambiguous.push((job, e)),
             }
@@ -772,6 +786,7 @@ async fn create(
     continuing: bool,
     carried: bool,
     batches: futures::channel::mpsc::UnboundedReceiver<pipeline::Batch>,
+    progress: &history::Progress,
     report: &mut Report,
 ) -> Result<Option<HandOff>, Error> {
     // Idempotency: Scheduler delivers at least once and retries, so what the run already
@@ -821,6 +836,7 @@ async fn create(
         tags: Mutex::default(),
         side: Mutex::default(),
         queued: AtomicUsize::new(0),
+        progress,
         pace_single: Pacer::for_link(
             "CreateSnapshot",
             &clients.calls,
@@ -919,11 +935,13 @@ async fn run_target_in_span(
     // Pipelined (docs/design.md §5): the inventory is read page by page, and what each page
     // settles is snapshotted while later pages are read. Only this run's own snapshots (to skip
     // what is done) are listed first, beside the first page; the target's whole history
-    // (retention days x volumes, pages of DescribeSnapshots) is read after the creations, by the
-    // link that prunes.
+    // (retention days x volumes, pages of DescribeSnapshots) is read by the link that prunes,
+    // beside its creations once the inventory is read (history.rs).
     let continuing = opts.chain.as_ref().is_some_and(|c| c.link > 1);
     let carried = carried_volumes(opts, target);
     let (tx, rx) = futures::channel::mpsc::unbounded::<pipeline::Batch>();
+    let (read_done, inventory_read) = futures::channel::oneshot::channel::<()>();
+    let progress = history::Progress::default();
     let tagger = |s: &Selected, inv: &Inventory| snapshot_tags(policy, target, &run_key, s, inv);
     let read = async {
         let mut dispatcher = pipeline::Dispatcher::new(
@@ -960,6 +978,7 @@ async fn run_target_in_span(
                 .await?
             }
         };
+        let handed_on = dispatcher.dispatched();
         info!(
             instances = inv.instances.len(),
             volumes = inv.volumes.len(),
@@ -968,14 +987,18 @@ async fn run_target_in_span(
             "read the inventory"
         );
         let selected = select::select(&target.select, &target.exclude(), &inv);
-        Ok::<_, Error>(match carried {
+        let outcome = match carried {
             Some(carried) => carried_outcome(carried, &selected, &inv),
             None => Outcome {
                 failures: selection_failures(target, &inv, selected.len()),
                 selected: selected.len(),
                 vanished: Vec::new(),
             },
-        })
+        };
+        drop(inv);
+        progress.read(handed_on);
+        let _ = read_done.send(());
+        Ok::<_, Error>(outcome)
     };
     let create = create(
         clients,
@@ -986,9 +1009,30 @@ async fn run_target_in_span(
         continuing,
         carried.is_some(),
         rx,
+        &progress,
         &mut report,
     );
-    let (read, created) = futures::join!(read, create);
+    let history = history::list_beside_creations(
+        clients,
+        &policy.policy,
+        &target.target,
+        opts,
+        &progress,
+        inventory_read,
+    );
+    let history = std::pin::pin!(history);
+    let (read, created, history) = match futures::future::select(
+        std::pin::pin!(async { futures::join!(read, create) }),
+        history,
+    )
+    .await
+    {
+        Either::Left(((read, created), history)) => (read, created, Either::Left(history)),
+        Either::Right((listed, both)) => {
+            let (read, created) = both.await;
+            (read, created, Either::Right(listed))
+        }
+    };
     // A rejected continuation stops the reading: its error comes first.
     let hand_off = created?;
     let Outcome {
@@ -1029,9 +1073,18 @@ async fn run_target_in_span(
     }
     report.created.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
     let phase = Instant::now();
-    let existing =
-        ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
-            .await?;
+    let early = match history {
+        Either::Right(listed) => listed,
+        Either::Left(listing) if progress.listing() => listing.await,
+        Either::Left(_) => None,
+    };
+    let existing = match early {
+        Some(listed) => listed?,
+        None => {
+            ec2::list_managed_snapshots(&clients.ec2, &policy.policy, Some(&target.target), None)
+                .await?
+        }
+    };
     info!(
         snapshots = existing.len(),
         ms = elapsed_ms(phase),
@@ -1048,11 +1101,10 @@ async fn run_target_in_span(
         );
     }
 
-    // Prune. New snapshots join as pending: never deleted, never counted (a listing made after
-    // the creations may already hold some of them).
-    // The listing is read after the creations: what this link created counts as pending whatever
-    // state the listing shows (as it would had the history been read before them), so a run's
-    // own snapshots never push an older restore point out.
+    // Prune. New snapshots join as pending: never deleted, never counted. The listing was read
+    // beside or after the creations and may hold some of them: what this link created counts as
+    // pending whatever state the listing shows (as it would had the history been read before
+    // them), so a run's own snapshots never push an older restore point out.
     let made: BTreeSet<&str> = report
         .created
         .iter()

@@ -133,24 +133,7 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
     let receiver = Receiver::start(vec![]);
     let (vols, event) = fleet_and_event(&m, 30, &receiver).await;
     // The target's history: yesterday's run, through the CLI.
-    let yesterday = ebssnap(
-        &m.env(),
-        &[
-            "run",
-            "--policy",
-            "std",
-            "--target",
-            "web",
-            "--run-key",
-            docs::recent_fire(1).as_str(),
-            "--json",
-        ],
-    );
-    assert_eq!(yesterday.code, 0, "{}", yesterday.stderr);
-    assert_eq!(
-        yesterday.json()["created"].as_array().map(Vec::len),
-        Some(30)
-    );
+    run_yesterday(&m, 30);
     // EC2 at the pace of one CreateSnapshot per 300 ms (the proxy serves one request at a time);
     // the proxy also keeps the DescribeSnapshots requests.
     let listings = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -208,8 +191,8 @@ async fn a_run_that_needs_three_links_snapshots_every_volume_once() {
     // The first link lists this run's snapshots (the run-key filter) to know what is done; a
     // later link, carrying its volumes, checks that the run exists (one page of at most 5) and
     // looks up only its carried volumes (`volume-id`). The target's whole history is read once,
-    // by the link that prunes, after its creations: it keeps yesterday's 30 and today's 30, each
-    // counted once.
+    // by the link that prunes (links that hand off, too short to trust their pace, never start
+    // it): it keeps yesterday's 30 and today's 30, each counted once.
     let later = answers.len() - 1;
     let count = |f: &dyn Fn(&String) -> bool| listings.iter().filter(|b| f(b)).count();
     assert_eq!(
@@ -615,4 +598,114 @@ async fn a_link_carrying_its_volumes_reads_only_those_and_reports_the_vanished()
     let counts = per_volume(&m).await;
     assert_eq!(counts.len(), 3, "{counts:?}");
     assert!(counts.values().all(|n| *n == 1), "exactly once: {counts:?}");
+}
+
+/// A proxy that slows every `CreateSnapshot` by `delay` and keeps, in order, `create` for each
+/// creation and `history` for each listing of the target's whole history (no run-key filter).
+fn history_order_proxy(m: &Moto, delay: Duration) -> (Proxy, Arc<Mutex<Vec<&'static str>>>) {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    let proxy = Proxy::start(
+        m.port,
+        Box::new(move |_, _, body| {
+            if body.contains("Action=CreateSnapshot&") {
+                seen.lock().unwrap().push("create");
+                std::thread::sleep(delay);
+            } else if body.contains("Action=DescribeSnapshots&") && !body.contains("ebssnap%3Arun")
+            {
+                seen.lock().unwrap().push("history");
+            }
+            Action::Forward
+        }),
+    );
+    (proxy, order)
+}
+
+/// The history is listed once, before the last creation, and the prune counts yesterday's and
+/// today's restore points once each (today's whatever state the listing caught them in).
+fn assert_history_beside_creations(order: &[&str], report: &Value, n: usize) {
+    let history: Vec<usize> = (0..order.len())
+        .filter(|i| order[*i] == "history")
+        .collect();
+    let last_create = order.iter().rposition(|a| *a == "create").unwrap();
+    assert_eq!(history.len(), 1, "{order:?}");
+    assert!(
+        history[0] < last_create,
+        "the history is read beside the creations, not after them: {order:?}"
+    );
+    assert_eq!(
+        report["created"].as_array().map(Vec::len),
+        Some(n),
+        "{report}"
+    );
+    assert_eq!(report["kept"], 2 * n, "{report}");
+    assert_eq!(
+        report["deleted"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+}
+
+/// Yesterday's run of the fleet (the history), through the CLI straight to moto.
+fn run_yesterday(m: &Moto, n: usize) {
+    let out = ebssnap(
+        &m.env(),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "web",
+            "--run-key",
+            docs::recent_fire(1).as_str(),
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["created"].as_array().map(Vec::len), Some(n));
+}
+
+/// A run that cannot hand off (the CLI) lists the target's history as soon as its inventory is
+/// read, while its creations wait for EC2's pace, instead of after them.
+#[tokio::test]
+async fn the_cli_reads_the_history_beside_its_creations() {
+    let m = moto!();
+    let receiver = Receiver::start(vec![]);
+    let n = 20;
+    fleet_and_event(&m, n, &receiver).await;
+    run_yesterday(&m, n);
+    let (proxy, order) = history_order_proxy(&m, Duration::from_millis(150));
+    let out = ebssnap(
+        &m.env_at(&proxy.endpoint()),
+        &[
+            "run",
+            "--policy",
+            "std",
+            "--target",
+            "web",
+            "--run-key",
+            &RUN,
+            "--json",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let order = order.lock().unwrap().clone();
+    assert_history_beside_creations(&order, &out.json(), n);
+}
+
+/// A Lambda link that could hand off starts the listing once its creations' pace (20 volumes
+/// over 5 s) shows they end well before its deadline; it finishes and prunes in one link.
+#[tokio::test]
+async fn a_lambda_link_that_will_finish_reads_the_history_beside_its_creations() {
+    let m = moto!();
+    let receiver = Receiver::start(vec![]);
+    let n = 45;
+    let (_, event) = fleet_and_event(&m, n, &receiver).await;
+    run_yesterday(&m, n);
+    let (proxy, order) = history_order_proxy(&m, Duration::from_millis(150));
+    let (answers, invoked) = run_chain(&m, event, &proxy.endpoint(), 120_000, &[]);
+    assert_eq!(answers.len(), 1, "one link: {answers:?}");
+    assert!(invoked.is_empty());
+    let order = order.lock().unwrap().clone();
+    assert_history_beside_creations(&order, &answers[0].2, n);
 }
